@@ -1,0 +1,223 @@
+"""The ``station`` command line: a thin layer over the library, mirroring its functions.
+
+Every StationError becomes one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import click
+
+from . import config as config_mod
+from . import lifecycle, manifest
+from .errors import StationError
+from .store import Store
+
+
+class StationGroup(click.Group):
+    """A click group that turns the station's errors into one line and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StationError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+class Station:
+    """What every command needs: the configuration, and the store opened on first use."""
+
+    def __init__(self, data_dir: str | None) -> None:
+        self._data_dir = data_dir
+        self._config: config_mod.Config | None = None
+        self._store: Store | None = None
+
+    @property
+    def config(self) -> config_mod.Config:
+        if self._config is None:
+            self._config = config_mod.load(self._data_dir)
+        return self._config
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store.open(self.config.db_path)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+pass_station = click.make_pass_decorator(Station)
+
+
+@contextmanager
+def progress_bar(length: int, label: str) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on a terminal; nothing when stderr is a file or a pipe."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
+@click.group(cls=StationGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data-dir", envvar="STATION_DATA_DIR", type=click.Path(file_okay=False), default=None,
+              help="Where the database and station.json5 live [env STATION_DATA_DIR; default ./station-data].")
+@click.version_option(package_name="station")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: str | None) -> None:
+    """Station: claim IDs, labels and first-boot registration for a production line."""
+    station = Station(data_dir)
+    ctx.obj = station
+    ctx.call_on_close(station.close)
+
+
+# --- products ---------------------------------------------------------------------------------------------
+
+@cli.group(cls=StationGroup)
+def product() -> None:
+    """Products: the Ioto product token, name, model and claim ID settings."""
+
+
+@product.command("add")
+@click.option("--id", "product_id", required=True, help="The Ioto product token, e.g. 01H4R15D3478JD26YDYK408XE6.")
+@click.option("--name", required=True)
+@click.option("--model", required=True)
+@click.option("--description", default="", help="Goes into the device object's description.")
+@click.option("--bits", default=80, show_default=True, type=int, help="Claim ID size: a multiple of 5, at least 50.")
+@click.option("--no-check-symbol", is_flag=True, help="Print labels without the check symbol.")
+@click.option("--claim-url", default=None, help="QR payload template with {id}, e.g. https://example.com/claim/{id}.")
+@click.option("--layout", default=None, help="Label layout name from label_layouts/.")
+@pass_station
+def product_add(station: Station, product_id: str, name: str, model: str, description: str, bits: int,
+                no_check_symbol: bool, claim_url: str | None, layout: str | None) -> None:
+    """Add a product."""
+    p = station.store.add_product(product_id, name, model, description=description, bits=bits,
+                                  check_symbol=not no_check_symbol, claim_url=claim_url, layout=layout)
+    click.echo(f"added product {p.id} ({p.name}, {p.model}, {p.bits}-bit claim IDs)")
+
+
+@product.command("list")
+@pass_station
+def product_list(station: Station) -> None:
+    """List the products."""
+    rows = [
+        (p.id, p.name, p.model, str(p.bits), "yes" if p.check_symbol else "no", p.claim_url or "-",
+         p.layout or "-", "enabled" if p.enabled else "disabled")
+        for p in station.store.products()
+    ]
+    echo_table(("product", "name", "model", "bits", "check", "claim url", "layout", "status"), rows)
+
+
+def echo_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Aligned columns for people reading a terminal."""
+    if not rows:
+        click.echo("(none)")
+        return
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+# --- batches ----------------------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--product", "product_id", required=True, help="Product ID.")
+@click.option("--count", required=True, type=int, help="How many claim IDs to issue.")
+@click.option("--batch", "batch_name", default=None, help="Batch name [default: product and time].")
+@click.option("--csv", "csv_file", type=click.Path(dir_okay=False), default=None, help="Write a CSV manifest.")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False), default=None, help="Write a JSON manifest.")
+@click.option("--device-json", type=click.Path(file_okay=False), default=None,
+              help="Write <UCI>.json5 device files into this folder.")
+@pass_station
+def generate(station: Station, product_id: str, count: int, batch_name: str | None, csv_file: str | None,
+             json_file: str | None, device_json: str | None) -> None:
+    """Issue COUNT claim IDs in one batch, durably, and write the manifests."""
+    store = station.store
+    with progress_bar(count, "issuing") as update:
+        batch = store.generate_batch(product_id, count, name=batch_name, actor="cli", progress=update)
+    click.echo(f"issued {batch.count} claim IDs for {batch.product} in batch {batch.name}")
+    # Manifests are written from the database after the commit: only stored UCIs reach a file.
+    for path, fmt in ((csv_file, "csv"), (json_file, "json")):
+        if path:
+            manifest.write_file(store.devices(batch=batch.name), path, fmt)
+            click.echo(f"wrote {path}")
+    if device_json:
+        manifest.write_device_files(store.product(product_id), store.devices(batch=batch.name), device_json)
+        click.echo(f"wrote {batch.count} device files into {device_json}")
+
+
+# --- look-ups and corrections -----------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("code")
+@pass_station
+def show(station: Station, code: str) -> None:
+    """Show a device by any typed form of its claim code, with its history."""
+    device = station.store.find(code)
+    for key in ("display", "uci", "product", "batch", "state", "serial", "created", "updated"):
+        click.echo(f"{key + ':':9s}{getattr(device, key) or '-'}")
+    click.echo("events:")
+    for event in station.store.events(device.uci):
+        details = " ".join(f"{k}={v}" for k, v in event.details.items())
+        click.echo(f"  {event.time}  {event.kind:16s} {event.actor:9s} {details}".rstrip())
+
+
+@cli.command()
+@click.argument("code")
+@click.option("--reason", required=True, help="Why the device is voided.")
+@pass_station
+def void(station: Station, code: str, reason: str) -> None:
+    """Void a device: its claim ID is never used again."""
+    device = station.store.find(code)
+    device = station.store.void(device.uci, reason, actor="cli")
+    click.echo(f"voided {device.display}")
+
+
+@cli.command()
+@click.option("--product", default=None)
+@click.option("--batch", default=None)
+@click.option("--state", type=click.Choice(lifecycle.ALL_STATES), default=None)
+@click.option("--format", "fmt", type=click.Choice(manifest.FORMATS), default="csv", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="File to write [default: stdout].")
+@pass_station
+def export(station: Station, product: str | None, batch: str | None, state: str | None, fmt: str, out: str | None) -> None:
+    """Export devices as CSV or JSON."""
+    devices = station.store.devices(product=product, batch=batch, state=state)
+    if out:
+        count = manifest.write_file(devices, out, fmt)
+        click.echo(f"wrote {count} devices to {out}", err=True)
+    else:
+        manifest.write(devices, click.get_text_stream("stdout"), fmt)
+
+
+@cli.command()
+@pass_station
+def stats(station: Station) -> None:
+    """Device counts by product, batch and state."""
+    rows = [(r["product"], r["batch"] or "-", r["state"], str(r["devices"])) for r in station.store.stats()]
+    echo_table(("product", "batch", "state", "devices"), rows)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@pass_station
+def serve(station: Station, host: str, port: int) -> None:
+    """Run the station's HTTP service."""
+    station.store  # opens and migrates the database, so that a bad data directory fails here
+    raise click.ClickException("the HTTP service is not built yet (issue: the HTTP serialization service)")
+
+
+def main() -> None:
+    cli(prog_name="station")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Where the station keeps its data and how it is configured.
+
+The data directory (``--data-dir``, ``STATION_DATA_DIR``, default ``./station-data``) holds the database
+and ``station.json5``, the configuration file that production engineers edit. Sections are read by the
+parts that own them (printers by the label printers, slots by the rig, networks by the web service).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import json5
+
+from .errors import Invalid
+
+DEFAULT_DATA_DIR = "station-data"
+CONFIG_NAME = "station.json5"
+DB_NAME = "station.db"
+
+DEFAULTS: dict[str, Any] = {
+    # Fields of the device object that identify a unit, so that a repeated /ioto/serialize gets its UCI back.
+    "hardware_keys": ["serial", "mac", "hwid"],
+}
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The data directory from the flag, else the environment, else the default."""
+    return Path(data_dir or os.environ.get("STATION_DATA_DIR") or DEFAULT_DATA_DIR)
+
+
+@dataclass
+class Config:
+    """The station's configuration: defaults, overlaid by the data directory's station.json5."""
+
+    data_dir: Path
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / DB_NAME
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / CONFIG_NAME
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+
+def load(data_dir: str | os.PathLike[str] | None = None, create: bool = True) -> Config:
+    """Read the configuration, creating the data directory on first use."""
+    path = resolve_data_dir(data_dir)
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise Invalid(f"cannot create the data directory {path}: {exc.strerror}; choose another with --data-dir") from exc
+    values = dict(DEFAULTS)
+    config_file = path / CONFIG_NAME
+    if config_file.exists():
+        try:
+            loaded = json5.loads(config_file.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise Invalid(f"{config_file} is not valid JSON5 ({exc}); fix the file or move it away") from exc
+        if not isinstance(loaded, dict):
+            raise Invalid(f"{config_file} must hold an object of settings")
+        values.update(loaded)
+    return Config(path, values)

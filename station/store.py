@@ -1,0 +1,532 @@
+"""The station's SQLite store: schema and migrations, products, batches, devices and their append-only events.
+
+Every change of a device's state goes through ``_move``, which asks the life cycle for the new state and
+writes the event in the same transaction. A UCI is committed (``synchronous=FULL``) before any caller can
+hand it out. A ``Store`` owns one connection and is used from one thread at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import sqlite_utils
+
+from . import lifecycle, uci
+from .errors import Conflict, Invalid, NotFound, StationError, Unavailable
+
+APPLICATION_ID = 0x53544E31  # "STN1": marks the file as a station database
+CHUNK = 50_000  # UCIs per bulk INSERT: one JSON array bound once, sorted by SQLite for sequential B-tree inserts
+
+
+class NotAStationDatabase(StationError):
+    """The file is some other SQLite database, or no database at all."""
+
+
+class Ambiguous(Conflict):
+    """A typed code names more than one device."""
+
+
+def now() -> str:
+    """UTC time as stored: ISO 8601 with milliseconds, sortable as text."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Product:
+    id: str
+    name: str
+    model: str
+    description: str = ""
+    bits: int = uci.DEFAULT_BITS
+    check_symbol: bool = True
+    claim_url: str | None = None
+    layout: str | None = None
+    enabled: bool = True
+    created: str = ""
+
+    def display(self, code: str) -> str:
+        return uci.display(code, check=self.check_symbol)
+
+    def device_object(self, code: str, **extra: Any) -> dict[str, Any]:
+        """The device object of device.json5 for a unit of this product, with its UCI in ``id``."""
+        return {"product": self.id, "name": self.name, "description": self.description, "model": self.model, **extra, "id": code}
+
+
+@dataclass(frozen=True)
+class Device:
+    uci: str
+    product: str
+    state: str
+    created: str
+    updated: str
+    batch: str | None = None
+    serial: str | None = None
+    hwkey: str | None = None
+    display: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: int
+    name: str
+    product: str
+    count: int
+    created: str
+    actor: str
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    time: str
+    uci: str | None
+    batch: int | None
+    kind: str
+    actor: str
+    details: dict[str, Any]
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db["products"].create(
+        {"id": str, "name": str, "model": str, "description": str, "bits": int, "check_symbol": int,
+         "claim_url": str, "layout": str, "enabled": int, "created": str},
+        pk="id", not_null={"name", "model", "bits", "check_symbol", "enabled", "created"},
+        defaults={"description": "", "bits": uci.DEFAULT_BITS, "check_symbol": 1, "enabled": 1},
+    )
+    db["batches"].create(
+        {"id": int, "name": str, "product": str, "count": int, "created": str, "actor": str},
+        pk="id", not_null={"name", "product", "count", "created", "actor"}, foreign_keys=[("product", "products", "id")],
+    )
+    db["batches"].create_index(["name"], unique=True)
+    # A rowid table: rows append in issue order, so the batch index grows at its end; the UCI has its own
+    # unique index. Measured against a WITHOUT ROWID table keyed by UCI (bench notes in README).
+    db["devices"].create(
+        {"id": int, "uci": str, "product": str, "batch": int, "state": str, "serial": str, "hwkey": str,
+         "created": str, "updated": str},
+        pk="id", not_null={"uci", "product", "state", "created"},
+        foreign_keys=[("product", "products", "id"), ("batch", "batches", "id")],
+    )
+    db["devices"].create_index(["uci"], unique=True)
+    db["devices"].create_index(["batch"])
+    db.execute("CREATE UNIQUE INDEX idx_devices_serial ON devices(product, serial) WHERE serial IS NOT NULL")
+    db.execute("CREATE UNIQUE INDEX idx_devices_hwkey ON devices(product, hwkey) WHERE hwkey IS NOT NULL")
+    db["events"].create(
+        {"id": int, "time": str, "uci": str, "batch": int, "kind": str, "actor": str, "details": str},
+        pk="id", not_null={"time", "kind", "actor", "details"},
+    )
+    db["events"].create_index(["uci"])
+    for action in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER events_no_{action.lower()} BEFORE {action} ON events "
+            f"BEGIN SELECT RAISE(ABORT, 'events are append-only'); END"
+        )
+    db["idempotency"].create(
+        {"product": str, "key": str, "uci": str, "created": str}, pk=("product", "key"), not_null={"uci", "created"}
+    )
+    db["tokens"].create(
+        {"id": int, "name": str, "hash": str, "created": str, "last_used": str},
+        pk="id", not_null={"name", "hash", "created"},
+    )
+    db["tokens"].create_index(["name"], unique=True)
+    db["tokens"].create_index(["hash"], unique=True)
+    db["users"].create(
+        {"name": str, "role": str, "password_hash": str, "created": str},
+        pk="name", not_null={"role", "password_hash", "created"},
+    )
+
+
+# Each migration moves the schema one version up; they run in order inside one transaction.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _translate(exc: sqlite3.Error, path: Path) -> StationError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return Unavailable(
+            f"the station database {path} is locked by another process (another station command or "
+            f"`station serve`); wait for it to finish or stop it, then try again"
+        )
+    if "disk is full" in text or "database or disk is full" in text:
+        return Unavailable(f"the disk holding {path} is full: nothing was stored; free some space and try again")
+    if "not a database" in text or "malformed" in text:
+        return NotAStationDatabase(f"{path} is not a station database ({text}); point --data-dir at a station's data directory")
+    if "readonly" in text:
+        return Unavailable(f"the station database {path} is read-only; fix its permissions and try again")
+    if "unable to open" in text:
+        return Unavailable(f"cannot open the station database {path}; check the data directory and its permissions")
+    return StationError(f"database error on {path}: {text}")
+
+
+class Store:
+    """The station database. Open it with ``Store.open(path)``; close it when done."""
+
+    def __init__(self, path: str | Path, *, timeout: float = 5.0) -> None:
+        self.path = Path(path)
+        try:
+            conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        try:
+            self._prepare()
+        except sqlite3.Error as exc:
+            conn.close()
+            raise _translate(exc, self.path) from exc
+        except StationError:
+            conn.close()
+            raise
+
+    @classmethod
+    def open(cls, path: str | Path, *, timeout: float = 5.0) -> "Store":
+        return cls(path, timeout=timeout)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- schema -------------------------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        conn = self.conn
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if app_id != APPLICATION_ID and (app_id != 0 or tables):
+            raise NotAStationDatabase(
+                f"{self.path} is a SQLite database of another program; point --data-dir at a station's data directory"
+            )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA cache_size=-65536")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise NotAStationDatabase(
+                f"{self.path} has schema version {version}, newer than this station's {SCHEMA_VERSION}; upgrade station"
+            )
+        if version < SCHEMA_VERSION:
+            with self.transaction():
+                version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
+                for migrate in MIGRATIONS[version:]:
+                    migrate(self.db)
+                conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, translating SQLite errors into messages a user can act on."""
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise _translate(exc, self.path) from exc
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _query(self, sql: str, params: Any = ()) -> Iterator[dict[str, Any]]:
+        try:
+            yield from self.db.query(sql, params)
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    # --- events -------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _event(conn: sqlite3.Connection, kind: str, actor: str, details: dict[str, Any] | None = None,
+               code: str | None = None, batch: int | None = None, time: str | None = None) -> None:
+        conn.execute(
+            "INSERT INTO events(time, uci, batch, kind, actor, details) VALUES (?, ?, ?, ?, ?, ?)",
+            (time or now(), code, batch, kind, actor, json.dumps(details or {}, sort_keys=True)),
+        )
+
+    def record(self, code: str | None, kind: str, actor: str, details: dict[str, Any] | None = None) -> None:
+        """Append an event that changes no state (a refusal, a failed attempt, a repeated request)."""
+        with self.transaction() as conn:
+            self._event(conn, kind, actor, details, code=code)
+
+    def events(self, code: str) -> list[Event]:
+        """A device's history, with the event of the batch it was issued in."""
+        sql = (
+            "SELECT * FROM events WHERE uci = ? OR (uci IS NULL AND batch = "
+            "(SELECT batch FROM devices WHERE uci = ?)) ORDER BY id"
+        )
+        return [
+            Event(r["id"], r["time"], r["uci"], r["batch"], r["kind"], r["actor"], json.loads(r["details"]))
+            for r in self._query(sql, (code, code))
+        ]
+
+    # --- products -----------------------------------------------------------------------------------------
+
+    def add_product(self, product_id: str, name: str, model: str, *, description: str = "",
+                    bits: int = uci.DEFAULT_BITS, check_symbol: bool = True, claim_url: str | None = None,
+                    layout: str | None = None, actor: str = "cli") -> Product:
+        """Register a product; its size and claim URL are checked here, once, for every caller."""
+        product_id = (product_id or "").strip()
+        if not product_id or not product_id.isascii() or not product_id.replace("-", "").replace("_", "").isalnum() or len(product_id) > 64:
+            raise Invalid(
+                f"product ID {product_id!r} must be the Ioto product token: letters and digits, "
+                f"for example 01H4R15D3478JD26YDYK408XE6"
+            )
+        if not name or not name.strip():
+            raise Invalid("a product needs a name")
+        if not model or not model.strip():
+            raise Invalid("a product needs a model")
+        uci.validate_bits(bits)
+        if claim_url:
+            uci.validate_claim_url(claim_url)
+        created = now()
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM products WHERE id = ?", (product_id,)).fetchone():
+                raise Conflict(f"product {product_id} already exists; `station product list` shows it")
+            conn.execute(
+                "INSERT INTO products(id, name, model, description, bits, check_symbol, claim_url, layout, enabled, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+                (product_id, name.strip(), model.strip(), description, bits, int(check_symbol), claim_url or None, layout, created),
+            )
+            self._event(conn, "product-added", actor, {"product": product_id, "name": name, "bits": bits})
+        return self.product(product_id)
+
+    @staticmethod
+    def _product(row: dict[str, Any]) -> Product:
+        return Product(**{**row, "check_symbol": bool(row["check_symbol"]), "enabled": bool(row["enabled"])})
+
+    def product(self, product_id: str) -> Product:
+        """The product, or an error naming it and where to look."""
+        for row in self._query("SELECT * FROM products WHERE id = ?", (product_id,)):
+            return self._product(row)
+        raise NotFound(f"unknown product {product_id!r}: add it with `station product add` or check `station product list`")
+
+    def products(self) -> list[Product]:
+        return [self._product(r) for r in self._query("SELECT * FROM products ORDER BY created, id")]
+
+    def set_product_enabled(self, product_id: str, enabled: bool, actor: str = "cli") -> Product:
+        self.product(product_id)
+        with self.transaction() as conn:
+            conn.execute("UPDATE products SET enabled = ? WHERE id = ?", (int(enabled), product_id))
+            self._event(conn, "product-enabled" if enabled else "product-disabled", actor, {"product": product_id})
+        return self.product(product_id)
+
+    # --- batches ------------------------------------------------------------------------------------------
+
+    def generate_batch(self, product_id: str, count: int, *, name: str | None = None, actor: str = "cli",
+                       progress: Callable[[int], None] | None = None) -> Batch:
+        """Issue ``count`` UCIs in one durable transaction with one event for the batch.
+
+        UCIs are bound a chunk at a time as one JSON array; a UCI that is already stored (or drawn twice) is
+        ignored by the insert and drawn again, so none is ever reused.
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise Invalid(f"count must be a whole number of at least 1, not {count!r}")
+        product = self.product(product_id)
+        if not product.enabled:
+            raise Conflict(f"product {product_id} is disabled; enable it before issuing claim IDs")
+        created = now()
+        name = name or f"{product_id}-{created[:19].replace(':', '').replace('-', '')}"
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM batches WHERE name = ?", (name,)).fetchone():
+                raise Conflict(f"batch name {name!r} is already used; choose another with --batch")
+            batch_id = conn.execute(
+                "INSERT INTO batches(name, product, count, created, actor) VALUES (?, ?, ?, ?, ?)",
+                (name, product_id, count, created, actor),
+            ).lastrowid
+            insert = (
+                "INSERT OR IGNORE INTO devices(uci, product, batch, state, created, updated) "
+                "SELECT value, ?, ?, 'issued', ?, ? FROM json_each(?) ORDER BY value"
+            )
+            done = redrawn = 0
+            while done < count:
+                wanted = min(CHUNK, count - done)
+                stored = conn.execute(
+                    insert, (product_id, batch_id, created, created, json.dumps(uci.generate_many(wanted, product.bits)))
+                ).rowcount
+                redrawn += wanted - stored
+                done += stored
+                if progress:
+                    progress(stored)
+            self._event(conn, "batch-issued", actor, {"product": product_id, "count": count, "redrawn": redrawn},
+                        batch=batch_id, time=created)
+        return Batch(batch_id, name, product_id, count, created, actor)
+
+    def batch(self, name: str) -> Batch:
+        for row in self._query("SELECT * FROM batches WHERE name = ?", (name,)):
+            return Batch(**row)
+        raise NotFound(f"unknown batch {name!r}: `station stats` lists the batches")
+
+    def batches(self, product: str | None = None) -> list[Batch]:
+        where, params = ("WHERE product = ?", (product,)) if product else ("", ())
+        return [Batch(**r) for r in self._query(f"SELECT * FROM batches {where} ORDER BY id", params)]
+
+    # --- devices ------------------------------------------------------------------------------------------
+
+    _DEVICE_SELECT = (
+        "SELECT d.uci, d.product, d.state, d.created, d.updated, b.name AS batch, d.serial, d.hwkey, "
+        "p.check_symbol FROM devices d JOIN products p ON p.id = d.product LEFT JOIN batches b ON b.id = d.batch"
+    )
+
+    @staticmethod
+    def _device(row: dict[str, Any]) -> Device:
+        check = row.pop("check_symbol")
+        return Device(**row, display=uci.display(row["uci"], check=bool(check)))
+
+    def device(self, code: str) -> Device:
+        """The device with this canonical UCI."""
+        for row in self._query(self._DEVICE_SELECT + " WHERE d.uci = ?", (code,)):
+            return self._device(row)
+        raise NotFound(f"no device has claim ID {code}")
+
+    def find(self, typed: str) -> Device:
+        """The device a person's typed or scanned code names, across products of every size (DESIGN.md 1)."""
+        reading = uci.read_typed(typed)
+        marks = ",".join("?" * len(reading.readings))
+        found = [self._device(r) for r in self._query(self._DEVICE_SELECT + f" WHERE d.uci IN ({marks})", reading.readings)]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise Ambiguous(
+                f"claim code {typed.strip()!r} matches {len(found)} devices ({', '.join(d.display for d in found)}); "
+                f"type the whole code with its check symbol"
+            )
+        if reading.problem:
+            raise reading.problem
+        raise NotFound(f"no device has claim code {typed.strip()!r}; check it against the label")
+
+    def devices(self, *, product: str | None = None, batch: str | None = None, state: str | None = None,
+                serial: str | None = None, limit: int | None = None, offset: int = 0) -> Iterator[Device]:
+        """Devices in issue order, filtered; a generator, so that exports of millions stream."""
+        clauses, params = [], []
+        if product:
+            self.product(product)
+            clauses.append("d.product = ?")
+            params.append(product)
+        if batch:
+            clauses.append("d.batch = ?")
+            params.append(self.batch(batch).id)
+        if state:
+            clauses.append("d.state = ?")
+            params.append(lifecycle.check_state(state))
+        if serial:
+            clauses.append("d.serial = ?")
+            params.append(serial)
+        sql = self._DEVICE_SELECT + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY d.id"
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params += [limit, offset]
+        for row in self._query(sql, params):
+            yield self._device(row)
+
+    def issue(self, product_id: str, *, serial: str | None = None, hwkey: str | None = None,
+              idempotency_key: str | None = None, actor: str = "operator", kind: str = "issued",
+              details: dict[str, Any] | None = None) -> tuple[Device, bool]:
+        """One UCI for one unit, committed before it returns; ``(device, True)`` when newly issued.
+
+        A unit that says who it is (hardware key or idempotency key) gets its UCI back, with an event.
+        """
+        product = self.product(product_id)
+        if not product.enabled:
+            raise Conflict(f"product {product_id} is disabled; enable it before issuing claim IDs")
+        with self.transaction() as conn:
+            device, created = self._issue(conn, product, serial, hwkey, idempotency_key, actor, kind, details or {})
+        return self.device(device), created
+
+    def _issue(self, conn: sqlite3.Connection, product: Product, serial: str | None, hwkey: str | None,
+               idem: str | None, actor: str, kind: str, details: dict[str, Any]) -> tuple[str, bool]:
+        existing = None
+        if hwkey is not None:
+            existing = conn.execute("SELECT uci FROM devices WHERE product = ? AND hwkey = ?", (product.id, hwkey)).fetchone()
+        if existing is None and idem is not None:
+            existing = conn.execute("SELECT uci FROM idempotency WHERE product = ? AND key = ?", (product.id, idem)).fetchone()
+        if existing is not None:
+            self._event(conn, kind + "-repeat", actor, details, code=existing[0])
+            return existing[0], False
+        if serial is not None:
+            taken = conn.execute("SELECT uci FROM devices WHERE product = ? AND serial = ?", (product.id, serial)).fetchone()
+            if taken:
+                raise Conflict(
+                    f"serial {serial} of product {product.id} already has claim ID {product.display(taken[0])}; "
+                    f"reprint its label instead of issuing a new one"
+                )
+        stamp = now()
+        for _ in range(100):
+            code = uci.generate(product.bits)
+            try:
+                conn.execute(
+                    "INSERT INTO devices(uci, product, state, serial, hwkey, created, updated) VALUES (?, ?, 'issued', ?, ?, ?, ?)",
+                    (code, product.id, serial, hwkey, stamp, stamp),
+                )
+                break
+            except sqlite3.IntegrityError:
+                if conn.execute("SELECT 1 FROM devices WHERE uci = ?", (code,)).fetchone() is None:
+                    raise
+        else:
+            raise Unavailable(f"product {product.id} has run out of fresh claim IDs at {product.bits} bits; use more bits")
+        if idem is not None:
+            conn.execute("INSERT INTO idempotency(product, key, uci, created) VALUES (?, ?, ?, ?)", (product.id, idem, code, stamp))
+        self._event(conn, kind, actor, {k: v for k, v in {**details, "serial": serial}.items() if v is not None},
+                    code=code, time=stamp)
+        return code, True
+
+    def advance(self, code: str, state: str, kind: str, actor: str, details: dict[str, Any] | None = None) -> Device:
+        """Record ``kind`` for the device and move it forward to ``state`` (a repeat moves nothing back)."""
+        return self._move(code, lambda current: lifecycle.advance(current, state), kind, actor, details)
+
+    def void(self, code: str, reason: str, actor: str) -> Device:
+        """Void a device for good, with the reason; its UCI is never issued again."""
+        if not reason or not reason.strip():
+            raise Invalid("voiding a device needs a reason (--reason)")
+        return self._move(code, lifecycle.void, "void", actor, {"reason": reason.strip()})
+
+    def _move(self, code: str, rule: Callable[[str], str], kind: str, actor: str, details: dict[str, Any] | None) -> Device:
+        details = dict(details or {})
+        refusal: StationError | None = None
+        with self.transaction() as conn:
+            row = conn.execute("SELECT state FROM devices WHERE uci = ?", (code,)).fetchone()
+            if row is None:
+                refusal = NotFound(f"no device has claim ID {code}")
+                self._event(conn, "refused", actor, {**details, "attempted": kind, "reason": str(refusal)}, code=code)
+            else:
+                try:
+                    new = rule(row[0])
+                except StationError as exc:
+                    refusal = type(exc)(f"{code}: {exc}")
+                    self._event(conn, "refused", actor, {**details, "attempted": kind, "reason": str(exc)}, code=code)
+                else:
+                    stamp = now()
+                    if new != row[0]:
+                        conn.execute("UPDATE devices SET state = ?, updated = ? WHERE uci = ?", (new, stamp, code))
+                    self._event(conn, kind, actor, {**details, "from": row[0], "to": new}, code=code, time=stamp)
+        if refusal:
+            raise refusal
+        return self.device(code)
+
+    # --- reports ------------------------------------------------------------------------------------------
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Device counts by product, batch and state."""
+        return list(self._query(
+            "SELECT d.product, b.name AS batch, d.state, count(*) AS devices FROM devices d "
+            "LEFT JOIN batches b ON b.id = d.batch GROUP BY d.product, d.batch, d.state ORDER BY d.product, d.batch, d.state"
+        ))
