@@ -215,6 +215,9 @@ def serve(station: Station, host: str, port: int) -> None:
     raise click.ClickException("the HTTP service is not built yet (issue: the HTTP serialization service)")
 
 
+# Commands of the other parts (each part keeps its commands in its own module):
+
+
 def main() -> None:
     cli(prog_name="station")
 
