@@ -23,6 +23,8 @@ DB_NAME = "station.db"
 DEFAULTS: dict[str, Any] = {
     # Fields of the device object that identify a unit, so that a repeated /ioto/serialize gets its UCI back.
     "hardware_keys": ["serial", "mac", "hwid"],
+    # Seconds a command waits for another process's write to the database before it gives up.
+    "database_timeout": 5.0,
 }
 
 

@@ -401,8 +401,12 @@ class Store:
     def find(self, typed: str) -> Device:
         """The device a person's typed or scanned code names, across products of every size (DESIGN.md 1)."""
         reading = uci.read_typed(typed)
-        marks = ",".join("?" * len(reading.readings))
-        found = [self._device(r) for r in self._query(self._DEVICE_SELECT + f" WHERE d.uci IN ({marks})", reading.readings)]
+        sizes = {row["bits"] // 5 for row in self._query("SELECT DISTINCT bits FROM products")}
+        candidates = [code for code in reading.readings if len(code) in sizes]
+        found = []
+        if candidates:
+            marks = ",".join("?" * len(candidates))
+            found = [self._device(r) for r in self._query(self._DEVICE_SELECT + f" WHERE d.uci IN ({marks})", candidates)]
         if len(found) == 1:
             return found[0]
         if found:
@@ -410,7 +414,7 @@ class Store:
                 f"claim code {typed.strip()!r} matches {len(found)} devices ({', '.join(d.display for d in found)}); "
                 f"type the whole code with its check symbol"
             )
-        if reading.problem:
+        if reading.problem and len(reading.cleaned) - 1 in sizes:
             raise reading.problem
         raise NotFound(f"no device has claim code {typed.strip()!r}; check it against the label")
 

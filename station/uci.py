@@ -154,6 +154,7 @@ class Typed:
     """
 
     text: str
+    cleaned: str
     readings: tuple[str, ...]
     problem: UCIError | None
 
@@ -181,7 +182,7 @@ def read_typed(text: str) -> Typed:
             f"claim code {text.strip()!r} has {len(cleaned)} symbols; claim codes have {low} to {high + 1} "
             f"(dashes and spaces do not count): check it against the label"
         )
-    return Typed(text, tuple(found), problems[0] if problems else None)
+    return Typed(text, cleaned, tuple(found), problems[0] if problems else None)
 
 
 def qr_payload(uci: str, claim_url: str | None = None) -> str:

@@ -1,0 +1,27 @@
+"""Fixtures shared by every part's tests: a real station database in a temporary data directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from station.store import Store
+
+PRODUCT = "01H4R15D3478JD26YDYK408XE6"
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "station-data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def store(data_dir: Path) -> Iterator[Store]:
+    """A station database with the Blank product of the Ioto samples."""
+    with Store.open(data_dir / "station.db") as db:
+        db.add_product(PRODUCT, "Blank", "Blank-01", description="Blank slate app")
+        yield db

@@ -1,0 +1,234 @@
+"""The store on real SQLite files: products, batches, the life cycle, events, look-ups and failures."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from station import lifecycle, uci
+from station import store as store_mod
+from station.errors import Conflict, Invalid, NotFound, Unavailable
+from station.store import Ambiguous, NotAStationDatabase, Store
+
+from .conftest import PRODUCT
+
+
+def dump(path: Path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def test_new_database_is_marked_and_migrated(store: Store) -> None:
+    assert store.conn.execute("PRAGMA application_id").fetchone()[0] == store_mod.APPLICATION_ID
+    assert store.conn.execute("PRAGMA user_version").fetchone()[0] == store_mod.SCHEMA_VERSION
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    reopened = Store.open(store.path)
+    assert reopened.product(PRODUCT).name == "Blank"
+    reopened.close()
+
+
+def test_products_are_checked(store: Store) -> None:
+    with pytest.raises(Conflict, match="already exists"):
+        store.add_product(PRODUCT, "Blank", "Blank-01")
+    with pytest.raises(Invalid, match="size in bits"):
+        store.add_product("P2", "x", "y", bits=52)
+    with pytest.raises(Invalid, match="product token"):
+        store.add_product("bad id!", "x", "y")
+    with pytest.raises(Invalid, match="cannot hold"):
+        store.add_product("P3", "x", "y", claim_url="https://x.example/?id={id}")
+    with pytest.raises(NotFound, match="unknown product 'nope'"):
+        store.product("nope")
+    assert [p.id for p in store.products()] == [PRODUCT]
+
+
+def test_batch_issues_unique_ids_with_one_event(store: Store) -> None:
+    batch = store.generate_batch(PRODUCT, 1000, name="b1")
+    devices = list(store.devices(batch="b1"))
+    assert len(devices) == 1000 == len({d.uci for d in devices})
+    assert {d.state for d in devices} == {"issued"}
+    assert all(len(d.uci) == 16 and d.display == uci.display(d.uci) for d in devices)
+    batch_events = store.conn.execute("SELECT kind, details FROM events WHERE batch = ?", (batch.id,)).fetchall()
+    assert [k for k, _ in batch_events] == ["batch-issued"]
+    assert json.loads(batch_events[0][1])["count"] == 1000
+    assert store.conn.execute("SELECT count(*) FROM events WHERE uci IS NOT NULL").fetchone()[0] == 0
+    assert [e.kind for e in store.events(devices[0].uci)] == ["batch-issued"]
+
+
+def test_batch_bad_input_changes_nothing(store: Store) -> None:
+    store.generate_batch(PRODUCT, 3, name="b1")
+    before = dump(store.path)
+    for count in (0, -1, True, 2.5):
+        with pytest.raises(Invalid, match="count"):
+            store.generate_batch(PRODUCT, count)  # type: ignore[arg-type]
+    with pytest.raises(NotFound, match="unknown product"):
+        store.generate_batch("nope", 3)
+    with pytest.raises(Conflict, match="already used"):
+        store.generate_batch(PRODUCT, 3, name="b1")
+    store.set_product_enabled(PRODUCT, False)
+    with pytest.raises(Conflict, match="disabled"):
+        store.generate_batch(PRODUCT, 3)
+    assert [line for line in dump(store.path) if "devices" in line] == [line for line in before if "devices" in line]
+
+
+def test_colliding_ids_are_drawn_again_never_reused(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.generate_batch(PRODUCT, 5, name="old")
+    old = {d.uci: d for d in store.devices(batch="old")}
+    real = uci.generate_many
+    draws = iter([list(old)[:3] + ["DUPLICATEDUPLICA", "DUPLICATEDUPLICA"]])
+
+    def colliding(count: int, bits: int = 80) -> list[str]:
+        # The first draw repeats three stored IDs and one ID twice; later draws are the real generator.
+        first = next(draws, None)
+        return first[:count] if first is not None else real(count, bits)
+
+    monkeypatch.setattr(store_mod.uci, "generate_many", colliding)
+    batch = store.generate_batch(PRODUCT, 5, name="new")
+    new = [d.uci for d in store.devices(batch="new")]
+    assert len(new) == 5 == len(set(new))
+    assert not set(new) & set(old)
+    assert "DUPLICATEDUPLICA" in new
+    assert {d.uci: d for d in store.devices(batch="old")} == old
+    details = json.loads(store.conn.execute("SELECT details FROM events WHERE batch = ?", (batch.id,)).fetchone()[0])
+    assert details["redrawn"] == 4
+
+
+def test_life_cycle_moves_forward_and_records_everything(store: Store) -> None:
+    device, created = store.issue(PRODUCT, serial="SN1", actor="operator:ann")
+    assert created and device.state == "issued" and device.serial == "SN1"
+    assert store.advance(device.uci, "labeled", "printed", "cli").state == "labeled"
+    assert store.advance(device.uci, "flashed", "flashed", "rig:A").state == "flashed"
+    assert store.advance(device.uci, "labeled", "reprinted", "cli", {"reason": "smudged"}).state == "flashed"
+    assert store.advance(device.uci, "registered", "registered", "device").state == "registered"
+    assert store.advance(device.uci, "registered", "registered", "device").state == "registered"
+    voided = store.void(device.uci, "returned damaged", "cli")
+    assert voided.state == "void"
+    with pytest.raises(lifecycle.TransitionRefused, match="void"):
+        store.advance(device.uci, "claimed", "claimed", "cli")
+    with pytest.raises(lifecycle.TransitionRefused, match="already void"):
+        store.void(device.uci, "again", "cli")
+    kinds = [e.kind for e in store.events(device.uci)]
+    assert kinds == ["issued", "printed", "flashed", "reprinted", "registered", "registered", "void", "refused", "refused"]
+    assert store.events(device.uci)[3].details == {"reason": "smudged", "from": "flashed", "to": "flashed"}
+
+
+def test_refusals_for_unknown_devices_are_events(store: Store) -> None:
+    with pytest.raises(NotFound):
+        store.advance("0000000000000000", "labeled", "printed", "cli")
+    assert [e.kind for e in store.events("0000000000000000")] == ["refused"]
+    with pytest.raises(Invalid, match="reason"):
+        store.void("0000000000000000", " ", "cli")
+    with pytest.raises(Invalid, match="unknown state"):
+        lifecycle.advance("issued", "shipped")
+
+
+def test_events_are_append_only(store: Store) -> None:
+    device, _ = store.issue(PRODUCT)
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        store.conn.execute("UPDATE events SET kind = 'x'")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        store.conn.execute("DELETE FROM events")
+    assert [e.kind for e in store.events(device.uci)] == ["issued"]
+
+
+def test_hardware_key_and_idempotency_key_return_the_same_uci(store: Store) -> None:
+    first, created = store.issue(PRODUCT, hwkey="mac:00:11:22", actor="device")
+    again, created_again = store.issue(PRODUCT, hwkey="mac:00:11:22", actor="device")
+    assert created and not created_again and again.uci == first.uci
+    one, _ = store.issue(PRODUCT, idempotency_key="k-1", actor="device")
+    two, created_two = store.issue(PRODUCT, idempotency_key="k-1", actor="device")
+    assert one.uci == two.uci and not created_two
+    assert [e.kind for e in store.events(first.uci)] == ["issued", "issued-repeat"]
+    assert store.conn.execute("SELECT count(*) FROM devices").fetchone()[0] == 2
+
+
+def test_a_serial_gets_one_uci_per_product(store: Store) -> None:
+    device, _ = store.issue(PRODUCT, serial="SN-7")
+    with pytest.raises(Conflict, match=f"already has claim ID {device.display}"):
+        store.issue(PRODUCT, serial="SN-7")
+    store.add_product("P2", "Other", "O-1")
+    other, _ = store.issue("P2", serial="SN-7")
+    assert other.uci != device.uci
+
+
+def test_find_reads_any_typed_form(store: Store) -> None:
+    device, _ = store.issue(PRODUCT)
+    typed = device.display.lower().replace("0", "o").replace("-", " ")
+    assert store.find(typed).uci == device.uci
+    assert store.find(device.uci).uci == device.uci
+    wrong = next(c for c in uci.ALPHABET if c != device.display[-1])
+    with pytest.raises(uci.MistypedError, match="mistyped"):
+        store.find(device.display[:-1] + wrong)
+    with pytest.raises(NotFound, match="no device"):
+        store.find(uci.generate())
+
+
+def test_find_reports_two_devices_as_ambiguous(store: Store) -> None:
+    store.add_product("P85", "Long", "L-1", bits=85)
+    short = uci.encode(37 * 123456789 + 5)  # check symbol "5", a symbol that can also end a body
+    # An 85-bit ID that is the 80-bit ID followed by its check symbol: the label's code reads both ways.
+    for code, product in ((short, PRODUCT), (short + "5", "P85")):
+        store.db["devices"].insert({"uci": code, "product": product, "state": "issued", "created": store_mod.now()})
+    with pytest.raises(Ambiguous, match="matches 2 devices"):
+        store.find(uci.display(short))
+    assert store.find(short).uci == short
+
+
+def test_a_locked_database_is_a_clear_error_and_changes_nothing(store: Store) -> None:
+    holder = sqlite3.connect(store.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        impatient = Store.open(store.path, timeout=0.1)
+        with pytest.raises(Unavailable, match="locked by another process"):
+            impatient.generate_batch(PRODUCT, 10)
+        impatient.close()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert store.conn.execute("SELECT count(*) FROM devices").fetchone()[0] == 0
+
+
+def test_a_full_database_is_a_clear_error_and_stores_nothing(store: Store) -> None:
+    pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
+    store.conn.execute(f"PRAGMA max_page_count={pages + 5}")
+    with pytest.raises(Unavailable, match="full"):
+        store.generate_batch(PRODUCT, 20_000)
+    store.conn.execute("PRAGMA max_page_count=1073741823")
+    assert store.conn.execute("SELECT count(*) FROM devices").fetchone()[0] == 0
+    assert store.conn.execute("SELECT count(*) FROM batches").fetchone()[0] == 0
+
+
+def test_other_files_are_refused(tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE notes(x)")
+    conn.close()
+    with pytest.raises(NotAStationDatabase, match="another program"):
+        Store.open(other)
+    text = tmp_path / "text.db"
+    text.write_text("hello, this is not a database at all" * 100)
+    with pytest.raises(NotAStationDatabase, match="not a station database"):
+        Store.open(text)
+    assert text.read_text().startswith("hello")
+
+
+def test_a_newer_schema_is_refused(store: Store) -> None:
+    store.conn.execute(f"PRAGMA user_version={store_mod.SCHEMA_VERSION + 1}")
+    with pytest.raises(NotAStationDatabase, match="upgrade station"):
+        Store.open(store.path)
+
+
+def test_stats_count_by_product_batch_and_state(store: Store) -> None:
+    store.generate_batch(PRODUCT, 4, name="b1")
+    device, _ = store.issue(PRODUCT)
+    store.void(device.uci, "test", "cli")
+    assert store.stats() == [
+        {"product": PRODUCT, "batch": None, "state": "void", "devices": 1},
+        {"product": PRODUCT, "batch": "b1", "state": "issued", "devices": 4},
+    ]
