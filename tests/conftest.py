@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Iterator
 
@@ -10,6 +11,15 @@ import pytest
 from station.store import Store
 
 PRODUCT = "01H4R15D3478JD26YDYK408XE6"
+
+
+def dump(db: Path) -> list[str]:
+    """Every row and schema line of a database: compared before and after to show nothing changed."""
+    conn = sqlite3.connect(db)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 
 from station import uci
 
-from .conftest import PRODUCT
+from .conftest import PRODUCT, dump
 
 STATION = shutil.which("station") or pytest.fail("the station command is not installed: pip install -e '.[test]'")
 
@@ -35,13 +35,6 @@ def fails(data_dir: Path, *args: str, message: str) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
 
-
-def dump(db: Path) -> list[str]:
-    conn = sqlite3.connect(db)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 @pytest.fixture

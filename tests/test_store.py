@@ -13,15 +13,8 @@ from station import store as store_mod
 from station.errors import Conflict, Invalid, NotFound, Unavailable
 from station.store import Ambiguous, NotAStationDatabase, Store
 
-from .conftest import PRODUCT
+from .conftest import PRODUCT, dump
 
-
-def dump(path: Path) -> list[str]:
-    conn = sqlite3.connect(path)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def test_new_database_is_marked_and_migrated(store: Store) -> None:
