@@ -1,0 +1,110 @@
+"""``station rig``: flash a device's device.json5 onto a unit and confirm its registration, from a terminal."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Any, Callable
+
+import click
+
+from ..cli import Station, StationGroup, pass_station
+from ..errors import Invalid, StationError
+from ..store import Device
+from . import settings as rig_settings
+from .errors import StepFailed
+from .flash import FlashResult, Progress, flash
+from .port import open_port
+from .settings import RigSettings, SlotSettings
+
+PASSWORD_ENV = "STATION_RIG_PASSWORD"  # the console password of a slot given by --port alone, never on the command line
+
+
+@click.group(cls=StationGroup)
+def rig() -> None:
+    """The serial test rig: write device.json5 onto units, verify it, start their first boot."""
+
+
+def _slot_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed((
+        click.option("--port", default=None, help="Serial port: /dev/ttyUSB0, COM3, socket://host:port, rfc2217://..."),
+        click.option("--slot", "slot_name", default=None, help="A slot of station.json5 (its port, line and login)."),
+        click.option("--baud", type=int, default=None, help="Baud rate [default: the slot's, else 115200]."),
+        click.option("--user", default=None, help="Console user [default: the slot's, else root]."),
+        click.option("--register-timeout", type=float, default=None, help="Seconds to wait for the registration."),
+    )):
+        command = option(command)
+    return command
+
+
+def _settings(station: Station, slot_name: str | None, port: str | None, baud: int | None, user: str | None,
+              register_timeout: float | None) -> tuple[RigSettings, SlotSettings]:
+    settings = rig_settings.load(station.config)
+    if register_timeout is not None:
+        if register_timeout <= 0:
+            raise Invalid("--register-timeout must be a number of seconds above 0")
+        settings = replace(settings, register_timeout=register_timeout)
+    slot = settings.slot(slot_name, port, baud=baud, user=user, password=os.environ.get(PASSWORD_ENV))
+    return settings, slot
+
+
+def _echo(progress: Progress) -> None:
+    click.echo(f"[{progress.slot}] {progress.step}: {progress.message}")
+
+
+def _flash(station: Station, settings: RigSettings, slot: SlotSettings, device: Device) -> None:
+    click.echo(f"[{slot.name}] flashing {device.display} on {slot.port}")
+    result: FlashResult = flash(station.store, settings, slot, device.uci, progress=_echo)
+    click.echo(result.summary())
+    if not result.passed:
+        raise click.exceptions.Exit(1)
+
+
+@rig.command("flash")
+@click.argument("code")
+@_slot_options
+@pass_station
+def flash_command(station: Station, code: str, port: str | None, slot_name: str | None, baud: int | None,
+                  user: str | None, register_timeout: float | None) -> None:
+    """Flash the issued device CODE onto the unit on the port, verify it, and confirm its registration."""
+    settings, slot = _settings(station, slot_name, port, baud, user, register_timeout)
+    _flash(station, settings, slot, station.store.find(code))
+
+
+def label_printer() -> Callable[..., Any]:
+    """The labels part's print function; a clear error, before anything is issued, when it is missing."""
+    try:
+        from ..labels.printing import print_label
+    except ImportError as exc:
+        raise StationError(f"labels are not available in this station ({exc}); run without --label") from exc
+    return print_label
+
+
+@rig.command("run")
+@click.option("--product", "product_id", required=True, help="Product ID of the unit in the fixture.")
+@click.option("--serial", default=None, help="The unit's serial number, recorded with its claim ID.")
+@click.option("--label", "with_label", is_flag=True, help="Print the unit's label before flashing it.")
+@click.option("--printer", default=None, help="Label printer from station.json5 [default: label_printer].")
+@_slot_options
+@pass_station
+def run_command(station: Station, product_id: str, serial: str | None, with_label: bool, printer: str | None,
+                port: str | None, slot_name: str | None, baud: int | None, user: str | None,
+                register_timeout: float | None) -> None:
+    """Issue a claim ID for the unit in the fixture, label it if asked, flash it and confirm its registration."""
+    settings, slot = _settings(station, slot_name, port, baud, user, register_timeout)
+    print_label = label_printer() if with_label else None
+    try:
+        open_port(slot).close()  # a wrong port fails here, before a claim ID is issued or a label printed
+    except StepFailed as exc:
+        click.echo(f"FAIL at {exc.step}: {exc.reason}")
+        raise click.exceptions.Exit(1) from exc
+    device, _ = station.store.issue(product_id, serial=serial, actor=slot.actor)
+    click.echo(f"[{slot.name}] issued {device.display} for {product_id}" + (f" (serial {serial})" if serial else ""))
+    if print_label is not None:
+        try:
+            printed = print_label(station.store, station.config, device, printer=printer, actor=slot.actor)
+        except StationError as exc:  # the claim ID stays issued, with the failed print recorded by the labels part
+            click.echo(f"FAIL at label: {exc}")
+            raise click.exceptions.Exit(1) from exc
+        click.echo(f"[{slot.name}] label: printed on {printed.printer} ({printed.where})")
+    _flash(station, settings, slot, device)

@@ -1,0 +1,153 @@
+"""The flash cycle of one device on one slot: connect, log in, write and verify device.json5, trigger the first
+boot, and wait for the station to see the unit register.
+
+Every attempt is recorded: ``flash-started``, then ``flash-failed`` (with the step and the reason) or the move
+to ``flashed`` (only after a matching readback of the file in place), then ``boot-triggered`` (and
+``trigger-failed`` when the command fails), then ``registration-confirmed``, ``registration-refused`` or ``registration-timeout``
+(``flash-cancelled`` when the operator stops it). The service records the registration itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from ..store import Product, Store, now
+from . import registration
+from .errors import Cancelled, StepFailed
+from .port import Link, open_port
+from .settings import RigSettings, SlotSettings
+from .shell import Shell
+from .transfer import Transfer, Written
+
+log = logging.getLogger("station.rig")
+
+STEPS = ("connect", "login", "prepare", "write", "verify", "install", "trigger", "register")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of a cycle as it happens, for a terminal or the operator page."""
+
+    slot: str
+    uci: str
+    step: str
+    message: str
+    done: int | None = None
+    total: int | None = None
+
+
+@dataclass(frozen=True)
+class FlashResult:
+    """How a cycle ended: PASS, or FAIL with the step and the reason."""
+
+    slot: str
+    uci: str
+    passed: bool
+    step: str | None
+    reason: str
+    seconds: float
+    written: Written | None = None
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+    @property
+    def verdict(self) -> str:
+        return "PASS" if self.passed else "FAIL"
+
+    def summary(self) -> str:
+        """One line for a terminal: the verdict, then the step and reason of a failure."""
+        return f"PASS {self.reason}" if self.passed else f"FAIL at {self.step}: {self.reason}"
+
+
+def device_file(product: Product, uci: str) -> bytes:
+    """The device.json5 written onto a unit: its device object with the UCI in ``id``."""
+    return (json.dumps(product.device_object(uci), indent=4) + "\n").encode()
+
+
+def _scrub(text: str, slot: SlotSettings) -> str:
+    """Keep the console password out of anything recorded, whatever a unit echoed."""
+    return text.replace(slot.password, "[hidden]") if slot.password else text
+
+
+class Cycle:
+    """One flash cycle; ``run`` never raises for a failing unit, it returns a FAIL."""
+
+    def __init__(self, store: Store, settings: RigSettings, slot: SlotSettings, uci: str, *,
+                 progress: Callable[[Progress], None] | None = None, cancel: threading.Event | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.slot = slot
+        self.uci = uci
+        self.progress = progress
+        self.cancel = cancel or threading.Event()
+        self.link: Link | None = None
+
+    def _report(self, step: str, message: str, done: int | None = None, total: int | None = None) -> None:
+        log.info(message, extra={"slot": self.slot.name, "uci": self.uci, "step": step})
+        if self.progress:
+            self.progress(Progress(self.slot.name, self.uci, step, message, done, total))
+
+    def _details(self, **extra: object) -> dict[str, object]:
+        return {"slot": self.slot.name, "port": self.slot.port, **extra}
+
+    def run(self) -> FlashResult:
+        """Flash the device and confirm its registration; every outcome is an event and a result."""
+        started = time.monotonic()
+        store, settings, slot, actor = self.store, self.settings, self.slot, self.slot.actor
+        device = store.device(self.uci)
+        written: Written | None = None
+        try:
+            if device.state == "void":
+                raise StepFailed("connect", f"{device.display} is void: its claim ID must never reach a unit")
+            data = device_file(store.product(device.product), self.uci)
+            store.record(self.uci, "flash-started", actor, self._details(path=settings.device_json_path))
+            self._report("connect", f"opening {slot.port} at {slot.baud} baud")
+            self.link = Link(open_port(slot), slot.name, self.cancel)
+            with self.link:
+                shell = Shell(self.link, slot)
+                self._report("login", "waking the console")
+                shell.login()
+                transfer = Transfer(shell, chunk=settings.chunk, retries=settings.retries, tmp_dir=settings.tmp_dir,
+                                    report=self._report)
+                written = transfer.write(settings.device_json_path, data)
+                store.advance(self.uci, "flashed", "flashed", actor, self._details(
+                    path=written.path, bytes=written.size, sha256=written.sha256, chunks=written.chunks,
+                    chunk_retries=written.chunk_retries, readback_retries=written.readback_retries))
+                self._report("trigger", f"starting the agent: {settings.trigger}")
+                since = now()  # recorded before the command goes out: a quick agent registers before it returns
+                store.record(self.uci, "boot-triggered", actor, self._details(command=settings.trigger))
+                status = shell.start(settings.trigger, "trigger", settings.trigger_wait)
+                if status not in (0, None):
+                    raise StepFailed("trigger", f"`{settings.trigger}` exited with status {status}")
+            self._report("register", f"waiting up to {settings.register_timeout:g} s for the registration")
+            event = registration.wait(store, self.uci, since, settings.register_timeout, self.cancel)
+            seconds = round(time.monotonic() - started, 3)
+            store.record(self.uci, "registration-confirmed", actor, self._details(event=event.id, seconds=seconds))
+            return self._result(True, None, f"{device.display} flashed, verified and registered in {seconds:.1f} s",
+                                started, written)
+        except StepFailed as exc:
+            reason = _scrub(exc.reason, slot)
+            kind = {"trigger": "trigger-failed", "register": "registration-timeout"}.get(exc.step, "flash-failed")
+            if isinstance(exc, registration.RegistrationRefused):
+                kind = "registration-refused"
+            elif isinstance(exc, Cancelled):
+                kind = "flash-cancelled"
+            store.record(self.uci, kind, actor, self._details(step=exc.step, reason=reason))
+            log.info("cycle failed", extra={"slot": slot.name, "uci": self.uci, "step": exc.step, "reason": reason})
+            return self._result(False, exc.step, reason, started, written)
+
+    def _result(self, passed: bool, step: str | None, reason: str, started: float, written: Written | None) -> FlashResult:
+        link = self.link
+        return FlashResult(self.slot.name, self.uci, passed, step, reason, round(time.monotonic() - started, 3),
+                           written, link.bytes_sent if link else 0, link.bytes_received if link else 0)
+
+
+def flash(store: Store, settings: RigSettings, slot: SlotSettings, uci: str, *,
+          progress: Callable[[Progress], None] | None = None, cancel: threading.Event | None = None) -> FlashResult:
+    """Run one flash cycle for the device with canonical UCI ``uci`` on ``slot``."""
+    return Cycle(store, settings, slot, uci, progress=progress, cancel=cancel).run()

@@ -1,0 +1,47 @@
+"""``station simulate``: a simulated unit on a pseudo-terminal, for trying the rig without hardware."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from .faults import describe
+from .unit import Unit
+
+
+@click.command()
+@click.option("--station", "station_url", default="http://127.0.0.1:8080", show_default=True,
+              help="The station the agent registers with (POST <URL>/api/device/register).")
+@click.option("--baud", type=int, default=115200, show_default=True, help="Pace the console at this rate.")
+@click.option("--fault", "faults", multiple=True, metavar="NAME[=N]", help=f"Inject a fault; repeatable. {describe()}.")
+@click.option("--user", default="root", show_default=True, help="The console's login user.")
+@click.option("--password", default=None, help="The console's password [default: none asked].")
+@click.option("--hostname", default="ioto-sim", show_default=True)
+@click.option("--device-json", "device_json_path", default="/etc/ioto/device.json5", show_default=True,
+              help="Where the agent reads its device.json5.")
+@click.option("--trigger", default="systemctl restart ioto", show_default=True,
+              help="The command that restarts the agent (`reboot` also works).")
+def simulate(station_url: str, baud: int, faults: tuple[str, ...], user: str, password: str | None, hostname: str,
+             device_json_path: str, trigger: str) -> None:
+    """Run a simulated Ioto unit on a serial console (a pseudo-terminal) until Ctrl-C; prints its port."""
+    done = threading.Event()
+
+    def finish(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    unit = Unit(station=station_url, baud=baud, faults=faults, user=user, password=password, hostname=hostname,
+                device_json_path=device_json_path, trigger=trigger)
+    signal.signal(signal.SIGTERM, finish)
+    signal.signal(signal.SIGINT, finish)
+    with unit:
+        click.echo(unit.path)
+        click.echo(f"simulated unit on {unit.path} at {baud} baud, login {user}"
+                   f"{' with a password' if password else ''}; registers with {station_url}; Ctrl-C stops it", err=True)
+        while not done.wait(0.5):
+            pass
+        registered = len(unit.registrations)
+    click.echo(f"stopped ({registered} registration{'s' if registered != 1 else ''})", err=True)
+

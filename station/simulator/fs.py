@@ -1,0 +1,105 @@
+"""The simulated unit's file system: files and folders in memory, with the errors a real one gives."""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+import threading
+
+
+class FsError(Exception):
+    """A failed file operation; the message is what coreutils would print after ``cmd: path: ``."""
+
+
+class MemoryFS:
+    """Absolute paths to bytes; folders are a set. Thread-safe, as the agent reads while the shell writes."""
+
+    def __init__(self, folders: tuple[str, ...] = ("/", "/tmp", "/etc", "/etc/ioto", "/var", "/var/lib", "/var/lib/ioto", "/root")) -> None:
+        self.files: dict[str, bytes] = {}
+        self.folders: set[str] = set(folders)
+        self.lock = threading.RLock()
+        self.cwd = "/root"
+
+    def path(self, name: str) -> str:
+        return posixpath.normpath(posixpath.join(self.cwd, name))
+
+    def _parent_ok(self, path: str) -> None:
+        if posixpath.dirname(path) not in self.folders:
+            raise FsError("No such file or directory")
+
+    def read(self, name: str) -> bytes:
+        path = self.path(name)
+        with self.lock:
+            if path in self.folders:
+                raise FsError("Is a directory")
+            if path not in self.files:
+                raise FsError("No such file or directory")
+            return self.files[path]
+
+    def write(self, name: str, data: bytes, append: bool = False) -> None:
+        path = self.path(name)
+        if path == "/dev/null":
+            return
+        with self.lock:
+            if path in self.folders:
+                raise FsError("Is a directory")
+            self._parent_ok(path)
+            self.files[path] = (self.files.get(path, b"") if append else b"") + data
+
+    def exists(self, name: str) -> bool:
+        path = self.path(name)
+        with self.lock:
+            return path in self.files or path in self.folders
+
+    def mkdir(self, name: str, parents: bool = False) -> None:
+        path = self.path(name)
+        with self.lock:
+            if path in self.files or (path in self.folders and not parents):
+                raise FsError("File exists")
+            if parents:
+                parts = path.strip("/").split("/")
+                for depth in range(1, len(parts) + 1):
+                    folder = "/" + "/".join(parts[:depth])
+                    if folder in self.files:
+                        raise FsError("Not a directory")
+                    self.folders.add(folder)
+            else:
+                self._parent_ok(path)
+                self.folders.add(path)
+
+    def remove(self, name: str, recursive: bool = False) -> None:
+        path = self.path(name)
+        with self.lock:
+            if path in self.files:
+                del self.files[path]
+            elif path in self.folders:
+                inside = [p for p in (*self.files, *self.folders) if p.startswith(path.rstrip("/") + "/")]
+                if inside and not recursive:
+                    raise FsError("Directory not empty")
+                if not recursive:
+                    raise FsError("Is a directory")
+                for p in inside:
+                    self.files.pop(p, None)
+                    self.folders.discard(p)
+                self.folders.discard(path)
+            else:
+                raise FsError("No such file or directory")
+
+    def rename(self, source: str, target: str) -> None:
+        src, dst = self.path(source), self.path(target)
+        with self.lock:
+            if src not in self.files:
+                raise FsError("No such file or directory")
+            if dst in self.folders:
+                dst = posixpath.join(dst, posixpath.basename(src))
+            self._parent_ok(dst)
+            self.files[dst] = self.files.pop(src)
+
+    def glob(self, pattern: str) -> list[str]:
+        """Paths matching a pattern with wildcards in its last part, sorted as a shell sorts them."""
+        folder, name = posixpath.split(pattern)
+        base = self.path(folder or ".")
+        with self.lock:
+            names = [posixpath.basename(p) for p in (*self.files, *self.folders)
+                     if posixpath.dirname(p) == base and p != "/"]
+        return sorted(posixpath.join(folder, n) if folder else n for n in names if fnmatch.fnmatchcase(n, name))
