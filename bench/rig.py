@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 
-from station.rig.flash import device_file
 from station.rig.port import Link, open_port
 from station.rig.settings import from_mapping
 from station.rig.shell import Shell
@@ -33,7 +32,7 @@ def main() -> None:
     parser.add_argument("--baud", type=int, default=115200)
     parser.add_argument("--chunk", type=int, default=76)
     args = parser.parse_args()
-    data = device_file(PRODUCT, "7QJ4X9TN2KVBM0RA")
+    data = PRODUCT.device_file("7QJ4X9TN2KVBM0RA")
     unit = subprocess.Popen(
         [sys.executable, "-c", "from station.cli import main; main()", "simulate", "--baud", str(args.baud),
          "--password", PASSWORD], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,

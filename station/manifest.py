@@ -58,7 +58,7 @@ def write_device_files(product: Product, devices: Iterable[Device], folder: str 
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for count, device in enumerate(devices, 1):
-            (folder / f"{device.uci}.json5").write_text(json.dumps(product.device_object(device.uci), indent=4) + "\n")
+            (folder / f"{device.uci}.json5").write_bytes(product.device_file(device.uci))
     except OSError as exc:
         raise Invalid(f"cannot write device files into {folder}: {exc.strerror}; check the folder and free space") from exc
     return count

@@ -59,6 +59,10 @@ class Product:
         """The device object of device.json5 for a unit of this product, with its UCI in ``id``."""
         return {"product": self.id, "name": self.name, "description": self.description, "model": self.model, **extra, "id": code}
 
+    def device_file(self, code: str) -> bytes:
+        """The device.json5 a unit gets, byte for byte: written by the rig, and by manifests for firmware builds."""
+        return (json.dumps(self.device_object(code), indent=4) + "\n").encode()
+
 
 @dataclass(frozen=True)
 class Device:

@@ -9,14 +9,13 @@ to ``flashed`` (only after a matching readback of the file in place), then ``boo
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..store import Product, Store, now
+from ..store import Store, now
 from . import registration
 from .errors import Cancelled, StepFailed
 from .port import Link, open_port
@@ -64,10 +63,6 @@ class FlashResult:
         return f"PASS {self.reason}" if self.passed else f"FAIL at {self.step}: {self.reason}"
 
 
-def device_file(product: Product, uci: str) -> bytes:
-    """The device.json5 written onto a unit: its device object with the UCI in ``id``."""
-    return (json.dumps(product.device_object(uci), indent=4) + "\n").encode()
-
 
 def _scrub(text: str, slot: SlotSettings) -> str:
     """Keep the console password out of anything recorded, whatever a unit echoed."""
@@ -104,7 +99,7 @@ class Cycle:
         try:
             if device.state == "void":
                 raise StepFailed("connect", f"{device.display} is void: its claim ID must never reach a unit")
-            data = device_file(store.product(device.product), self.uci)
+            data = store.product(device.product).device_file(self.uci)
             store.record(self.uci, "flash-started", actor, self._details(path=settings.device_json_path))
             self._report("connect", f"opening {slot.port} at {slot.baud} baud")
             self.link = Link(open_port(slot), slot.name, self.cancel)

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from station.rig.flash import Progress, device_file, flash
+from station.rig.flash import Progress, flash
 from station.rig import registration
 from station.rig.settings import from_mapping
 from station.store import now
@@ -33,7 +33,7 @@ def test_a_clean_flash_registers_the_unit(store, device, make_unit) -> None:
     result, steps = cycle(store, unit, device)
     assert result.passed, result.summary()
     assert result.summary().startswith(f"PASS {device.display} flashed, verified and registered in ")
-    data = device_file(store.product(PRODUCT), device.uci)
+    data = store.product(PRODUCT).device_file(device.uci)
     assert unit.fs.files["/etc/ioto/device.json5"] == data
     assert store.device(device.uci).state == "registered"
     assert kinds(store, device.uci) == ["issued", "flash-started", "flashed", "boot-triggered", "registered",

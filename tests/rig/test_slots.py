@@ -6,7 +6,6 @@ import pytest
 
 from station.errors import Conflict, NotFound
 from station.rig import Rig
-from station.rig.flash import device_file
 from station.rig.settings import from_mapping
 
 from .conftest import FAST, PASSWORD, PRODUCT, QUICK, kinds
@@ -26,7 +25,7 @@ def test_four_slots_at_once_with_one_hanging_unit(station, store, make_unit) -> 
         for name in "ABC":
             result = jobs[name].wait(60)
             assert result is not None and result.passed, result
-            assert units[name].fs.files["/etc/ioto/device.json5"] == device_file(store.product(PRODUCT), devices[name].uci)
+            assert units[name].fs.files["/etc/ioto/device.json5"] == store.product(PRODUCT).device_file(devices[name].uci)
             assert store.device(devices[name].uci).state == "registered"
         assert not jobs["D"].done  # the other three finished while D's unit hangs
         with pytest.raises(Conflict, match="slot D is busy"):
