@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 import click
 
 from . import config as config_mod
-from . import lifecycle, manifest
+from . import accounts, lifecycle, manifest
 from .errors import StationError
 from .store import Store
 
@@ -210,12 +210,65 @@ def stats(station: Station) -> None:
 @click.option("--port", default=8080, show_default=True, type=int)
 @pass_station
 def serve(station: Station, host: str, port: int) -> None:
-    """Run the station's HTTP service."""
-    station.store  # opens and migrates the database, so that a bad data directory fails here
-    raise click.ClickException("the HTTP service is not built yet (issue: the HTTP serialization service)")
+    """Run the station's HTTP service (port 0 takes a free port, named in the log)."""
+    from .web.server import serve as serve_http  # Flask loads only for this command
+
+    serve_http(station.config, host, port)
+
+
+# --- accounts ---------------------------------------------------------------------------------------------
+
+@cli.group(cls=StationGroup)
+def user() -> None:
+    """Accounts for the operator pages: operators run the line, admins also manage the station."""
+
+
+def read_password(from_stdin: bool) -> str:
+    """The password from stdin (scripts) or asked twice on the terminal, never from the command line."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return click.prompt("password", hide_input=True, confirmation_prompt=True)
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(accounts.ROLES), required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_station
+def user_add(station: Station, name: str, role: str, password_stdin: bool) -> None:
+    """Add a user; the password is asked for and stored only as a hash."""
+    added = accounts.add_user(station.store, name, role, read_password(password_stdin))
+    click.echo(f"added {added.role} {added.name}")
+
+
+@user.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_station
+def user_passwd(station: Station, name: str, password_stdin: bool) -> None:
+    """Set a user's password."""
+    accounts.set_password(station.store, name, read_password(password_stdin))
+    click.echo(f"password of {name} changed")
+
+
+@user.command("list")
+@pass_station
+def user_list(station: Station) -> None:
+    """The users and their roles."""
+    echo_table(("user", "role"), [(u.name, u.role) for u in accounts.users(station.store)])
 
 
 # Commands of the other parts (each part keeps its commands in its own module):
+from .web.commands import token  # noqa: E402
+from .rig.commands import rig  # noqa: E402
+from .simulator.command import simulate  # noqa: E402
+from .labels.commands import COMMANDS as label_commands  # noqa: E402
+
+cli.add_command(token)
+cli.add_command(rig)
+cli.add_command(simulate)
+for _command in label_commands:
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -17,6 +17,9 @@ class JsonFormatter(logging.Formatter):
     _plain = set(vars(logging.makeLogRecord({})))
 
     def format(self, record: logging.LogRecord) -> str:
+        cached = record.__dict__.get("_station_json")
+        if cached is not None:  # each handler formats, and a rotating file twice: once a record is enough
+            return cached
         entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname.lower(),
                  "logger": record.name, "msg": record.getMessage()}
         for key, value in vars(record).items():
@@ -24,7 +27,8 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = "[hidden]" if any(word in key.lower() for word in SECRET_WORDS) else value
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        record._station_json = json.dumps(entry, default=str)
+        return record._station_json
 
 
 def setup(level: int = logging.WARNING, file: Path | None = None) -> None:

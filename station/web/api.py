@@ -1,0 +1,133 @@
+"""The JSON API under /api/v1/ for operators' tools: products, batches, devices, issuance, voiding, stats.
+
+Every call needs a caller (see access.py), who becomes the actor of the events it writes. Reads use the
+request thread's connection; writes go through the writer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from flask import Blueprint, g, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from ..store import Device
+from .bodies import (
+    MAX_KEY,
+    field,
+    idempotency_key,
+    only_fields,
+    parse_object,
+    query_int,
+)
+from .runtime import runtime
+
+bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
+
+PAGE = 100  # devices per page unless ``limit`` says otherwise
+MAX_PAGE = 1000
+PRODUCT_FIELDS = ("id", "name", "model", "description", "bits", "check_symbol", "claim_url", "layout")
+
+
+@bp.before_request
+def who_calls() -> None:
+    g.caller = runtime().access.caller(request)
+
+
+@bp.get("/products")
+def products() -> ResponseReturnValue:
+    return jsonify(products=[asdict(p) for p in runtime().reader().products()])
+
+
+@bp.post("/products")
+def add_product() -> ResponseReturnValue:
+    body = json_object()
+    only_fields(body, PRODUCT_FIELDS)
+    args: dict[str, Any] = {
+        "description": field(body, "description", str) or "",
+        "check_symbol": field(body, "check_symbol", bool),
+        "bits": field(body, "bits", int),
+        "claim_url": field(body, "claim_url", str),
+        "layout": field(body, "layout", str),
+    }
+    product_id = field(body, "id", str, required=True, max_len=64)
+    name, model = field(body, "name", str, required=True), field(body, "model", str, required=True)
+    args = {key: value for key, value in args.items() if value is not None}
+    caller = g.caller
+    product = runtime().writer.call(lambda store: store.add_product(product_id, name, model, actor=caller, **args))
+    return jsonify(asdict(product)), 201
+
+
+@bp.get("/products/<product_id>")
+def product(product_id: str) -> ResponseReturnValue:
+    return jsonify(asdict(runtime().reader().product(product_id)))
+
+
+@bp.get("/batches")
+def batches() -> ResponseReturnValue:
+    return jsonify(batches=[asdict(b) for b in runtime().reader().batches(request.args.get("product") or None)])
+
+
+@bp.get("/batches/<name>")
+def batch(name: str) -> ResponseReturnValue:
+    return jsonify(asdict(runtime().reader().batch(name)))
+
+
+@bp.get("/devices")
+def devices() -> ResponseReturnValue:
+    limit = query_int(request.args, "limit", PAGE, 1, MAX_PAGE)
+    offset = query_int(request.args, "offset", 0, 0, 10**9)
+    filters = {key: request.args.get(key) or None for key in ("product", "batch", "state", "serial")}
+    page = [d.to_dict() for d in runtime().reader().devices(**filters, limit=limit, offset=offset)]
+    return jsonify(devices=page, limit=limit, offset=offset, next=offset + limit if len(page) == limit else None)
+
+
+@bp.post("/devices")
+def issue() -> ResponseReturnValue:
+    """The operator's path: one UCI for a product, optionally for a manufacturer serial."""
+    body = json_object()
+    only_fields(body, ("product", "serial"))
+    product_id = field(body, "product", str, required=True, max_len=64)
+    serial = field(body, "serial", str, max_len=MAX_KEY) or None
+    key = idempotency_key(request.headers.get("Idempotency-Key"))
+    rt = runtime()
+    code, created = rt.writer.issue(product_id=product_id, serial=serial, idempotency_key=key, actor=g.caller, kind="issued")
+    return _detail(rt.reader().device(code)), 201 if created else 200
+
+
+@bp.get("/devices/<code>")
+def device(code: str) -> ResponseReturnValue:
+    return _detail(runtime().reader().device(code))
+
+
+@bp.get("/lookup")
+def lookup() -> ResponseReturnValue:
+    """A device by any typed or scanned form of its claim code (spaces, dashes, check symbol, O/0, I/L/1)."""
+    code = field(request.args, "code", str, required=True, max_len=200)
+    return _detail(runtime().reader().find(code))
+
+
+@bp.post("/devices/<code>/void")
+def void(code: str) -> ResponseReturnValue:
+    body = json_object()
+    only_fields(body, ("reason",))
+    reason = field(body, "reason", str, required=True)
+    caller = g.caller
+    return _detail(runtime().writer.call(lambda store: store.void(code, reason, caller)))
+
+
+@bp.get("/stats")
+def stats() -> ResponseReturnValue:
+    return jsonify(stats=runtime().reader().stats())
+
+
+def json_object() -> dict[str, Any]:
+    """The request's body as a JSON object (Flask answers 413 above MAX_CONTENT_LENGTH)."""
+    return parse_object(request.get_data(cache=False))
+
+
+def _detail(device: Device) -> ResponseReturnValue:
+    """A device with its history."""
+    events = [asdict(e) for e in runtime().reader().events(device.uci)]
+    return jsonify({**device.to_dict(), "events": events})

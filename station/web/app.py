@@ -1,0 +1,77 @@
+"""The Flask app factory: one app for the device endpoints, the JSON API and (later) the operator pages.
+
+The device endpoints sit in front of Flask as WSGI (device.py); blueprints carry the rest. Every error
+leaves as ``{"error": "..."}`` with its status, never as an HTML page, and every request is one log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from ..config import Config
+from ..errors import StationError
+from . import api, openapi
+from .bodies import MAX_BODY, TOO_LARGE
+from .device import DeviceEndpoints
+from .requestlog import log_request
+from .runtime import Runtime
+
+log = logging.getLogger("station.web")
+
+HTTP_HINTS = {
+    404: "no such endpoint or resource; /api/openapi.json lists the endpoints",
+    405: "this endpoint does not take {method}; /api/openapi.json lists the methods",
+    413: TOO_LARGE,
+}
+
+
+def create_app(config: Config) -> Flask:
+    """The station's WSGI app on the data directory of ``config``; close it with ``app.extensions["station"].close()``."""
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    runtime = app.extensions["station"] = Runtime(config)
+    app.wsgi_app = DeviceEndpoints(runtime, app.wsgi_app)  # type: ignore[method-assign]
+    app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)
+    app.before_request(_start_clock)
+    app.after_request(_log_request)
+    app.register_error_handler(StationError, _station_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+    return app
+
+
+def error_reply(message: str, status: int) -> tuple[Response, int]:
+    """The one shape of every error: a JSON object with a message that says what to do."""
+    response = jsonify(error=message)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response, status
+
+
+def _station_error(exc: StationError) -> tuple[Response, int]:
+    return error_reply(str(exc), exc.status)
+
+
+def _http_error(exc: HTTPException) -> tuple[Response, int]:
+    status = exc.code or 500
+    return error_reply(HTTP_HINTS.get(status, exc.description or "").format(method=request.method), status)
+
+
+def _unexpected(exc: Exception) -> tuple[Response, int]:
+    log.exception("unexpected error", extra={"method": request.method, "path": request.path})
+    return error_reply("internal error of the station; its log has the details", 500)
+
+
+def _start_clock() -> None:
+    g.started = time.perf_counter()
+
+
+def _log_request(response: Response) -> Response:
+    log_request(request.method, request.path, response.status_code, g.get("started"), request.remote_addr, g.get("caller"))
+    return response

@@ -1,0 +1,75 @@
+"""Reading what a client sent: a JSON object body with typed fields, and typed query parameters, each
+refused with a 4xx that names the field and says what to send. Plain functions of bytes and mappings, so
+that the Flask API and the bare-WSGI device endpoints share them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import Invalid, StationError
+
+MAX_KEY = 200  # characters of a hardware, serial or idempotency key: longer ones are not identifiers but junk
+MAX_BODY = 16 * 1024  # bytes: a device object is a few hundred
+TOO_LARGE = f"the body is larger than {MAX_BODY // 1024} KiB; a device object is a few hundred bytes"
+_KINDS = {str: "a string", bool: "true or false", int: "a whole number"}
+
+
+class TooLarge(StationError):
+    """A body over MAX_BODY."""
+
+    status = 413
+
+
+def parse_object(data: bytes) -> dict[str, Any]:
+    """The body as a JSON object, whatever the Content-Type says (devices send application/json)."""
+    if not data.strip():
+        raise Invalid("the body is empty: send a JSON object with Content-Type: application/json")
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise Invalid(f"the body is not JSON ({str(exc)[:80]}); send a JSON object with Content-Type: application/json") from None
+    if not isinstance(value, dict):
+        raise Invalid(f"the body must be a JSON object {{...}}, not {type(value).__name__}")
+    return value
+
+
+def field(body: Mapping[str, Any], key: str, kind: type, *, required: bool = False, max_len: int = 1000) -> Any:
+    """``body[key]`` checked against ``kind``; None when absent (or null) and not required."""
+    value = body.get(key)
+    if value is None:
+        if required:
+            raise Invalid(f"{key} is required ({_KINDS[kind]})")
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise Invalid(f"{key} must be {_KINDS[kind]}, not {json.dumps(value)[:60]}")
+    if kind is str:
+        value = value.strip()
+        if required and not value:
+            raise Invalid(f"{key} must not be empty")
+        if len(value) > max_len:
+            raise Invalid(f"{key} is longer than {max_len} characters")
+    return value
+
+
+def only_fields(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    """Refuse fields the endpoint does not know, so that a typo is not silently ignored."""
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise Invalid(f"unknown field(s) {', '.join(unknown)}; the fields are {', '.join(allowed)}")
+
+
+def query_int(args: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
+    """A whole-number query parameter within ``low..high``."""
+    text = args.get(key)
+    if text is None:
+        return default
+    if not text.isascii() or not text.isdigit() or len(text) > 9 or not low <= int(text) <= high:
+        raise Invalid(f"{key} must be a whole number from {low} to {high}, not {text[:40]!r}")
+    return int(text)
+
+
+def idempotency_key(header: str | None) -> str | None:
+    """The ``Idempotency-Key`` header: a client's name for one request, so that its retry is not a second one."""
+    return field({"Idempotency-Key": header}, "Idempotency-Key", str, max_len=MAX_KEY) or None

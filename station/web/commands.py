@@ -1,0 +1,40 @@
+"""The web service's commands: API tokens (``station token``); ``station serve`` lives in cli.py."""
+
+from __future__ import annotations
+
+import click
+
+from ..cli import Station, StationGroup, echo_table, pass_station
+
+
+@click.group(cls=StationGroup)
+def token() -> None:
+    """API tokens for /api/v1/ (programs and operators' tools)."""
+
+
+@token.command("create")
+@click.option("--name", required=True, help="Who or what uses the token, e.g. mes-export.")
+@pass_station
+def token_create(station: Station, name: str) -> None:
+    """Create a token and print it, once: only its hash is stored."""
+    secret = station.store.create_token(name, actor="cli")
+    click.echo(secret)
+    click.echo(f"token {name!r} created; keep it now, it cannot be shown again "
+               f"(send it as `Authorization: Bearer <token>`)", err=True)
+
+
+@token.command("list")
+@pass_station
+def token_list(station: Station) -> None:
+    """List the tokens' names and when they were last used."""
+    echo_table(("name", "created", "last used"),
+               [(t["name"], t["created"], t["last_used"] or "never") for t in station.store.tokens()])
+
+
+@token.command("revoke")
+@click.argument("name")
+@pass_station
+def token_revoke(station: Station, name: str) -> None:
+    """Delete a token: calls that carry it are refused from now on."""
+    station.store.revoke_token(name, actor="cli")
+    click.echo(f"token {name!r} revoked")

@@ -1,0 +1,127 @@
+"""The endpoints Ioto agents call (DESIGN.md sections 2 and 3): factory serialization and first-boot
+registration. Agents send no credentials; the client networks, when configured, decide who may call.
+
+They take the production line's load, so they are plain WSGI in front of the Flask app: Flask's request
+machinery costs about as much CPU as the rest of a serialization together (bench/serialize.py), and these
+two endpoints need none of it. Everything else goes on to Flask.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import Any
+
+from ..errors import Forbidden, Invalid, NotFound, StationError
+from ..store import Device, Store
+from ..uci import MAX_BITS
+from .access import Unauthorized, bearer
+from .bodies import MAX_BODY, TOO_LARGE, TooLarge, field, idempotency_key, parse_object
+from .requestlog import log_request
+from .runtime import Runtime
+
+log = logging.getLogger("station.web")
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+DEVICE_TEXT = ("name", "description", "model")  # fields of the device object that must be strings when present
+
+
+def serialize(rt: Runtime, body: dict[str, Any], environ: dict[str, Any]) -> dict[str, Any]:
+    """Issue the unit's UCI, committed before the reply; a unit that says who it is gets the same UCI again."""
+    product = field(body, "product", str, required=True, max_len=64)
+    for key in DEVICE_TEXT:
+        field(body, key, str, max_len=MAX_BODY)
+    code, _ = rt.writer.issue(
+        product_id=product, hwkey=rt.hardware_key(body), idempotency_key=idempotency_key(environ.get("HTTP_IDEMPOTENCY_KEY")),
+        actor="device", kind="issued", details={"remote": environ.get("REMOTE_ADDR")},
+    )
+    return {"id": code}
+
+
+def register(rt: Runtime, body: dict[str, Any], environ: dict[str, Any]) -> dict[str, Any]:
+    """Move the unit to ``registered`` and answer so that its agent stores the reply and stops registering."""
+    product = field(body, "product", str, required=True, max_len=64)
+    code = field(body, "id", str, required=True, max_len=MAX_BITS // 5)
+    claimed = bearer(environ.get("HTTP_AUTHORIZATION"))
+    details = {"remote": environ.get("REMOTE_ADDR")}
+    device = rt.writer.call(lambda store: _register(store, code, product, claimed, details))
+    return {"registered": True, "id": device.uci, "product": device.product, "state": device.state}
+
+
+def _register(store: Store, code: str, product: str, claimed: str | None, details: dict[str, Any]) -> Device:
+    """On the writer thread: refuse (with an event) a unit whose product does not match, else advance it."""
+    refusal: StationError | None = None
+    if claimed is None:
+        refusal = Unauthorized("registration needs `Authorization: bearer <product id>`, as the Ioto agent sends it")
+    elif claimed != product:
+        refusal = Forbidden(f"the Authorization header names product {claimed[:64]!r}, the body {product!r}; they must be the same")
+    else:
+        try:
+            owner = store.device(code).product
+        except NotFound:
+            owner = product  # advance() refuses the unknown UCI and records it
+        if owner != product:
+            refusal = Forbidden(f"device {code} belongs to product {owner}, not {product}; check the unit's device.json5")
+    if refusal is not None:
+        store.record(code, "refused", "device", {**details, "attempted": "registered", "reason": str(refusal)})
+        raise refusal
+    return store.advance(code, "registered", "registered", "device", details)
+
+
+ENDPOINTS: dict[str, Callable[[Runtime, dict[str, Any], dict[str, Any]], dict[str, Any]]] = {
+    "/ioto/serialize": serialize,
+    "/api/device/register": register,
+}
+
+
+def read_body(environ: dict[str, Any]) -> bytes:
+    """The request body, refused above MAX_BODY before it is read."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise Invalid("the Content-Length header is not a number") from None
+    if length > MAX_BODY:
+        raise TooLarge(TOO_LARGE)
+    return environ["wsgi.input"].read(max(length, 0))
+
+
+class DeviceEndpoints:
+    """WSGI middleware: answers the device endpoints itself (POST only) and passes every other path on."""
+
+    def __init__(self, runtime: Runtime, app: WSGIApp) -> None:
+        self.runtime = runtime
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        endpoint = ENDPOINTS.get(path)
+        if endpoint is None:
+            return self.app(environ, start_response)
+        started = time.perf_counter()
+        method, remote = environ.get("REQUEST_METHOD", ""), environ.get("REMOTE_ADDR")
+        headers = [("Content-Type", "application/json")]
+        try:
+            if method != "POST":
+                headers.append(("Allow", "POST"))
+                raise _MethodNotAllowed(f"{path} takes POST, not {method}; /api/openapi.json lists the methods")
+            self.runtime.access.check_device(remote)
+            reply, status = endpoint(self.runtime, parse_object(read_body(environ)), environ), 200
+        except StationError as exc:
+            reply, status = {"error": str(exc)}, exc.status
+        except Exception:  # a bug answers 500 and is logged; the agent retries
+            log.exception("unexpected error", extra={"method": method, "path": path})
+            reply, status = {"error": "internal error of the station; its log has the details"}, 500
+        if status == 401:
+            headers.append(("WWW-Authenticate", "Bearer"))
+        body = json.dumps(reply, separators=(",", ":")).encode()
+        headers.append(("Content-Length", str(len(body))))
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+        log_request(method, path, status, started, remote, None)
+        return [body]
+
+
+class _MethodNotAllowed(StationError):
+    status = 405

@@ -1,0 +1,221 @@
+"""The OpenAPI 3 document of the station's whole HTTP surface, served at /api/openapi.json.
+
+A test runs schemathesis against the live app with it, so that the document stays true to the code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+
+from .. import lifecycle
+
+bp = Blueprint("openapi", __name__)
+
+_ERRORS = {
+    400: "Malformed body, wrong type or a value the station refuses; the message says which.",
+    401: "No credentials, or unknown ones.",
+    403: "Not allowed from this address, or the product does not match.",
+    404: "No such product, batch, device or endpoint.",
+    409: "Clashes with what is stored (a used ID or serial, a disabled product, a void device).",
+    413: "The body is larger than 16 KiB.",
+    503: "The database is locked by another program or the disk is full; nothing was stored: try again.",
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _operation(summary: str, ok: dict[int, tuple[str, str]], errors: tuple[int, ...], *, body: str | None = None,
+               params: list[dict[str, Any]] | None = None, open_: bool = False) -> dict[str, Any]:
+    """One operation: its replies (status -> schema name, description) and the error statuses it can give."""
+    errors = tuple(sorted({*errors, 503, *(() if open_ else (401,)), *((400, 413) if body else ())}))
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "responses": {
+            **{str(status): _json(_ref(schema), text) for status, (schema, text) in ok.items()},
+            **{str(status): _json(_ref("Error"), _ERRORS[status]) for status in errors},
+        },
+    }
+    if body:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+    if params:
+        operation["parameters"] = params
+    if open_:
+        operation["security"] = []
+    return operation
+
+
+def _param(name: str, where: str, description: str, *, required: bool = False, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required or where == "path", "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+_TEXT = {"type": "string"}
+_REQUIRED_TEXT = {"type": "string", "minLength": 1, "pattern": r"\S"}
+_ID_TEXT = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"\S"}
+_NULLABLE_TEXT = {"type": "string", "nullable": True}
+_IDEMPOTENCY = _param("Idempotency-Key", "header", "The client's name for this request: a retry with the same key gets the same UCI.",
+                      schema={"type": "string", "maxLength": 200})
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": _TEXT}},
+    "DeviceObject": {
+        "type": "object", "required": ["product"], "additionalProperties": True,
+        "description": "The device object of device.json5, as the Ioto agent sends it; firmware may add fields "
+                       "(serial, mac or hwid identify the unit, see hardware_keys).",
+        "properties": {"product": _ID_TEXT, "name": _TEXT, "description": _TEXT, "model": _TEXT},
+        "example": {"product": "01H4R15D3478JD26YDYK408XE6", "name": "Blank", "description": "Blank slate app", "model": "Blank-01"},
+    },
+    "Serialized": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string", "pattern": "^[0-9A-HJKMNP-TV-Z]+$"}}},
+    "Registration": {
+        "type": "object", "required": ["product", "id"], "additionalProperties": True,
+        "properties": {"product": _ID_TEXT, "id": {**_ID_TEXT, "description": "The device's UCI."}, "name": _TEXT,
+                       "description": _TEXT, "model": _TEXT, "created": _TEXT},
+    },
+    "Registered": {
+        "type": "object", "required": ["registered", "id", "product", "state"],
+        "properties": {"registered": {"type": "boolean"}, "id": _TEXT, "product": _TEXT, "state": _TEXT},
+    },
+    "NewProduct": {
+        "type": "object", "required": ["id", "name", "model"], "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}, "name": _REQUIRED_TEXT, "model": _REQUIRED_TEXT,
+            "description": _TEXT,
+            "bits": {"type": "integer", "minimum": 50, "maximum": 320, "multipleOf": 5}, "check_symbol": {"type": "boolean"},
+            "claim_url": _TEXT, "layout": _TEXT,
+        },
+    },
+    "Product": {
+        "type": "object", "required": ["id", "name", "model", "description", "bits", "check_symbol", "claim_url", "layout", "enabled", "created"],
+        "properties": {
+            "id": _TEXT, "name": _TEXT, "model": _TEXT, "description": _TEXT, "bits": {"type": "integer"},
+            "check_symbol": {"type": "boolean"}, "claim_url": _NULLABLE_TEXT, "layout": _NULLABLE_TEXT,
+            "enabled": {"type": "boolean"}, "created": _TEXT,
+        },
+    },
+    "Products": {"type": "object", "required": ["products"], "properties": {"products": {"type": "array", "items": _ref("Product")}}},
+    "Batch": {
+        "type": "object", "required": ["id", "name", "product", "count", "created", "actor"],
+        "properties": {"id": {"type": "integer"}, "name": _TEXT, "product": _TEXT, "count": {"type": "integer"},
+                       "created": _TEXT, "actor": _TEXT},
+    },
+    "Batches": {"type": "object", "required": ["batches"], "properties": {"batches": {"type": "array", "items": _ref("Batch")}}},
+    "Device": {
+        "type": "object", "required": ["uci", "product", "state", "created", "updated", "batch", "serial", "hwkey", "display"],
+        "properties": {
+            "uci": _TEXT, "product": _TEXT, "state": {"type": "string", "enum": list(lifecycle.ALL_STATES)},
+            "created": _TEXT, "updated": _NULLABLE_TEXT, "batch": _NULLABLE_TEXT, "serial": _NULLABLE_TEXT,
+            "hwkey": _NULLABLE_TEXT, "display": _TEXT,
+        },
+    },
+    "Event": {
+        "type": "object", "required": ["id", "time", "uci", "batch", "kind", "actor", "details"],
+        "properties": {"id": {"type": "integer"}, "time": _TEXT, "uci": _NULLABLE_TEXT, "batch": {"type": "integer", "nullable": True},
+                       "kind": _TEXT, "actor": _TEXT, "details": {"type": "object"}},
+    },
+    "DeviceDetail": {"allOf": [_ref("Device"), {"type": "object", "required": ["events"],
+                                                "properties": {"events": {"type": "array", "items": _ref("Event")}}}]},
+    "Devices": {
+        "type": "object", "required": ["devices", "limit", "offset", "next"],
+        "properties": {"devices": {"type": "array", "items": _ref("Device")}, "limit": {"type": "integer"},
+                       "offset": {"type": "integer"}, "next": {"type": "integer", "nullable": True}},
+    },
+    "Issue": {
+        "type": "object", "required": ["product"], "additionalProperties": False,
+        "properties": {"product": _ID_TEXT, "serial": {"type": "string", "maxLength": 200,
+                                                          "description": "The manufacturer's serial of the unit."}},
+    },
+    "Void": {"type": "object", "required": ["reason"], "additionalProperties": False, "properties": {"reason": _REQUIRED_TEXT}},
+    "Stats": {
+        "type": "object", "required": ["stats"],
+        "properties": {"stats": {"type": "array", "items": {
+            "type": "object", "required": ["product", "batch", "state", "devices"],
+            "properties": {"product": _TEXT, "batch": _NULLABLE_TEXT, "state": _TEXT, "devices": {"type": "integer"}},
+        }}},
+    },
+    "OpenAPI": {"type": "object", "required": ["openapi", "paths"]},
+}
+
+_PRODUCT_ID = _param("product_id", "path", "The Ioto product token.")
+_CODE = _param("code", "path", "The canonical UCI.")
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "Station",
+        "version": "1",
+        "description": "Claim IDs (UCIs) for a production line: the Ioto factory serialization and registration "
+                       "endpoints, and a JSON API for operators' tools. Errors are {\"error\": message}.",
+    },
+    "components": {
+        "schemas": SCHEMAS,
+        "securitySchemes": {
+            "token": {"type": "http", "scheme": "bearer", "description": "An API token from `station token create --name NAME`."},
+        },
+    },
+    "security": [{"token": []}],
+    "paths": {
+        "/ioto/serialize": {"post": _operation(
+            "Issue a UCI to a unit (Ioto factory serialization); the same unit gets the same UCI again",
+            {200: ("Serialized", "The UCI, committed to the database before this reply.")}, (403, 404, 409),
+            body="DeviceObject", params=[_IDEMPOTENCY], open_=True)},
+        "/api/device/register": {"post": _operation(
+            "First-boot registration of a unit (the Ioto builder's shape); Authorization: bearer <product id>",
+            {200: ("Registered", "The device is registered; the agent stores this reply.")}, (401, 403, 404, 409),
+            body="Registration", open_=True)},
+        "/api/openapi.json": {"get": _operation("This document", {200: ("OpenAPI", "The OpenAPI document.")}, (), open_=True)},
+        "/api/v1/products": {
+            "get": _operation("List the products", {200: ("Products", "The products.")}, ()),
+            "post": _operation("Add a product", {201: ("Product", "The new product.")}, (409,), body="NewProduct"),
+        },
+        "/api/v1/products/{product_id}": {
+            "get": _operation("One product", {200: ("Product", "The product.")}, (404,), params=[_PRODUCT_ID]),
+        },
+        "/api/v1/batches": {
+            "get": _operation("List the batches", {200: ("Batches", "The batches.")}, (),
+                              params=[_param("product", "query", "Only this product's batches.")]),
+        },
+        "/api/v1/batches/{name}": {
+            "get": _operation("One batch", {200: ("Batch", "The batch.")}, (404,), params=[_param("name", "path", "The batch name.")]),
+        },
+        "/api/v1/devices": {
+            "get": _operation("List devices in issue order, filtered, a page at a time", {200: ("Devices", "A page of devices.")},
+                              (400, 404), params=[
+                                  _param("product", "query", "Product ID."),
+                                  _param("batch", "query", "Batch name."),
+                                  _param("state", "query", "Life-cycle state.", schema={"type": "string", "enum": list(lifecycle.ALL_STATES)}),
+                                  _param("serial", "query", "Manufacturer serial."),
+                                  _param("limit", "query", "Page size.", schema={"type": "integer", "minimum": 1, "maximum": 1000}),
+                                  _param("offset", "query", "Devices to skip.", schema={"type": "integer", "minimum": 0}),
+                              ]),
+            "post": _operation("Issue a UCI (operator path), optionally for a manufacturer serial",
+                               {201: ("DeviceDetail", "A new device."), 200: ("DeviceDetail", "The device this Idempotency-Key already has.")},
+                               (404, 409), body="Issue", params=[_IDEMPOTENCY]),
+        },
+        "/api/v1/devices/{code}": {
+            "get": _operation("One device with its events", {200: ("DeviceDetail", "The device.")}, (404,), params=[_CODE]),
+        },
+        "/api/v1/devices/{code}/void": {
+            "post": _operation("Void a device, with a reason; its UCI is never used again",
+                               {200: ("DeviceDetail", "The void device.")}, (404, 409), body="Void", params=[_CODE]),
+        },
+        "/api/v1/lookup": {
+            "get": _operation("A device by any typed or scanned form of its claim code", {200: ("DeviceDetail", "The device.")},
+                              (400, 404, 409), params=[_param("code", "query", "The code as typed or scanned.", required=True)]),
+        },
+        "/api/v1/stats": {"get": _operation("Device counts by product, batch and state", {200: ("Stats", "The counts.")}, ())},
+    },
+}
+
+
+@bp.get("/api/openapi.json")
+def document() -> ResponseReturnValue:
+    return jsonify(DOCUMENT)

@@ -1,0 +1,69 @@
+"""What the request threads of one app share: the configuration, the one writer, read connections and the
+access rules. Reads run on a connection of the request's own thread (WAL lets them run beside the writer);
+every write goes through the writer."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from flask import current_app
+
+from ..config import Config
+from ..errors import Invalid
+from ..store import Store
+from .access import Access
+from .bodies import MAX_KEY, field
+from .writer import Writer
+
+
+class Runtime:
+    """The shared state of one app; ``close`` it when the server stops."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.hardware_keys = self._hardware_keys(config.get("hardware_keys"))
+        self.writer = Writer(config.db_path)
+        self._local = threading.local()
+        self._readers: list[Store] = []
+        self._lock = threading.Lock()
+        try:
+            self.access = Access(config.get("client_networks"), self.reader, self.writer)
+        except Exception:
+            self.close()
+            raise
+
+    @staticmethod
+    def _hardware_keys(value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(key, str) and key for key in value):
+            raise Invalid(f"hardware_keys in station.json5 must be a list of device object field names such as \"serial\", not {value!r}")
+        return tuple(value)
+
+    def reader(self) -> Store:
+        """This thread's read connection, opened on its first use."""
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = Store.open(self.config.db_path)
+            with self._lock:
+                self._readers.append(store)
+        return store
+
+    def hardware_key(self, device: dict[str, Any]) -> str | None:
+        """``name:value`` of the first configured hardware key the device object carries, else None."""
+        for key in self.hardware_keys:
+            if device.get(key) is not None:
+                return f"{key}:{field(device, key, str, required=True, max_len=MAX_KEY)}"
+        return None
+
+    def close(self) -> None:
+        """Finish the queued writes and close every connection."""
+        self.writer.close()
+        with self._lock:
+            for store in self._readers:
+                store.close()
+            self._readers.clear()
+
+
+def runtime() -> Runtime:
+    """The runtime of the app handling the current request."""
+    return current_app.extensions["station"]

@@ -1,0 +1,103 @@
+"""The service's one writer: a thread that owns the only writing connection and commits in groups.
+
+SQLite takes one writer at a time, and ``synchronous=FULL`` makes each commit wait for the disk. Request
+threads hand their writes to this thread and wait; it takes every write that queued up meanwhile, issues
+all the UCIs of the group in one transaction (one fsync for the lot), and only then answers each request.
+So concurrent requests never race for the lock, a UCI is on disk before any reply carries it, and a
+request is answered only once its own write is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..errors import StationError, Unavailable
+from ..store import Store
+
+T = TypeVar("T")
+MAX_GROUP = 256  # requests per transaction: bounds the time one group holds the write lock
+ANSWER_TIMEOUT = 30.0  # seconds a request waits for its commit; the Ioto agent itself gives up at 30 s
+
+log = logging.getLogger("station.web")
+
+
+class Writer:
+    """Runs every write of the service on one thread; issuance requests are committed in groups."""
+
+    def __init__(self, db_path: Path) -> None:
+        self._store = Store.open(db_path)  # opened here, so that a bad database fails at start-up
+        self._queue: queue.SimpleQueue[tuple[Any, Future[Any]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="station-writer", daemon=True)
+        self._thread.start()
+
+    def issue(self, **request: Any) -> tuple[str, bool]:
+        """Issue (or find again) the UCI for one request; ``Store.issue_group`` keyword arguments."""
+        return self._submit(request)
+
+    def call(self, job: Callable[[Store], T]) -> T:
+        """Run ``job(store)`` on the writer thread in its own transaction(s) and return its result."""
+        return self._submit(job)
+
+    def _submit(self, work: Any) -> Any:
+        if not self._thread.is_alive():
+            raise Unavailable("the station's database writer has stopped; restart `station serve`")
+        future: Future[Any] = Future()
+        self._queue.put((work, future))
+        try:
+            return future.result(ANSWER_TIMEOUT)
+        except FutureTimeout:
+            raise Unavailable(
+                f"the station database did not accept the write within {ANSWER_TIMEOUT:.0f} s "
+                f"(another program may hold it); try again"
+            ) from None
+
+    def close(self) -> None:
+        """Finish the queued writes, then stop the thread and close the connection."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._store.close()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            items = [self._queue.get()]
+            while len(items) < MAX_GROUP:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stopping = None in items
+            work = [item for item in items if item is not None]
+            group = [(request, future) for request, future in work if isinstance(request, dict)]
+            if group:  # every issuance that queued up meanwhile: one transaction, one fsync
+                self._settle([future for _, future in group], self._store.issue_group, [request for request, _ in group])
+            for job, future in work:
+                if not isinstance(job, dict):
+                    self._settle([future], self._one, job)
+
+    def _one(self, job: Callable[[Store], Any]) -> list[Any]:
+        return [job(self._store)]
+
+    @staticmethod
+    def _settle(futures: list[Future[Any]], work: Callable[[Any], list[Any]], argument: Any) -> None:
+        """Answer each future with its result in ``work(argument)``, or all with the error that stopped it."""
+        try:
+            results = work(argument)
+        except StationError as exc:
+            results = [exc] * len(futures)
+        except Exception as exc:  # a bug must fail its requests, never the thread that serves all of them
+            log.exception("database write failed")
+            results = [exc] * len(futures)
+        for future, result in zip(futures, results):
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)

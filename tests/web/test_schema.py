@@ -1,0 +1,55 @@
+"""The OpenAPI document stays true: it names every route, and schemathesis finds no 5xx and no reply that
+breaks it on the live server (a bounded, derandomized number of generated requests per operation)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from station import config
+from station.web.app import create_app
+from station.web.device import ENDPOINTS
+from station.web.openapi import DOCUMENT
+
+from .conftest import Server
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
+          response_headers_conformance]
+
+
+def test_the_document_names_every_route(tmp_path: Path) -> None:
+    app = create_app(config.load(tmp_path))
+    try:
+        routes = {(re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule), method.lower())
+                  for rule in app.url_map.iter_rules() if rule.endpoint != "static"
+                  for method in rule.methods - {"HEAD", "OPTIONS"}}
+    finally:
+        app.extensions["station"].close()
+    routes |= {(path, "post") for path in ENDPOINTS}  # the device endpoints, in front of Flask
+    documented = {(path, method) for path, operations in DOCUMENT["paths"].items() for method in operations}
+    assert routes == documented
+
+
+@pytest.fixture(scope="module")
+def api_schema(server: Server) -> schemathesis.BaseSchema:
+    return schemathesis.openapi.from_url(f"http://127.0.0.1:{server.port}/api/openapi.json")
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+def test_the_live_app_keeps_its_document(case: schemathesis.Case, token: str) -> None:
+    case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=CHECKS)
