@@ -208,12 +208,27 @@ def stats(station: Station) -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--demo", is_flag=True, help="Add a demo product, file printer, simulated unit and operator account.")
 @pass_station
-def serve(station: Station, host: str, port: int) -> None:
-    """Run the station's HTTP service (port 0 takes a free port, named in the log)."""
+def serve(station: Station, host: str, port: int, demo: bool) -> None:
+    """Run the station's HTTP service and operator pages (port 0 takes a free port, named in the log)."""
     from .web.server import serve as serve_http  # Flask loads only for this command
 
-    serve_http(station.config, host, port)
+    if not demo:
+        serve_http(station.config, host, port)
+        return
+    from .web.demo import OPERATOR, Demo
+
+    the_demo = Demo(station.config)
+
+    def ready(url: str) -> None:
+        the_demo.point_at(url)
+        click.echo(f"demo: open {url}/ and sign in as {OPERATOR} with password {the_demo.password}", err=True)
+
+    try:
+        serve_http(station.config, host, port, on_ready=ready)
+    finally:
+        the_demo.stop()
 
 
 # --- accounts ---------------------------------------------------------------------------------------------

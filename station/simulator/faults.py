@@ -21,7 +21,7 @@ FAULTS: dict[str, tuple[float, str]] = {
     "kernel-log": (50, "kernel log lines appear between lines of command output (N lines)"),
     "garbled-boot": (1, "the boot prints line noise and garbage bytes around its messages"),
     "slow-boot": (5, "the agent starts N seconds late"),
-    "no-register": (1, "the agent starts but never reaches the station"),
+    "no-register": (1, "the agent starts but never reaches the station (N starts)"),
     "no-stty": (1, "the shell has no stty, so its echo stays on"),
 }
 
@@ -38,13 +38,19 @@ class Faults:
         self._left: dict[str, float] = {}
         self._lock = threading.Lock()
         for spec in specs:
-            name, _, count = spec.strip().partition("=")
-            if name not in FAULTS:
-                raise Invalid(f"unknown fault {name!r}: faults are {', '.join(FAULTS)}")
-            try:
-                self._left[name] = float(count) if count else FAULTS[name][0]
-            except ValueError:
-                raise Invalid(f"fault {spec!r}: the part after '=' must be a number") from None
+            self.add(spec)
+
+    def add(self, spec: str) -> None:
+        """Arm a fault (``NAME`` or ``NAME=N``), also while the unit runs."""
+        name, _, count = spec.strip().partition("=")
+        if name not in FAULTS:
+            raise Invalid(f"unknown fault {name!r}: faults are {', '.join(FAULTS)}")
+        try:
+            left = float(count) if count else FAULTS[name][0]
+        except ValueError:
+            raise Invalid(f"fault {spec!r}: the part after '=' must be a number") from None
+        with self._lock:
+            self._left[name] = left
 
     def active(self, name: str) -> bool:
         """Whether the fault is on, without using it up."""

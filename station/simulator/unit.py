@@ -338,6 +338,6 @@ class Unit:
             self._print(line + "\n")
 
         reply = first_boot(self.fs, self.device_json_path, self.builder, say, self._stop,
-                           delay=self.faults.seconds("slow-boot"), reachable=not self.faults.active("no-register"))
+                           delay=self.faults.seconds("slow-boot"), reachable=not self.faults.take("no-register"))
         if reply is not None:
             self.registrations.append(reply)

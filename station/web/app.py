@@ -1,4 +1,4 @@
-"""The Flask app factory: one app for the device endpoints, the JSON API and (later) the operator pages.
+"""The Flask app factory: one app for the device endpoints, the JSON API and the operator pages.
 
 The device endpoints sit in front of Flask as WSGI (device.py); blueprints carry the rest. Every error
 leaves as ``{"error": "..."}`` with its status, never as an HTML page, and every request is one log line.
@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..config import Config
 from ..errors import StationError
-from . import api, openapi
+from . import api, line, openapi, pages, session
 from .bodies import MAX_BODY, TOO_LARGE
 from .device import DeviceEndpoints
 from .requestlog import log_request
@@ -31,13 +31,23 @@ HTTP_HINTS = {
 
 def create_app(config: Config) -> Flask:
     """The station's WSGI app on the data directory of ``config``; close it with ``app.extensions["station"].close()``."""
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # the pages serve the repository's static/
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.json.sort_keys = False  # type: ignore[attr-defined]
     runtime = app.extensions["station"] = Runtime(config)
     app.wsgi_app = DeviceEndpoints(runtime, app.wsgi_app)  # type: ignore[method-assign]
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
+    try:
+        session.configure(app, config)
+        app.extensions["line"] = the_line = line.Line(config, runtime.writer)
+    except BaseException:
+        runtime.close()
+        raise
+    runtime.on_close.append(the_line.close)
+    runtime.access.ways_in.append(session.session_way_in)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(line.bp)
     app.before_request(_start_clock)
     app.after_request(_log_request)
     app.register_error_handler(StationError, _station_error)

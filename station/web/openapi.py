@@ -21,6 +21,7 @@ _ERRORS = {
     404: "No such product, batch, device or endpoint.",
     409: "Clashes with what is stored (a used ID or serial, a disabled product, a void device).",
     413: "The body is larger than 16 KiB.",
+    429: "Too many wrong passwords from this address or for this name: wait and try again.",
     503: "The database is locked by another program or the disk is full; nothing was stored: try again.",
 }
 
@@ -142,8 +143,64 @@ SCHEMAS: dict[str, Any] = {
         }}},
     },
     "OpenAPI": {"type": "object", "required": ["openapi", "paths"]},
+    "Tile": {
+        "type": "object", "required": ["slot", "status", "uci", "display", "steps", "reason"],
+        "properties": {"slot": _TEXT, "status": {"type": "string", "enum": ["idle", "busy", "pass", "fail", "void"]},
+                       "uci": _NULLABLE_TEXT, "display": _NULLABLE_TEXT, "product": _NULLABLE_TEXT, "serial": _NULLABLE_TEXT,
+                       "printer": _NULLABLE_TEXT, "step": _NULLABLE_TEXT, "message": _TEXT, "reason": _TEXT,
+                       "steps": {"type": "array", "items": {"type": "object"}}, "recent": {"type": "array", "items": {"type": "object"}}},
+    },
+    "LineState": {
+        "type": "object", "required": ["tiles", "today"],
+        "properties": {"tiles": {"type": "array", "items": _ref("Tile")},
+                       "today": {"type": "object", "description": "Passes and fails today by slot; the key \"\" is the station."}},
+    },
+    "Scan": {
+        "type": "object", "required": ["product", "printer", "slot"],
+        "properties": {"product": _TEXT, "printer": _TEXT, "slot": _TEXT, "serial": _TEXT},
+    },
+    "Reason": {"type": "object", "required": ["reason"], "properties": {"reason": _TEXT}},
 }
 
+# The operator pages: HTML for people signed in with a session cookie; their scripts call the line's JSON
+# endpoints with the session and its CSRF token (header X-CSRF-Token, or the form field csrf_token).
+_SESSION = [{"session": []}]
+
+
+def _html(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+_REDIRECT = {"description": "Not signed in (to the sign-in page), or done (to the next page).",
+             "headers": {"Location": {"schema": {"type": "string"}}}}
+
+
+def _page(summary: str, *, ok: tuple[int, ...] = (200,), errors: tuple[int, ...] = (400, 403, 404, 409, 503),
+          form: dict[str, Any] | None = None, params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """An HTML page or form post of the operator pages; its errors are pages too."""
+    operation: dict[str, Any] = {
+        "summary": summary, "security": _SESSION,
+        "responses": {**{str(status): _html("The page.") for status in ok}, "302": _REDIRECT,
+                      **{str(status): _html(_ERRORS[status]) for status in errors}},
+    }
+    if form:
+        operation["requestBody"] = {"content": {"application/x-www-form-urlencoded": {"schema": {
+            "type": "object", "properties": {**form, "csrf_token": _TEXT}}}}}
+    if params:
+        operation["parameters"] = params
+    return operation
+
+
+def _line(summary: str, ok: dict[int, tuple[str, str]], *, body: str | None = None,
+          params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A JSON endpoint of the line page, for the page's own script."""
+    operation = _operation(summary, ok, (401, 403, 404, 409), body=body, params=params)
+    operation["security"] = _SESSION
+    return operation
+
+
+_SLOT = _param("slot", "path", "The rig slot's name.")
+_UCI = _param("uci", "path", "The canonical UCI.")
 _PRODUCT_ID = _param("product_id", "path", "The Ioto product token.")
 _CODE = _param("code", "path", "The canonical UCI.")
 
@@ -159,6 +216,8 @@ DOCUMENT: dict[str, Any] = {
         "schemas": SCHEMAS,
         "securitySchemes": {
             "token": {"type": "http", "scheme": "bearer", "description": "An API token from `station token create --name NAME`."},
+            "session": {"type": "apiKey", "in": "cookie", "name": "station_session",
+                        "description": "The operator pages' signed session cookie, from signing in."},
         },
     },
     "security": [{"token": []}],
@@ -212,6 +271,51 @@ DOCUMENT: dict[str, Any] = {
                               (400, 404, 409), params=[_param("code", "query", "The code as typed or scanned.", required=True)]),
         },
         "/api/v1/stats": {"get": _operation("Device counts by product, batch and state", {200: ("Stats", "The counts.")}, ())},
+        "/": {"get": _page("The line: scan units, follow each slot's cycle")},
+        "/signin": {
+            "get": {**_page("The sign-in form", params=[_param("next", "query", "The page to go to after signing in.")]),
+                    "security": []},
+            "post": {**_page("Sign in", ok=(), errors=(401, 403, 429),
+                             form={"name": _TEXT, "password": _TEXT},
+                             params=[_param("next", "query", "The page to go to after signing in.")]), "security": []},
+        },
+        "/signout": {"post": {**_page("Sign out", ok=(), errors=(403,)), "security": []}},
+        "/devices": {"get": _page("Find devices by any typed form of a claim code or a serial, or list them", params=[
+            _param("q", "query", "A claim code as typed or scanned, or a manufacturer serial."),
+            _param("product", "query", "Product ID."), _param("batch", "query", "Batch name."),
+            _param("state", "query", "Life-cycle state."), _param("page", "query", "Page number, from 1.")])},
+        "/devices/{uci}": {"get": _page("A device with its history and label", params=[_UCI])},
+        "/devices/{uci}/label.png": {"get": {
+            **_line("The device's label as the printer gets it, for a screen (nothing is printed)", {}, params=[_UCI]),
+            "responses": {"200": {"description": "The label.", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+                          **{str(s): _json(_ref("Error"), _ERRORS[s]) for s in (400, 401, 403, 404, 503)}}}},
+        "/batches": {"get": _page("The batches with their devices' states")},
+        "/products": {
+            "get": _page("The products"),
+            "post": _page("Add a product (admins)", form={"id": _TEXT, "name": _TEXT, "model": _TEXT, "description": _TEXT,
+                                                          "bits": _TEXT, "claim_url": _TEXT, "layout": _TEXT,
+                                                          "no_check_symbol": _TEXT}),
+        },
+        "/settings": {"get": _page("Printers, rig slots and users (admins)")},
+        "/line/state": {"get": _line("Every slot's tile and today's counts", {200: ("LineState", "The line now.")})},
+        "/line/events": {"get": {
+            **_line("Server-sent events: every tile, then each change (event `tile`, data a Tile)", {}),
+            "responses": {"200": {"description": "The event stream; it ends after a few minutes and the browser reconnects.",
+                                  "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                          **{str(s): _json(_ref("Error"), _ERRORS[s]) for s in (401, 403, 503)}}}},
+        "/line/units": {"post": _line("Issue a claim ID for the unit just scanned and start its cycle on a slot",
+                                      {202: ("Tile", "The slot's tile, busy with the new unit.")}, body="Scan")},
+        "/line/slots/{slot}/retry": {"post": _line("Run a failed unit's cycle again", {202: ("Tile", "The slot's tile.")},
+                                                   params=[_SLOT])},
+        "/line/slots/{slot}/reprint": {"post": _line("Print a failed unit's label again, with a reason",
+                                                     {200: ("Tile", "The slot's tile.")}, body="Reason", params=[_SLOT])},
+        "/line/slots/{slot}/void": {"post": _line("Void a failed unit, with a reason", {200: ("Tile", "The slot's tile.")},
+                                                  body="Reason", params=[_SLOT])},
+        "/static/{filename}": {"get": {
+            "summary": "The pages' stylesheet and script", "security": [], "parameters": [_param("filename", "path", "File name.")],
+            "responses": {"200": {"description": "The file.", "content": {"text/css": {"schema": {"type": "string"}},
+                                                                         "text/javascript": {"schema": {"type": "string"}}}},
+                          "404": _json(_ref("Error"), _ERRORS[404])}}},
     },
 }
 

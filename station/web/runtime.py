@@ -5,7 +5,7 @@ every write goes through the writer."""
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from flask import current_app
 
@@ -27,6 +27,7 @@ class Runtime:
         self._local = threading.local()
         self._readers: list[Store] = []
         self._lock = threading.Lock()
+        self.on_close: list[Callable[[], None]] = []  # parts that hold resources of their own (the line's rig)
         try:
             self.access = Access(config.get("client_networks"), self.reader, self.writer)
         except Exception:
@@ -56,7 +57,9 @@ class Runtime:
         return None
 
     def close(self) -> None:
-        """Finish the queued writes and close every connection."""
+        """Stop the parts, finish the queued writes and close every connection."""
+        for close in self.on_close:
+            close()
         self.writer.close()
         with self._lock:
             for store in self._readers:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import signal
 from types import FrameType
+from typing import Callable
 
 from waitress.server import create_server
 
@@ -22,8 +23,9 @@ THREADS = 16
 log = logging.getLogger("station.web")
 
 
-def serve(config: Config, host: str, port: int) -> None:
-    """Serve until interrupted; port 0 takes a free port (the log line ``serving`` names it)."""
+def serve(config: Config, host: str, port: int, on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve until interrupted; port 0 takes a free port (the log line ``serving`` names it, and
+    ``on_ready`` is called with the first URL once the server listens)."""
     logs.setup(logging.INFO, config.data_dir / LOG_FILE)
     waitress_log = logging.getLogger("waitress")  # its warnings (a full task queue, socket errors) as JSON too
     waitress_log.handlers[:] = logging.getLogger("station").handlers
@@ -39,6 +41,9 @@ def serve(config: Config, host: str, port: int) -> None:
         for listen_host, listen_port in listening:
             shown = f"[{listen_host}]" if ":" in listen_host else listen_host
             log.info("serving", extra={"url": f"http://{shown}:{listen_port}", "data_dir": str(config.data_dir)})
+        if on_ready:
+            host0, port0 = listening[0]
+            on_ready(f"http://{f'[{host0}]' if ':' in host0 else host0}:{port0}")
         server.run()
     finally:
         app.extensions["station"].close()

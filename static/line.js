@@ -1,0 +1,142 @@
+// The line page: a scan starts a unit on the selected slot; each tile follows its slot over server-sent events.
+"use strict";
+(function () {
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const $ = (id) => document.getElementById(id);
+  const serial = $("serial");
+  const choices = ["product", "printer", "slot"];
+  const WORDS = { idle: "Waiting for a unit", busy: "Working…", pass: "PASS", fail: "FAIL", void: "VOID" };
+  const tiles = {};
+
+  // The operator picks product, printer and slot once; the page remembers them.
+  for (const id of choices) {
+    const saved = localStorage.getItem("station-" + id);
+    if (saved && [...$(id).options].some((o) => o.value === saved)) $(id).value = saved;
+    $(id).addEventListener("change", () => { localStorage.setItem("station-" + id, $(id).value); select($("slot").value); focusScan(); });
+  }
+
+  function focusScan() { serial.focus(); serial.select(); }
+
+  function problem(text) {
+    $("problem").textContent = text || "";
+    $("problem").hidden = !text;
+  }
+
+  function select(slot) {
+    document.querySelectorAll(".tile").forEach((t) => t.classList.toggle("selected", t.dataset.slot === slot));
+  }
+
+  async function call(url, body) {
+    const response = await fetch(url, {
+      method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify(body || {}), credentials: "same-origin",
+    });
+    const reply = await response.json().catch(() => ({ error: "the station answered " + response.status }));
+    if (!response.ok) throw new Error(reply.error || ("the station answered " + response.status));
+    return reply;
+  }
+
+  function render(tile) {
+    tiles[tile.slot] = tile;
+    const box = document.querySelector('.tile[data-slot="' + CSS.escape(tile.slot) + '"]');
+    if (!box) return;
+    const verdict = box.querySelector(".verdict");
+    verdict.className = "verdict " + tile.status;
+    verdict.textContent = tile.status === "busy" && tile.step ? "Working: " + tile.step : WORDS[tile.status];
+    box.querySelector(".claim").textContent = tile.display || "";
+    box.querySelector(".serial").textContent = tile.serial ? "serial " + tile.serial : "";
+    const reason = box.querySelector(".reason");
+    reason.classList.toggle("passed", tile.status === "pass");
+    reason.textContent = tile.status === "fail" ? "Failed at " + tile.step + ": " + tile.reason
+      : (tile.status === "void" ? tile.reason : (tile.status === "pass" ? tile.message : ""));
+    // Finished steps by name only; the step under way, or the one that failed, with its message.
+    const steps = box.querySelector(".steps");
+    steps.replaceChildren(...tile.steps.map((s, i) => {
+      const li = document.createElement("li");
+      const last = i === tile.steps.length - 1;
+      const open = last && (tile.status === "busy" || tile.status === "fail");
+      li.className = open ? (tile.status === "fail" ? "failed" : "current") : "done";
+      li.textContent = open ? s.step + ": " + s.message : s.step;
+      li.title = s.message;
+      return li;
+    }));
+    const img = box.querySelector(".label-preview");
+    const labelled = tile.uci && tile.steps.some((s) => s.step !== "label") || tile.status === "pass";
+    if (tile.uci && labelled) {
+      const src = "/devices/" + tile.uci + "/label.png";
+      if (img.getAttribute("src") !== src) img.src = src;
+      img.alt = "label of " + tile.display;
+      img.hidden = false;
+    } else { img.hidden = true; }
+    box.querySelector(".actions").hidden = tile.status !== "fail";
+    box.querySelector(".recent").textContent = tile.recent.length
+      ? "Last units: " + tile.recent.map((r) => r.display + " " + r.verdict).join(", ") : "";
+    if (tile.status === "pass" || tile.status === "fail") refreshCounts();
+  }
+
+  async function refreshCounts() {
+    const response = await fetch("/line/state", { credentials: "same-origin" });
+    if (!response.ok) return;
+    const state = await response.json();
+    const all = state.today[""] || { pass: 0, fail: 0 };
+    $("count-pass").textContent = all.pass + " passed";
+    $("count-fail").textContent = all.fail + " failed";
+    document.querySelectorAll(".tile").forEach((box) => {
+      const c = state.today[box.dataset.slot] || { pass: 0, fail: 0 };
+      box.querySelector(".slot-counts").textContent = c.pass + " passed, " + c.fail + " failed today";
+    });
+  }
+
+  function nextIdle(after) {
+    const names = [...$("slot").options].map((o) => o.value);
+    const start = names.indexOf(after);
+    for (let i = 1; i <= names.length; i++) {
+      const name = names[(start + i) % names.length];
+      if (!tiles[name] || tiles[name].status !== "busy") return name;
+    }
+    return after;
+  }
+
+  $("scan").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    problem("");
+    const slot = $("slot").value;
+    try {
+      await call("/line/units", { product: $("product").value, printer: $("printer").value, slot, serial: serial.value.trim() });
+      serial.value = "";
+      $("slot").value = nextIdle(slot);
+      select($("slot").value);
+    } catch (error) {
+      problem(error.message);
+    }
+    focusScan();
+  });
+
+  document.querySelectorAll(".tile").forEach((box) => {
+    const slot = box.dataset.slot;
+    box.addEventListener("click", (event) => { if (event.target.tagName !== "BUTTON") { $("slot").value = slot; select(slot); focusScan(); } });
+    const act = (what, ask) => async () => {
+      problem("");
+      let body = {};
+      if (ask) {
+        const reason = window.prompt(ask);
+        if (reason === null) { focusScan(); return; }
+        body = { reason };
+      }
+      try { await call("/line/slots/" + encodeURIComponent(slot) + "/" + what, body); }
+      catch (error) { problem(error.message); }
+      focusScan();
+    };
+    box.querySelector(".retry").addEventListener("click", act("retry"));
+    box.querySelector(".reprint").addEventListener("click", act("reprint", "Why print the label again? (for example: smudged)"));
+    box.querySelector(".void").addEventListener("click", act("void", "Why void this claim ID for good?"));
+  });
+
+  const source = new EventSource("/line/events");
+  source.addEventListener("tile", (event) => render(JSON.parse(event.data)));
+  source.onerror = () => { if (source.readyState === EventSource.CLOSED) problem("lost the station: reload the page"); };
+
+  select($("slot").value);
+  refreshCounts();
+  focusScan();
+})();

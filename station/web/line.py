@@ -1,0 +1,321 @@
+"""The production line: a scan issues the unit's claim ID, prints its label, flashes it on a rig slot and
+confirms its registration; every browser watching sees each step as it happens (server-sent events).
+
+The page drives the parts, it does not re-implement them: issuance goes through the app's one writer,
+labels through ``station.labels.printing``, flashing through ``station.rig.Rig``. Each slot's cycle runs on
+a thread of its own with its own database connection, so a unit that hangs holds up only its own tile.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, stream_with_context
+from flask.typing import ResponseReturnValue
+
+from ..config import Config
+from ..errors import Conflict, Invalid, NotFound, StationError
+from ..labels import printers
+from ..labels.printing import preview_png, print_label
+from ..rig import settings as rig_settings
+from ..rig.flash import Progress
+from ..rig.slots import Rig
+from ..store import Store
+from .pages import signed_in
+from .runtime import runtime
+from .writer import Writer
+
+log = logging.getLogger("station.web.line")
+
+KEEPALIVE = 15.0  # seconds between SSE comments, well inside waitress's 120 s channel timeout
+STREAM_FOR = 300.0  # an event stream ends after this; EventSource reconnects, so no request thread is held forever
+RECENT = 5
+PASS, FAIL = "line-pass", "line-fail"
+
+
+@dataclass
+class Tile:
+    """What one slot's tile shows: idle, busy with a unit, or its verdict, which stays until the next scan."""
+
+    slot: str
+    status: str = "idle"  # idle | busy | pass | fail | void
+    uci: str | None = None
+    display: str | None = None
+    product: str | None = None
+    serial: str | None = None
+    printer: str | None = None
+    step: str | None = None
+    message: str = ""
+    reason: str = ""
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    recent: list[dict[str, str]] = field(default_factory=list)
+
+
+class Line:
+    """The slots of this station, their tiles, and the browsers watching them."""
+
+    def __init__(self, config: Config, writer: Writer) -> None:
+        self.config = config
+        self.writer = writer
+        self.settings = rig_settings.load(config)
+        self.rig = Rig(self.settings, config.db_path)
+        self.tiles = {name: Tile(name) for name in self.settings.slots}
+        self._lock = threading.Lock()
+        self._watchers: list[queue.Queue[str]] = []
+
+    # --- what browsers see --------------------------------------------------------------------------------
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [asdict(tile) for tile in self.tiles.values()]
+
+    def _publish(self, tile: Tile) -> None:
+        message = f"event: tile\ndata: {json.dumps(asdict(tile))}\n\n"
+        with self._lock:
+            for watcher in self._watchers:
+                watcher.put(message)
+
+    def watch(self) -> Iterator[str]:
+        """An event stream: every tile now, then each change, with keep-alive comments; it ends by itself."""
+        mine: queue.Queue[str] = queue.Queue()
+        with self._lock:
+            self._watchers.append(mine)
+        try:
+            yield "retry: 2000\n\n"
+            for tile in self.snapshot():
+                yield f"event: tile\ndata: {json.dumps(tile)}\n\n"
+            ends = time.monotonic() + STREAM_FOR
+            while time.monotonic() < ends:
+                try:
+                    yield mine.get(timeout=KEEPALIVE)
+                except queue.Empty:
+                    yield ": keep-alive\n\n"
+        finally:
+            with self._lock:
+                self._watchers.remove(mine)
+
+    # --- what operators do --------------------------------------------------------------------------------
+
+    def _tile(self, slot: str) -> Tile:
+        if slot not in self.tiles:
+            known = ", ".join(self.tiles) or "none: configure slots in station.json5"
+            raise NotFound(f"no rig slot {slot!r} (slots: {known})")
+        return self.tiles[slot]
+
+    def scan(self, actor: str, product: str, printer: str, slot: str, serial: str | None) -> dict[str, Any]:
+        """Issue a claim ID for the unit just scanned and start its cycle on ``slot``."""
+        tile = self._tile(slot)
+        printers.get(self.config, printer)  # an unknown printer fails before a claim ID is spent
+        with self._lock:
+            if tile.status == "busy":
+                raise Conflict(f"slot {slot} is still busy with {tile.display}; wait for its verdict or use another slot")
+            tile.status = "busy"  # claimed before the write, so that two scans cannot start one slot twice
+        try:
+            device, _ = self.writer.call(lambda store: store.issue(product, serial=serial, actor=actor, details={"slot": slot}))
+        except BaseException:
+            with self._lock:
+                tile.status = "idle"
+            raise
+        with self._lock:
+            self.tiles[slot] = Tile(slot, "busy", device.uci, device.display, device.product, device.serial, printer,
+                                    recent=tile.recent)
+        self._start(slot, actor, label=True)
+        return asdict(self.tiles[slot])
+
+    def retry(self, actor: str, slot: str) -> dict[str, Any]:
+        """Run the failed unit's cycle again: the label only if it has none yet, then the flash."""
+        tile = self._settled(slot, "retry")
+        with self._lock:
+            tile.status, tile.reason, tile.steps = "busy", "", []
+        with Store.open(self.config.db_path) as store:
+            label = store.device(tile.uci or "").state == "issued"
+        self._start(slot, actor, label=label)
+        return asdict(tile)
+
+    def reprint(self, actor: str, slot: str, reason: str) -> dict[str, Any]:
+        tile = self._settled(slot, "reprint")
+        if not reason.strip():
+            raise Invalid("say why the label is printed again (for example: smudged, torn, lost)")
+        with Store.open(self.config.db_path) as store:
+            print_label(store, self.config, tile.uci or "", printer=tile.printer, actor=actor, reason=reason.strip())
+        self._step(slot, "label", f"label printed again: {reason.strip()}")
+        return asdict(tile)
+
+    def void(self, actor: str, slot: str, reason: str) -> dict[str, Any]:
+        tile = self._settled(slot, "void")
+        uci = tile.uci or ""
+        self.writer.call(lambda store: store.void(uci, reason, actor))
+        with self._lock:
+            tile.status, tile.reason = "void", f"voided: {reason.strip()}"
+        self._publish(tile)
+        return asdict(tile)
+
+    def _settled(self, slot: str, what: str) -> Tile:
+        tile = self._tile(slot)
+        if tile.uci is None or tile.status in ("busy", "idle", "void"):
+            raise Conflict(f"slot {slot} has no finished unit to {what}")
+        return tile
+
+    # --- the cycle ----------------------------------------------------------------------------------------
+
+    def _start(self, slot: str, actor: str, *, label: bool) -> None:
+        self._publish(self.tiles[slot])
+        threading.Thread(target=self._cycle, args=(slot, actor, label), name=f"line-{slot}", daemon=True).start()
+
+    def _step(self, slot: str, step: str, message: str) -> None:
+        tile = self.tiles[slot]
+        with self._lock:
+            if tile.steps and tile.steps[-1]["step"] == step:
+                tile.steps[-1]["message"] = message
+            else:
+                tile.steps.append({"step": step, "message": message})
+            tile.step, tile.message = step, message
+        self._publish(tile)
+
+    def _cycle(self, slot: str, actor: str, label: bool) -> None:
+        tile = self.tiles[slot]
+        uci = tile.uci or ""
+        passed, step, reason = False, "label", ""
+        try:
+            with Store.open(self.config.db_path) as store:
+                if label:
+                    self._step(slot, "label", f"printing on {tile.printer}")
+                    try:
+                        print_label(store, self.config, uci, printer=tile.printer, actor=actor)
+                        self._step(slot, "label", f"label printed on {tile.printer}")
+                    except StationError as exc:
+                        reason = f"the label did not print: {exc}"
+                        raise
+                job = self.rig.start(slot, uci, on_progress=lambda p: self._progress(slot, p))
+                result = job.wait()
+                if result is None:  # the rig always ends its jobs with a result; this is a station fault
+                    raise StationError("the rig gave no result")
+                passed, step, reason = result.passed, result.step, result.reason
+                store.record(uci, PASS if passed else FAIL, actor, {"slot": slot, "step": step, "reason": reason})
+        except StationError as exc:
+            reason = reason or str(exc)
+            self._record_failure(uci, actor, slot, step, reason)
+        except Exception as exc:  # never leave a tile busy: the operator must see what happened
+            log.exception("line cycle crashed", extra={"slot": slot, "uci": uci})
+            reason = f"the station failed: {exc}"
+            self._record_failure(uci, actor, slot, step, reason)
+        with self._lock:
+            tile.status = "pass" if passed else "fail"
+            tile.step, tile.reason = (None, "") if passed else (step, reason)
+            tile.message = reason if passed else ""
+            tile.recent = ([{"display": tile.display or "", "verdict": "PASS" if passed else "FAIL"}] + tile.recent)[:RECENT]
+        self._publish(tile)
+
+    def _progress(self, slot: str, progress: Progress) -> None:
+        detail = f" ({progress.done}/{progress.total})" if progress.total else ""
+        self._step(slot, progress.step, progress.message + detail)
+
+    def _record_failure(self, uci: str, actor: str, slot: str, step: str | None, reason: str) -> None:
+        try:
+            self.writer.call(lambda store: store.record(uci, FAIL, actor, {"slot": slot, "step": step, "reason": reason}))
+        except StationError:
+            log.exception("could not record a line failure", extra={"slot": slot, "uci": uci})
+
+    # --- reports ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def today(store: Store) -> dict[str, dict[str, int]]:
+        """Passes and fails since local midnight, per slot and for the station (key ``""``)."""
+        midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+        since = midnight.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        counts: dict[str, dict[str, int]] = {"": {"pass": 0, "fail": 0}}
+        for row in store.db.query(
+            "SELECT json_extract(details, '$.slot') AS slot, kind, count(*) AS n FROM events "
+            "WHERE kind IN (?, ?) AND time >= ? GROUP BY slot, kind", (PASS, FAIL, since),
+        ):
+            verdict = "pass" if row["kind"] == PASS else "fail"
+            counts.setdefault(row["slot"] or "", {"pass": 0, "fail": 0})[verdict] += row["n"]
+            if row["slot"]:
+                counts[""][verdict] += row["n"]
+        return counts
+
+    def close(self) -> None:
+        self.rig.close()
+
+
+# --- routes -------------------------------------------------------------------------------------------------
+
+bp = Blueprint("line", __name__)
+
+
+def line() -> Line:
+    return current_app.extensions["line"]
+
+
+def _actor() -> str:
+    return f"operator:{g.user.name}"
+
+
+def _field(name: str) -> str:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise Invalid("send a JSON object")
+    value = body.get(name, "")
+    if not isinstance(value, str):
+        raise Invalid(f"{name} must be text")
+    return value.strip()
+
+
+@bp.get("/")
+@signed_in()
+def page() -> ResponseReturnValue:
+    store = runtime().reader()
+    return render_template("line.html", products=[p for p in store.products() if p.enabled],
+                           printers=sorted(printers.configured(runtime().config)), slots=list(line().tiles))
+
+
+@bp.get("/line/state")
+@signed_in(api=True)
+def state() -> ResponseReturnValue:
+    return jsonify(tiles=line().snapshot(), today=Line.today(runtime().reader()))
+
+
+@bp.get("/line/events")
+@signed_in(api=True)
+def events() -> ResponseReturnValue:
+    return Response(stream_with_context(line().watch()), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@bp.post("/line/units")
+@signed_in(api=True)
+def scan() -> ResponseReturnValue:
+    serial = _field("serial") or None
+    return jsonify(line().scan(_actor(), _field("product"), _field("printer"), _field("slot"), serial)), 202
+
+
+@bp.post("/line/slots/<slot>/retry")
+@signed_in(api=True)
+def retry(slot: str) -> ResponseReturnValue:
+    return jsonify(line().retry(_actor(), slot)), 202
+
+
+@bp.post("/line/slots/<slot>/reprint")
+@signed_in(api=True)
+def reprint(slot: str) -> ResponseReturnValue:
+    return jsonify(line().reprint(_actor(), slot, _field("reason")))
+
+
+@bp.post("/line/slots/<slot>/void")
+@signed_in(api=True)
+def void(slot: str) -> ResponseReturnValue:
+    return jsonify(line().void(_actor(), slot, _field("reason")))
+
+
+@bp.get("/devices/<uci>/label.png")
+@signed_in(api=True)
+def label_preview(uci: str) -> ResponseReturnValue:
+    png = preview_png(runtime().reader(), runtime().config, uci)
+    return Response(png, mimetype="image/png", headers={"Cache-Control": "no-store"})

@@ -1,0 +1,172 @@
+"""The operator pages: sign-in, devices, batches, products and settings (the line is in line.py).
+
+Pages render Jinja templates from the repository's ``templates/``; every form posts its CSRF token; every
+write goes through the app's one writer, as the JSON API's do.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from flask import Blueprint, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from .. import accounts, lifecycle
+from ..errors import StationError
+from . import session as sessions
+from .access import Unauthorized
+from .runtime import runtime
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = 50
+
+bp = Blueprint("pages", __name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
+               static_url_path="/static")
+limiter = sessions.SignInLimiter()
+
+View = TypeVar("View", bound=Callable[..., ResponseReturnValue])
+
+
+@bp.app_context_processor
+def page_globals() -> dict[str, Any]:
+    return {"csrf_token": sessions.csrf_token, "user": g.get("user")}
+
+
+@bp.before_app_request
+def load_user() -> None:
+    g.user = sessions.current_user() if request.blueprint in ("pages", "line") else None
+
+
+def signed_in(role: str = "operator", api: bool = False) -> Callable[[View], View]:
+    """Send people who are not signed in to the sign-in page (``api``: a 401 for the page's scripts);
+    refuse admin pages to operators; check the CSRF token of every state-changing request."""
+
+    def wrap(view: View) -> View:
+        @functools.wraps(view)
+        def inner(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+            user = g.get("user")
+            if user is None and api:
+                raise Unauthorized("you are signed out; sign in again on the station's page")
+            if user is None:
+                return redirect(url_for("pages.signin", next=request.full_path.rstrip("?")))
+            user.require(role)
+            sessions.check_csrf()
+            return view(*args, **kwargs)
+
+        return inner  # type: ignore[return-value]
+
+    return wrap
+
+
+@bp.errorhandler(StationError)
+def page_error(exc: StationError) -> ResponseReturnValue:
+    return render_template("error.html", message=str(exc)), exc.status
+
+
+@bp.route("/signin", methods=["GET", "POST"])
+def signin() -> ResponseReturnValue:
+    target = request.args.get("next") or url_for("line.page")
+    if not target.startswith("/") or target.startswith("//"):
+        target = url_for("line.page")
+    if request.method == "GET":
+        return render_template("signin.html", next=target)
+    sessions.check_csrf()
+    name = request.form.get("name", "").strip()
+    keys = (f"addr:{request.remote_addr}", f"user:{name.lower()}")
+    try:
+        limiter.check(*keys)
+    except sessions.TooManyAttempts as exc:
+        return render_template("signin.html", next=target, error=str(exc), name=name), exc.status
+    user = accounts.authenticate(runtime().reader(), name, request.form.get("password", ""))
+    if user is None:
+        limiter.failed(*keys)
+        runtime().writer.call(lambda store: store.record(None, "sign-in-refused", "operator", {"user": name, "remote": request.remote_addr}))
+        return render_template("signin.html", next=target, error="wrong name or password", name=name), 401
+    limiter.succeeded(*keys)
+    sessions.sign_in(user)
+    return redirect(target)
+
+
+@bp.post("/signout")
+def signout() -> ResponseReturnValue:
+    sessions.check_csrf()
+    sessions.sign_out()
+    return redirect(url_for("pages.signin"))
+
+
+@bp.get("/devices")
+@signed_in()
+def devices() -> ResponseReturnValue:
+    """Search by any typed form of a claim code or a serial, or list by batch, state and product."""
+    store = runtime().reader()
+    q = request.args.get("q", "").strip()
+    filters = {key: request.args.get(key) or None for key in ("product", "batch", "state")}
+    page = request.args.get("page", "1")
+    page = max(int(page), 1) if page.isdigit() else 1
+    error = None
+    found: list[Any] = []
+    if q:
+        try:
+            return redirect(url_for("pages.device", uci=store.find(q).uci))
+        except StationError as exc:
+            found = list(store.devices(serial=q, limit=PAGE))
+            if len(found) == 1:
+                return redirect(url_for("pages.device", uci=found[0].uci))
+            error = None if found else str(exc)
+    else:
+        found = list(store.devices(**filters, limit=PAGE + 1, offset=(page - 1) * PAGE))
+    return render_template(
+        "devices.html", devices=found[:PAGE], more=len(found) > PAGE, page=page, q=q, error=error, filters=filters,
+        products=store.products(), batches=store.batches(), states=lifecycle.ALL_STATES,
+    )
+
+
+@bp.get("/devices/<uci>")
+@signed_in()
+def device(uci: str) -> ResponseReturnValue:
+    store = runtime().reader()
+    found = store.device(uci)
+    return render_template("device.html", device=found, product=store.product(found.product), events=store.events(uci))
+
+
+@bp.get("/batches")
+@signed_in()
+def batches() -> ResponseReturnValue:
+    store = runtime().reader()
+    counts: dict[str | None, dict[str, int]] = {}
+    for row in store.stats():
+        counts.setdefault(row["batch"], {})[row["state"]] = row["devices"]
+    return render_template("batches.html", batches=store.batches(), counts=counts, states=lifecycle.ALL_STATES)
+
+
+@bp.route("/products", methods=["GET", "POST"])
+@signed_in()
+def products() -> ResponseReturnValue:
+    error = None
+    if request.method == "POST":
+        g.user.require("admin")
+        form = request.form
+        actor = f"operator:{g.user.name}"
+        try:
+            bits = int(form.get("bits") or 80)
+            runtime().writer.call(lambda store: store.add_product(
+                form.get("id", ""), form.get("name", ""), form.get("model", ""), description=form.get("description", ""),
+                bits=bits, check_symbol=not form.get("no_check_symbol"), claim_url=form.get("claim_url") or None,
+                layout=form.get("layout") or None, actor=actor))
+            return redirect(url_for("pages.products"))
+        except ValueError:
+            error = "size in bits must be a whole number, such as 80"
+        except StationError as exc:
+            error = str(exc)
+    return render_template("products.html", products=runtime().reader().products(), error=error, form=request.form), (400 if error else 200)
+
+
+@bp.get("/settings")
+@signed_in("admin")
+def settings() -> ResponseReturnValue:
+    config = runtime().config
+    return render_template("settings.html", config_path=config.config_path, printers=config.get("printers") or {},
+                           slots=config.get("slots") or {}, rig=config.get("rig") or {},
+                           users=accounts.users(runtime().reader()))

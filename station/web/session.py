@@ -1,0 +1,142 @@
+"""Signing people in to the operator pages: signed-cookie sessions, CSRF tokens, a limit on sign-in attempts.
+
+The session cookie is signed with a key kept in the data directory (made on first use, readable by its
+owner only), HttpOnly and SameSite. Every state-changing request of a signed-in user carries the session's
+CSRF token, in the form field ``csrf_token`` or the header ``X-CSRF-Token``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import threading
+import time
+from collections import deque
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Flask, Request, request, session
+
+from ..accounts import User
+from ..config import Config
+from ..errors import Forbidden, StationError
+from .runtime import runtime
+
+SECRET_FILE = "secret_key"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SHIFT = timedelta(hours=12)
+
+
+class TooManyAttempts(StationError):
+    """Sign-in refused for a while after repeated wrong passwords."""
+
+    status = 429
+
+
+def secret_key(data_dir: Path) -> bytes:
+    """The key that signs session cookies: created once, kept across restarts so sessions survive them."""
+    path = data_dir / SECRET_FILE
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        key = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(key)
+        return key
+
+
+def configure(app: Flask, config: Config) -> None:
+    app.secret_key = secret_key(config.data_dir)
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_NAME="station_session",
+        PERMANENT_SESSION_LIFETIME=SHIFT,
+    )
+
+
+def csrf_token() -> str:
+    """This session's CSRF token, made on first use."""
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+def csrf_ok(req: Request) -> bool:
+    if req.method in SAFE_METHODS:
+        return True
+    sent = req.form.get("csrf_token") or req.headers.get("X-CSRF-Token") or ""
+    expected = session.get("csrf", "")
+    return bool(expected) and hmac.compare_digest(sent, expected)
+
+
+def check_csrf() -> None:
+    """Refuse a state-changing request without this session's token (a forged or stale form)."""
+    if not csrf_ok(request):
+        raise Forbidden("this form is stale or did not come from the station's own page: reload the page and try again")
+
+
+def sign_in(user: User) -> None:
+    session.clear()
+    session.permanent = True
+    session["user"] = user.name
+    csrf_token()
+
+
+def sign_out() -> None:
+    session.clear()
+
+
+def current_user() -> User | None:
+    """The signed-in user, checked against the store so that a removed account ends its sessions."""
+    name = session.get("user")
+    if not name:
+        return None
+    row = next(iter(runtime().reader().db.query("SELECT name, role FROM users WHERE name = ?", (name,))), None)
+    return User(row["name"], row["role"]) if row else None
+
+
+def session_way_in(req: Request) -> str | None:
+    """A way into the JSON API for the operator pages' own calls: the session, with its CSRF token."""
+    user = current_user()
+    if user is None or not csrf_ok(req):
+        return None
+    return f"operator:{user.name}"
+
+
+class SignInLimiter:
+    """At most ``attempts`` wrong passwords per address and per user name in ``window`` seconds."""
+
+    def __init__(self, attempts: int = 5, window: float = 300.0) -> None:
+        self.attempts = attempts
+        self.window = window
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        times = self._failures.setdefault(key, deque())
+        while times and now - times[0] > self.window:
+            times.popleft()
+        return times
+
+    def check(self, *keys: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in keys:
+                times = self._recent(key, now)
+                if len(times) >= self.attempts:
+                    wait = int(self.window - (now - times[0])) + 1
+                    raise TooManyAttempts(f"too many wrong passwords; wait {wait} seconds and try again, or ask an admin")
+
+    def failed(self, *keys: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in keys:
+                self._recent(key, now).append(now)
+
+    def succeeded(self, *keys: str) -> None:
+        with self._lock:
+            for key in keys:
+                self._failures.pop(key, None)
