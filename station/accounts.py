@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -52,8 +53,10 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got, expected)
 
 
-# Spent on unknown names too, so that a sign-in takes as long whether or not the name exists.
-_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked for unknown names too, so that a sign-in takes as long whether or not the name exists."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def add_user(store: Store, name: str, role: str, password: str, actor: str = "cli") -> User:
@@ -91,6 +94,6 @@ def authenticate(store: Store, name: str, password: str) -> User | None:
     """The user if the password is right, else None (the caller records the failed attempt)."""
     row = next(iter(store.db.query("SELECT name, role, password_hash FROM users WHERE name = ?", (name,))), None)
     if row is None:
-        verify_password(password, _DUMMY_HASH)
+        verify_password(password, _dummy_hash())
         return None
     return User(row["name"], row["role"]) if verify_password(password, row["password_hash"]) else None

@@ -74,7 +74,7 @@ def signin() -> ResponseReturnValue:
         return render_template("signin.html", next=target)
     sessions.check_csrf()
     name = request.form.get("name", "").strip()
-    keys = (f"addr:{request.remote_addr}", f"user:{name.lower()}")
+    keys = limiter.keys(request.remote_addr, name)
     try:
         limiter.check(*keys)
     except sessions.TooManyAttempts as exc:
@@ -82,7 +82,8 @@ def signin() -> ResponseReturnValue:
     user = accounts.authenticate(runtime().reader(), name, request.form.get("password", ""))
     if user is None:
         limiter.failed(*keys)
-        runtime().writer.call(lambda store: store.record(None, "sign-in-refused", "operator", {"user": name, "remote": request.remote_addr}))
+        details = {"user": name, "remote": request.remote_addr}  # read here: the writer runs outside the request
+        runtime().writer.call(lambda store: store.record(None, "sign-in-refused", "operator", details))
         return render_template("signin.html", next=target, error="wrong name or password", name=name), 401
     limiter.succeeded(*keys)
     sessions.sign_in(user)

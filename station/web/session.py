@@ -107,13 +107,18 @@ def session_way_in(req: Request) -> str | None:
 
 
 class SignInLimiter:
-    """At most ``attempts`` wrong passwords per address and per user name in ``window`` seconds."""
+    """Wrong passwords allowed in ``window`` seconds: few per user name (a guesser of one account), more per
+    address (operators of one line share a PC, and one person's typos must not lock the others out)."""
 
-    def __init__(self, attempts: int = 5, window: float = 300.0) -> None:
-        self.attempts = attempts
+    def __init__(self, per_name: int = 5, per_address: int = 20, window: float = 300.0) -> None:
+        self.limits = {"user": per_name, "addr": per_address}
         self.window = window
         self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
+
+    @staticmethod
+    def keys(address: str | None, name: str) -> tuple[str, str]:
+        return f"addr:{address}", f"user:{name.lower()}"
 
     def _recent(self, key: str, now: float) -> deque[float]:
         times = self._failures.setdefault(key, deque())
@@ -126,7 +131,7 @@ class SignInLimiter:
         with self._lock:
             for key in keys:
                 times = self._recent(key, now)
-                if len(times) >= self.attempts:
+                if len(times) >= self.limits[key.partition(":")[0]]:
                     wait = int(self.window - (now - times[0])) + 1
                     raise TooManyAttempts(f"too many wrong passwords; wait {wait} seconds and try again, or ask an admin")
 
@@ -137,6 +142,8 @@ class SignInLimiter:
                 self._recent(key, now).append(now)
 
     def succeeded(self, *keys: str) -> None:
+        """A right password clears its name's count; the address keeps its count (it may be a guesser's)."""
         with self._lock:
             for key in keys:
-                self._failures.pop(key, None)
+                if key.startswith("user:"):
+                    self._failures.pop(key, None)

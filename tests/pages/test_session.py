@@ -1,0 +1,153 @@
+"""Sign-in rules over plain HTTP: cookie flags, the attempt limit, roles, CSRF, and the session as a way
+into the JSON API; and `station serve --demo`, which must give a newcomer the whole cycle at once."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import ADMIN, OPERATOR, PASSWORD, Line
+
+CYCLE_WITHIN = 90.0  # seconds: bounds the demo's cycle; never a measurement
+
+
+class Browserless:
+    """A cookie-keeping HTTP client that signs in as a person does: GET the form, POST it with its token."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), NoRedirect())
+        self.csrf = ""
+
+    def request(self, method: str, path: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers or {})
+        try:
+            with self.opener.open(req, timeout=30) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+    def sign_in(self, name: str, password: str) -> tuple[int, dict[str, str], bytes]:
+        status, _, page = self.request("GET", "/signin")
+        assert status == 200
+        self.csrf = re.search(rb'name="csrf_token" value="([^"]+)"', page).group(1).decode()  # type: ignore[union-attr]
+        form = urllib.parse.urlencode({"name": name, "password": password, "csrf_token": self.csrf}).encode()
+        reply = self.request("POST", "/signin", form, {"Content-Type": "application/x-www-form-urlencoded"})
+        if reply[0] == 302:  # signing in gives the session a new token: read it from a page, as the browser does
+            page = self.request("GET", "/devices")[2]
+            self.csrf = re.search(rb'name="csrf-token" content="([^"]+)"', page).group(1).decode()  # type: ignore[union-attr]
+        return reply
+
+    def post_json(self, path: str, body: dict[str, Any], csrf: bool = True) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json", **({"X-CSRF-Token": self.csrf} if csrf else {})}
+        status, _, raw = self.request("POST", path, json.dumps(body).encode(), headers)
+        return status, json.loads(raw)
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any) -> None:  # the tests look at redirects themselves
+        return None
+
+
+def test_session_cookie_is_httponly_and_samesite(line: Line) -> None:
+    client = Browserless(line.url)
+    status, headers, _ = client.sign_in(OPERATOR, PASSWORD)
+    assert status == 302 and headers["Location"] == "/"
+    cookie = headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "station_session=" in cookie
+    assert PASSWORD not in cookie
+
+
+def test_wrong_passwords_are_limited(line: Line) -> None:
+    client = Browserless(line.url)
+    for _ in range(5):
+        status, _, page = client.sign_in(ADMIN, "not the password")
+        assert status == 401 and b"wrong name or password" in page
+    status, _, page = client.sign_in(ADMIN, PASSWORD)
+    assert status == 429 and b"too many wrong passwords" in page
+    assert Browserless(line.url).sign_in(OPERATOR, PASSWORD)[0] == 302  # others at the same PC can still sign in
+    log = (line.server.data_dir / "web.log").read_text()
+    assert "not the password" not in log and PASSWORD not in log
+
+
+def test_pages_need_a_session_and_admin_pages_an_admin(line: Line) -> None:
+    anonymous = Browserless(line.url)
+    status, headers, _ = anonymous.request("GET", "/devices")
+    assert status == 302 and headers["Location"].startswith("/signin?next=/devices")
+    status, _, body = anonymous.request("GET", "/line/state")
+    assert status == 401 and "sign in" in json.loads(body)["error"]
+    operator = Browserless(line.url)
+    assert operator.sign_in(OPERATOR, PASSWORD)[0] == 302
+    status, _, page = operator.request("GET", "/settings")
+    assert status == 403 and b"ask an admin" in page
+    assert operator.request("GET", "/devices")[0] == 200
+
+
+def test_the_session_is_a_way_into_the_api_with_its_csrf_token(line: Line) -> None:
+    client = Browserless(line.url)
+    client.sign_in(OPERATOR, PASSWORD)
+    assert client.request("GET", "/api/v1/stats")[0] == 200
+    status, reply = client.post_json("/api/v1/devices", {"product": "01H4R15D3478JD26YDYK408XE6"}, csrf=False)
+    assert status == 401
+    status, reply = client.post_json("/api/v1/devices", {"product": "01H4R15D3478JD26YDYK408XE6"})
+    assert status == 201 and reply["state"] == "issued"
+    assert any(event["actor"] == f"operator:{OPERATOR}" for event in reply["events"])
+
+
+def test_a_scan_with_bad_input_spends_no_claim_id(line: Line) -> None:
+    client = Browserless(line.url)
+    client.sign_in(OPERATOR, PASSWORD)
+    before = client.request("GET", "/api/v1/stats")[2]
+    for body, message in (({"product": "NOPE", "printer": "files", "slot": "A"}, "unknown product"),
+                          ({"product": "01H4R15D3478JD26YDYK408XE6", "printer": "nope", "slot": "A"}, "printer"),
+                          ({"product": "01H4R15D3478JD26YDYK408XE6", "printer": "files", "slot": "Z"}, "no rig slot")):
+        status, reply = client.post_json("/line/units", body)
+        assert 400 <= status < 500 and message in reply["error"]
+    assert client.request("GET", "/api/v1/stats")[2] == before
+
+
+def test_demo_gives_the_full_cycle(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from station.cli import main; main()", "--data-dir", str(tmp_path / "demo"), "serve",
+         "--demo", "--port", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        deadline = time.monotonic() + 30
+        found = None
+        while found is None and time.monotonic() < deadline:
+            line = process.stderr.readline()
+            assert line, "station serve --demo stopped before it was ready"
+            found = re.search(r"demo: open (\S+)/ and sign in as (\S+) with password (\S+)", line)
+        assert found, "the demo never said how to sign in"
+        url, name, password = found.groups()
+        client = Browserless(url)
+        assert client.sign_in(name, password)[0] == 302
+        page = client.request("GET", "/")[2].decode()
+        product = re.search(r'<select id="product">\s*<option value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        printer = re.search(r'<select id="printer">\s*<option>([^<]+)<', page).group(1)  # type: ignore[union-attr]
+        status, tile = client.post_json("/line/units", {"product": product, "printer": printer, "slot": "demo", "serial": "DEMO-1"})
+        assert status == 202 and tile["status"] == "busy"
+        deadline = time.monotonic() + CYCLE_WITHIN
+        while time.monotonic() < deadline:
+            state = json.loads(client.request("GET", "/line/state")[2])
+            tile = state["tiles"][0]
+            if tile["status"] != "busy":
+                break
+            time.sleep(0.5)
+        assert tile["status"] == "pass", tile
+        assert state["today"][""]["pass"] == 1
+    finally:
+        process.terminate()
+        process.wait(30)
