@@ -51,7 +51,7 @@ def baseline_run(station_db: Path, workdir: Path) -> float:
     source = sqlite3.connect(station_db)
     ddl = [sql for (sql,) in source.execute(
         "SELECT sql FROM sqlite_master WHERE tbl_name = 'devices' AND sql IS NOT NULL ORDER BY type DESC")]
-    rows = source.execute("SELECT uci, product, batch, state, created FROM devices").fetchall()
+    rows = source.execute("SELECT uci, product, batch, state FROM devices").fetchall()
     source.close()
     conn = sqlite3.connect(workdir / "baseline.db", isolation_level=None)
     for pragma in ("journal_mode=WAL", "synchronous=FULL", "cache_size=-65536"):
@@ -60,7 +60,7 @@ def baseline_run(station_db: Path, workdir: Path) -> float:
         conn.execute(sql)
     start = time.perf_counter()
     conn.execute("BEGIN")
-    conn.executemany("INSERT INTO devices(uci, product, batch, state, created) VALUES (?, ?, ?, ?, ?)", rows)
+    conn.executemany("INSERT INTO devices(uci, product, batch, state) VALUES (?, ?, ?, ?)", rows)
     conn.execute("COMMIT")
     elapsed = time.perf_counter() - start
     conn.close()

@@ -117,8 +117,10 @@ def _v1(db: sqlite_utils.Database) -> None:
     # unique index. Measured against a WITHOUT ROWID table keyed by UCI (bench notes in README).
     db["devices"].create(
         {"id": int, "uci": str, "product": str, "batch": int, "state": str, "serial": str, "hwkey": str,
-         "created": str, "updated": str},  # updated stays NULL until the state first changes
-        pk="id", not_null={"uci", "product", "state", "created"},
+         "created": str, "updated": str},
+        # A batch's devices leave created NULL: the batch holds that time, and a copy per row would only
+        # add 24 MB per million; updated stays NULL until the state first changes.
+        pk="id", not_null={"uci", "product", "state"},
         foreign_keys=[("product", "products", "id"), ("batch", "batches", "id")],
     )
     db["devices"].create_index(["uci"], unique=True)
@@ -366,14 +368,14 @@ class Store:
                     (name, product_id, count, created, actor),
                 ).lastrowid
                 insert = (
-                    "INSERT OR IGNORE INTO devices(uci, product, batch, state, created) "
-                    "SELECT value, ?, ?, 'issued', ? FROM json_each(?) ORDER BY value"
+                    "INSERT OR IGNORE INTO devices(uci, product, batch, state) "
+                    "SELECT value, ?, ?, 'issued' FROM json_each(?) ORDER BY value"
                 )
                 done = redrawn = 0
                 while done < count:
                     wanted = min(CHUNK, count - done)
                     codes = json.dumps(uci.generate_many(wanted, product.bits))
-                    stored = conn.execute(insert, (product_id, batch_id, created, codes)).rowcount
+                    stored = conn.execute(insert, (product_id, batch_id, codes)).rowcount
                     redrawn += wanted - stored
                     done += stored
                     if progress:
@@ -396,7 +398,8 @@ class Store:
     # --- devices ------------------------------------------------------------------------------------------
 
     _DEVICE_SELECT = (
-        "SELECT d.uci, d.product, d.state, d.created, coalesce(d.updated, d.created) AS updated, b.name AS batch, d.serial, d.hwkey, "
+        "SELECT d.uci, d.product, d.state, coalesce(d.created, b.created) AS created, "
+        "coalesce(d.updated, d.created, b.created) AS updated, b.name AS batch, d.serial, d.hwkey, "
         "p.check_symbol FROM devices d JOIN products p ON p.id = d.product LEFT JOIN batches b ON b.id = d.batch"
     )
 
