@@ -125,3 +125,17 @@ def test_main_pages_render_for_an_admin(page: Page, line: Line) -> None:
         expect(page.locator("h1")).to_have_text(heading)
         screenshot(page, name)
     expect(page.locator("table.list")).to_contain_text("registered")
+
+
+def test_the_line_fits_a_line_pc_and_a_tablet(page: Page, line: Line) -> None:
+    sign_in(page, line)
+    for name, width, height in (("line-1366x768", 1366, 768), ("line-tablet-landscape", 1280, 800),
+                                ("line-tablet-portrait", 800, 1280)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.reload()
+        expect(page.locator("#serial")).to_be_focused()
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{name}: the page is {overflow} px wider than the screen"
+        box = page.locator("#serial").bounding_box()
+        assert box is not None and box["y"] + box["height"] <= height, f"{name}: the scan field is below the fold"
+        screenshot(page, name)
