@@ -71,7 +71,7 @@ def signin() -> ResponseReturnValue:
     if not target.startswith("/") or target.startswith("//"):
         target = url_for("line.page")
     if request.method == "GET":
-        return render_template("signin.html", next=target)
+        return render_template("signin.html", next=target, no_users=not accounts.users(runtime().reader()))
     sessions.check_csrf()
     name = request.form.get("name", "").strip()
     keys = limiter.keys(request.remote_addr, name)

@@ -151,3 +151,14 @@ def test_demo_gives_the_full_cycle(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(30)
+
+
+def test_a_station_without_accounts_says_how_to_make_one(tmp_path: Path) -> None:
+    from tests.web.conftest import Server
+
+    server = Server(tmp_path)
+    try:
+        status, _, page = Browserless(f"http://127.0.0.1:{server.port}").request("GET", "/signin")
+        assert status == 200 and b"station user add NAME --role admin" in page
+    finally:
+        server.stop()
