@@ -511,36 +511,63 @@ class Store:
 
     def advance(self, code: str, state: str, kind: str, actor: str, details: dict[str, Any] | None = None) -> Device:
         """Record ``kind`` for the device and move it forward to ``state`` (a repeat moves nothing back)."""
-        return self._move(code, lambda current: lifecycle.advance(current, state), kind, actor, details)
+        self._move([(code, kind)], lambda current: lifecycle.advance(current, state), actor, details)
+        return self.device(code)
+
+    def advance_many(self, moves: list[tuple[str, str]], state: str, actor: str,
+                     details: dict[str, Any] | None = None) -> None:
+        """``advance`` for many devices (``(uci, kind)`` each) in one transaction: a batch's labels.
+
+        Every device gets its event or its refusal; the first refusal is raised after the commit.
+        """
+        self._move(moves, lambda current: lifecycle.advance(current, state), actor, details)
 
     def void(self, code: str, reason: str, actor: str) -> Device:
         """Void a device for good, with the reason; its UCI is never issued again."""
         if not reason or not reason.strip():
             raise Invalid("voiding a device needs a reason (--reason)")
-        return self._move(code, lifecycle.void, "void", actor, {"reason": reason.strip()})
+        self._move([(code, "void")], lifecycle.void, actor, {"reason": reason.strip()})
+        return self.device(code)
 
-    def _move(self, code: str, rule: Callable[[str], str], kind: str, actor: str, details: dict[str, Any] | None) -> Device:
+    def _move(self, moves: list[tuple[str, str]], rule: Callable[[str], str], actor: str,
+              details: dict[str, Any] | None) -> None:
+        """The one path of every state change: the life cycle's rule, the update and the event, together."""
         details = dict(details or {})
-        refusal: StationError | None = None
+        refusals: list[StationError] = []
         with self.transaction() as conn:
-            row = conn.execute("SELECT state FROM devices WHERE uci = ?", (code,)).fetchone()
-            if row is None:
-                refusal = NotFound(f"no device has claim ID {code}")
-                self._event(conn, "refused", actor, {**details, "attempted": kind, "reason": str(refusal)}, code=code)
-            else:
+            for code, kind in moves:
+                row = conn.execute("SELECT state FROM devices WHERE uci = ?", (code,)).fetchone()
                 try:
+                    if row is None:
+                        raise NotFound(f"no device has claim ID {code}")
                     new = rule(row[0])
                 except StationError as exc:
-                    refusal = type(exc)(f"{code}: {exc}")
+                    refusals.append(exc if row is None else type(exc)(f"{code}: {exc}"))
                     self._event(conn, "refused", actor, {**details, "attempted": kind, "reason": str(exc)}, code=code)
-                else:
-                    stamp = now()
-                    if new != row[0]:
-                        conn.execute("UPDATE devices SET state = ?, updated = ? WHERE uci = ?", (new, stamp, code))
-                    self._event(conn, kind, actor, {**details, "from": row[0], "to": new}, code=code, time=stamp)
-        if refusal:
-            raise refusal
-        return self.device(code)
+                    continue
+                stamp = now()
+                if new != row[0]:
+                    conn.execute("UPDATE devices SET state = ?, updated = ? WHERE uci = ?", (new, stamp, code))
+                self._event(conn, kind, actor, {**details, "from": row[0], "to": new}, code=code, time=stamp)
+        if refusals:
+            raise refusals[0]
+
+    def record_many(self, codes: list[str], kind: str, actor: str, details: dict[str, Any] | None = None) -> None:
+        """``record`` for many devices in one transaction (a failed batch print)."""
+        with self.transaction() as conn:
+            for code in codes:
+                self._event(conn, kind, actor, details, code=code)
+
+    def with_events(self, codes: list[str], kinds: tuple[str, ...]) -> set[str]:
+        """Which of these devices have an event of one of these kinds (which already have a label)."""
+        found: set[str] = set()
+        kind_marks = ",".join("?" * len(kinds))
+        for i in range(0, len(codes), 500):
+            part = codes[i : i + 500]
+            found.update(r["uci"] for r in self._query(
+                f"SELECT DISTINCT uci FROM events WHERE kind IN ({kind_marks}) AND uci IN ({','.join('?' * len(part))})",
+                (*kinds, *part)))
+        return found
 
     # --- reports ------------------------------------------------------------------------------------------
 

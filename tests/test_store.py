@@ -226,3 +226,17 @@ def test_stats_count_by_product_batch_and_state(store: Store) -> None:
         {"product": PRODUCT, "batch": None, "state": "void", "devices": 1},
         {"product": PRODUCT, "batch": "b1", "state": "issued", "devices": 4},
     ]
+
+
+def test_advance_many_records_every_device_in_one_transaction(store: Store) -> None:
+    store.generate_batch(PRODUCT, 4, name="b1")
+    codes = [d.uci for d in store.devices(batch="b1")]
+    store.void(codes[2], "dropped", "cli")
+    store.advance(codes[3], "flashed", "flashed", "rig:A")
+    with pytest.raises(lifecycle.TransitionRefused, match=f"{codes[2]}: the device is void"):
+        store.advance_many([(code, "printed") for code in codes], "labeled", "cli", {"printer": "p"})
+    assert [store.device(code).state for code in codes] == ["labeled", "labeled", "void", "flashed"]
+    assert [e.kind for e in store.events(codes[2])][-1] == "refused"
+    assert store.with_events(codes, ("printed",)) == {codes[0], codes[1], codes[3]}
+    store.record_many(codes[:2], "print-failed", "cli", {"error": "paper out"})
+    assert store.with_events(codes, ("print-failed",)) == set(codes[:2])

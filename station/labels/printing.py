@@ -117,7 +117,7 @@ def _print(store: Store, config: Config, devices: list[Device], *, printer: str 
     try:
         target, chosen, fmt = _target(store, config, devices[0], printer, layout, fmt, out)
         details.update(printer=target.name, layout=chosen.name, format=fmt)
-        printed_before = {d.uci for d in devices if _has_label(store, d)}
+        printed_before = store.with_events([d.uci for d in devices], (PRINTED, REPRINTED))
         _refuse(devices, printed_before, reason)
         products = {pid: store.product(pid) for pid in {d.product for d in devices}}
         labels = [LabelData.for_device(d, products[d.product]) for d in devices]
@@ -128,9 +128,7 @@ def _print(store: Store, config: Config, devices: list[Device], *, printer: str 
         log.info("label print failed", extra={**details, "devices": len(devices), "error": str(exc)})
         raise
     details["where"] = where
-    for device in devices:
-        kind = REPRINTED if device.uci in printed_before else PRINTED
-        store.advance(device.uci, LABELED, kind, actor, details)
+    store.advance_many([(d.uci, REPRINTED if d.uci in printed_before else PRINTED) for d in devices], LABELED, actor, details)
     log.info("labels printed", extra={**details, "devices": len(devices), "reprinted": len(printed_before)})
     return PrintResult(target.name, chosen.name, fmt, where, len(devices) - len(printed_before), len(printed_before))
 
@@ -153,10 +151,6 @@ def _target(store: Store, config: Config, device: Device, printer: str | None, l
     return printers.file_target(out, fmt), chosen, fmt
 
 
-def _has_label(store: Store, device: Device) -> bool:
-    return any(event.kind in (PRINTED, REPRINTED) for event in store.events(device.uci))
-
-
 def _refuse(devices: list[Device], printed_before: set[str], reason: str | None) -> None:
     """Void devices get no label; a second label needs a reason."""
     void = [d.display for d in devices if d.state == lifecycle.VOID]
@@ -171,9 +165,7 @@ def _refuse(devices: list[Device], printed_before: set[str], reason: str | None)
 
 def _record_failure(store: Store, devices: list[Device], actor: str, details: dict[str, Any]) -> None:
     """One print-failed event per device; a store that cannot record must not hide the first error."""
-    for device in devices:
-        try:
-            store.record(device.uci, FAILED, actor, details)
-        except StationError as exc:
-            log.error("cannot record a failed print", extra={"uci": device.uci, "error": str(exc)})
-            return
+    try:
+        store.record_many([d.uci for d in devices], FAILED, actor, details)
+    except StationError as exc:
+        log.error("cannot record a failed print", extra={"devices": len(devices), "error": str(exc)})
