@@ -71,7 +71,14 @@
     box.querySelector(".actions").hidden = tile.status !== "fail";
     box.querySelector(".recent").textContent = tile.recent.length
       ? "Last units: " + tile.recent.map((r) => r.display + " " + r.verdict).join(", ") : "";
-    if (tile.status === "pass" || tile.status === "fail") refreshCounts();
+    if (tile.status === "pass" || tile.status === "fail") refreshCountsSoon();
+  }
+
+  // Verdicts arrive together when the stream (re)connects: one look at the counts serves them all.
+  let countsTimer = null;
+  function refreshCountsSoon() {
+    clearTimeout(countsTimer);
+    countsTimer = setTimeout(refreshCounts, 300);
   }
 
   async function refreshCounts() {

@@ -70,4 +70,7 @@ def load(data_dir: str | os.PathLike[str] | None = None, create: bool = True) ->
         if not isinstance(loaded, dict):
             raise Invalid(f"{config_file} must hold an object of settings")
         values.update(loaded)
+    timeout = values["database_timeout"]
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout <= 600:
+        raise Invalid(f"database_timeout in {config_file} must be a number of seconds from 0 to 600, not {timeout!r}")
     return Config(path, values)

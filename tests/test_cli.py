@@ -161,3 +161,11 @@ def test_progress_bar_on_a_terminal(station_dir: Path) -> None:
     os.close(leader)
     assert process.wait(timeout=60) == 0
     assert b"issuing" in seen and b"100%" in seen
+
+
+def test_export_with_an_unknown_filter_writes_nothing(station_dir: Path, tmp_path: Path) -> None:
+    target = tmp_path / "out.csv"
+    fails(station_dir, "export", "--product", "NOPE", "--out", str(target), message="unknown product 'NOPE'")
+    assert not target.exists() and not (tmp_path / "out.csv.part").exists()
+    result = run(station_dir, "export", "--product", "NOPE", ok=False)
+    assert result.returncode == 1 and result.stdout == ""

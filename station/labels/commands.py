@@ -40,17 +40,20 @@ def label(station: Station, code: str, layout: str | None, fmt: str | None, out:
 @click.command("labels")
 @click.option("--batch", "batch_name", required=True, help="Batch name.")
 @_layout
-@click.option("--format", "fmt", type=click.Choice(("pdf", "zpl")), default="pdf", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(("pdf", "zpl")), default=None,
+              help="pdf or zpl [default: the printer's format; pdf for --out, unless it ends in .zpl].")
 @_out
 @_printer
 @click.option("--start-at", type=int, default=1, show_default=True,
               help="First free label on a partly used sheet (1 = top left, along the rows).")
 @click.option("--reason", default=None, help="Why labels that were printed before are printed again.")
 @pass_station
-def labels(station: Station, batch_name: str, layout: str | None, fmt: str, out: str | None, printer: str | None,
+def labels(station: Station, batch_name: str, layout: str | None, fmt: str | None, out: str | None, printer: str | None,
            start_at: int, reason: str | None) -> None:
     """Print a batch's labels in issue order (void devices left out), e.g. as PDF sheets."""
     batch = station.store.batch(batch_name)
+    if fmt is None and out:
+        fmt = "zpl" if out.lower().endswith(".zpl") else "pdf"
     with progress_bar(batch.count, "rendering labels") as update:
         result = printing.print_batch(station.store, station.config, batch.name, printer=printer, layout=layout,
                                       fmt=fmt, out=out, start_at=start_at, actor="cli", reason=reason, progress=update)

@@ -99,6 +99,11 @@ def print_batch(store: Store, config: Config, batch: str, *, printer: str | None
                   reason=reason, title=title, start_at=start_at, progress=progress, batch=batch)
 
 
+def has_label(store: Store, uci: str) -> bool:
+    """Whether the device's label was ever printed: a second one then needs a reason."""
+    return bool(store.with_events([uci], (PRINTED, REPRINTED)))
+
+
 def _device(store: Store, device: Device | str) -> Device:
     """The stored device now (its state may have moved since the caller read it)."""
     return store.device(device.uci) if isinstance(device, Device) else store.find(device)
@@ -114,11 +119,18 @@ def _print(store: Store, config: Config, devices: list[Device], *, printer: str 
         details["reason"] = reason
     if batch:
         details["batch"] = batch
+    # What is wrong before anything is sent (the printer, layout or format named, a void device, a reprint
+    # without a reason) is refused with one event: the device's, or the batch's, not one per device.
     try:
         target, chosen, fmt = _target(store, config, devices[0], printer, layout, fmt, out)
         details.update(printer=target.name, layout=chosen.name, format=fmt)
         printed_before = store.with_events([d.uci for d in devices], (PRINTED, REPRINTED))
         _refuse(devices, printed_before, reason)
+    except StationError as exc:
+        _record_failure(store, devices[:1] if batch is None else [], actor, {**details, "error": str(exc)},
+                        batch=batch)
+        raise
+    try:
         products = {pid: store.product(pid) for pid in {d.product for d in devices}}
         labels = [LabelData.for_device(d, products[d.product]) for d in devices]
         data = render(chosen, labels, fmt, start_at=start_at, title=title, progress=progress)
@@ -128,7 +140,13 @@ def _print(store: Store, config: Config, devices: list[Device], *, printer: str 
         log.info("label print failed", extra={**details, "devices": len(devices), "error": str(exc)})
         raise
     details["where"] = where
-    store.advance_many([(d.uci, REPRINTED if d.uci in printed_before else PRINTED) for d in devices], LABELED, actor, details)
+    moves = [(d.uci, REPRINTED if d.uci in printed_before else PRINTED) for d in devices]
+    try:
+        store.advance_many(moves, LABELED, actor, details)
+    except StationError as exc:
+        # The labels exist now: say so, so that nobody prints them again as if they were first prints.
+        log.error("labels printed but not recorded", extra={**details, "ucis": [d.uci for d in devices], "error": str(exc)})
+        raise type(exc)(f"the labels were printed ({where}) but could not be recorded: {exc}") from exc
     log.info("labels printed", extra={**details, "devices": len(devices), "reprinted": len(printed_before)})
     return PrintResult(target.name, chosen.name, fmt, where, len(devices) - len(printed_before), len(printed_before))
 
@@ -163,9 +181,13 @@ def _refuse(devices: list[Device], printed_before: set[str], reason: str | None)
                        f"(station reprint CODE --reason TEXT, or --reason for a batch)")
 
 
-def _record_failure(store: Store, devices: list[Device], actor: str, details: dict[str, Any]) -> None:
-    """One print-failed event per device; a store that cannot record must not hide the first error."""
+def _record_failure(store: Store, devices: list[Device], actor: str, details: dict[str, Any],
+                    batch: str | None = None) -> None:
+    """Print-failed events, for the devices and (when named) once for the batch; a store that cannot
+    record must not hide the first error."""
     try:
         store.record_many([d.uci for d in devices], FAILED, actor, details)
+        if batch is not None:
+            store.record(None, FAILED, actor, details)  # details name the batch
     except StationError as exc:
-        log.error("cannot record a failed print", extra={"devices": len(devices), "error": str(exc)})
+        log.error("cannot record a failed print", extra={"devices": len(devices), "batch": batch, "error": str(exc)})

@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import accounts
 from ..config import Config
-from ..errors import NotFound
+from ..errors import Conflict, NotFound
 from ..simulator.unit import Unit
 from ..store import Store
 
@@ -43,6 +43,12 @@ class Demo:
         values["slots"] = {**(values.get("slots") or {}), SLOT: {"port": port}}
         values.setdefault("rig", {"register_timeout": 30})
         with Store.open(self.config.db_path) as store:
+            others = [user.name for user in accounts.users(store) if user.name != OPERATOR]
+            if others:
+                raise Conflict(
+                    f"{self.config.data_dir} holds a station in use (accounts {', '.join(others)}); the demo would "
+                    f"reset its operator account: run it on its own data directory, "
+                    f"e.g. `station --data-dir station-demo serve --demo`")
             product_id, name, model, description = PRODUCT
             try:
                 store.product(product_id)

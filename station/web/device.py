@@ -57,7 +57,9 @@ def _register(store: Store, code: str, product: str, claimed: str | None, detail
     if claimed is None:
         refusal = Unauthorized("registration needs `Authorization: bearer <product id>`, as the Ioto agent sends it")
     elif claimed != product:
-        refusal = Forbidden(f"the Authorization header names product {claimed[:64]!r}, the body {product!r}; they must be the same")
+        # The header's value is not repeated: a tool that sent a secret there must not find it in the events.
+        refusal = Forbidden(f"the Authorization header names another product than the body's {product!r}; "
+                            f"send `Authorization: bearer <product id>` with the product of device.json5")
     else:
         try:
             owner = store.device(code).product

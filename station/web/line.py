@@ -13,6 +13,7 @@ import logging
 import queue
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterator
@@ -21,9 +22,9 @@ from flask import Blueprint, Response, current_app, g, jsonify, render_template,
 from flask.typing import ResponseReturnValue
 
 from ..config import Config
-from ..errors import Conflict, Invalid, NotFound, StationError
+from ..errors import Conflict, Invalid, NotFound, StationError, Unavailable
 from ..labels import printers
-from ..labels.printing import preview_png, print_label
+from ..labels.printing import has_label, preview_png, print_label
 from ..rig import settings as rig_settings
 from ..rig.flash import Progress
 from ..rig.slots import Rig
@@ -34,6 +35,7 @@ from .writer import Writer
 
 log = logging.getLogger("station.web.line")
 
+WATCHERS = 6  # open line pages; each holds a server thread, and devices must always find one free
 KEEPALIVE = 15.0  # seconds between SSE comments, well inside waitress's 120 s channel timeout
 STREAM_FOR = 300.0  # an event stream ends after this; EventSource reconnects, so no request thread is held forever
 RECENT = 5
@@ -82,6 +84,12 @@ class Line:
             for watcher in self._watchers:
                 watcher.put(message)
 
+    def admit(self) -> None:
+        """Refuse one more event stream when enough pages already watch (each holds a server thread)."""
+        with self._lock:
+            if len(self._watchers) >= WATCHERS:
+                raise Unavailable(f"{WATCHERS} pages already follow the line; close a browser tab and reload this page")
+
     def watch(self) -> Iterator[str]:
         """An event stream: every tile now, then each change, with keep-alive comments; it ends by itself."""
         mine: queue.Queue[str] = queue.Queue()
@@ -116,12 +124,12 @@ class Line:
         with self._lock:
             if tile.status == "busy":
                 raise Conflict(f"slot {slot} is still busy with {tile.display}; wait for its verdict or use another slot")
-            tile.status = "busy"  # claimed before the write, so that two scans cannot start one slot twice
+            before, tile.status = tile.status, "busy"  # claimed before the write: two scans cannot start one slot
         try:
             device, _ = self.writer.call(lambda store: store.issue(product, serial=serial, actor=actor, details={"slot": slot}))
         except BaseException:
             with self._lock:
-                tile.status = "idle"
+                tile.status = before  # the slot's last unit stays on its tile, with its buttons
             raise
         with self._lock:
             self.tiles[slot] = Tile(slot, "busy", device.uci, device.display, device.product, device.serial, printer,
@@ -129,39 +137,50 @@ class Line:
         self._start(slot, actor, label=True)
         return asdict(self.tiles[slot])
 
+    @contextmanager
+    def _working(self, slot: str, what: str) -> Iterator[tuple[Tile, str]]:
+        """Check that the slot holds a finished unit and mark it busy in one step; undo that if ``what`` fails."""
+        tile = self._tile(slot)
+        with self._lock:
+            if tile.uci is None or tile.status in ("busy", "idle", "void"):
+                raise Conflict(f"slot {slot} has no finished unit to {what}")
+            before, tile.status = tile.status, "busy"
+        try:
+            yield tile, before
+        except BaseException:
+            with self._lock:
+                tile.status = before
+            raise
+
     def retry(self, actor: str, slot: str) -> dict[str, Any]:
         """Run the failed unit's cycle again: the label only if it has none yet, then the flash."""
-        tile = self._settled(slot, "retry")
-        with self._lock:
-            tile.status, tile.reason, tile.steps = "busy", "", []
-        with Store.open(self.config.db_path) as store:
-            label = store.device(tile.uci or "").state == "issued"
-        self._start(slot, actor, label=label)
+        with self._working(slot, "retry") as (tile, _):
+            with Store.open(self.config.db_path) as store:
+                label = not has_label(store, tile.uci or "")
+            with self._lock:
+                tile.reason, tile.steps = "", []
+            self._start(slot, actor, label=label)
         return asdict(tile)
 
     def reprint(self, actor: str, slot: str, reason: str) -> dict[str, Any]:
-        tile = self._settled(slot, "reprint")
         if not reason.strip():
             raise Invalid("say why the label is printed again (for example: smudged, torn, lost)")
-        with Store.open(self.config.db_path) as store:
-            print_label(store, self.config, tile.uci or "", printer=tile.printer, actor=actor, reason=reason.strip())
+        with self._working(slot, "reprint") as (tile, before):
+            with Store.open(self.config.db_path) as store:
+                print_label(store, self.config, tile.uci or "", printer=tile.printer, actor=actor, reason=reason.strip())
+            with self._lock:
+                tile.status = before
         self._step(slot, "label", f"label printed again: {reason.strip()}")
         return asdict(tile)
 
     def void(self, actor: str, slot: str, reason: str) -> dict[str, Any]:
-        tile = self._settled(slot, "void")
-        uci = tile.uci or ""
-        self.writer.call(lambda store: store.void(uci, reason, actor))
-        with self._lock:
-            tile.status, tile.reason = "void", f"voided: {reason.strip()}"
+        with self._working(slot, "void") as (tile, _):
+            uci = tile.uci or ""
+            self.writer.call(lambda store: store.void(uci, reason, actor))
+            with self._lock:
+                tile.status, tile.reason = "void", f"voided: {reason.strip()}"
         self._publish(tile)
         return asdict(tile)
-
-    def _settled(self, slot: str, what: str) -> Tile:
-        tile = self._tile(slot)
-        if tile.uci is None or tile.status in ("busy", "idle", "void"):
-            raise Conflict(f"slot {slot} has no finished unit to {what}")
-        return tile
 
     # --- the cycle ----------------------------------------------------------------------------------------
 
@@ -285,6 +304,7 @@ def state() -> ResponseReturnValue:
 @bp.get("/line/events")
 @signed_in(api=True)
 def events() -> ResponseReturnValue:
+    line().admit()
     return Response(stream_with_context(line().watch()), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 

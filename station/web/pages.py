@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any, Callable, TypeVar
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from .. import accounts, lifecycle
-from ..errors import StationError
+from .. import accounts, lifecycle, uci
+from ..errors import Invalid, StationError
 from . import session as sessions
 from .access import Unauthorized
 from .runtime import runtime
@@ -65,11 +66,18 @@ def page_error(exc: StationError) -> ResponseReturnValue:
     return render_template("error.html", message=str(exc)), exc.status
 
 
+def local_target(wanted: str | None) -> str:
+    """Where to go after signing in: a path of this station only, never another site (an open redirect)."""
+    parts = urlsplit(wanted or "")
+    if (not wanted or parts.scheme or parts.netloc or not wanted.startswith("/") or wanted.startswith("//")
+            or any(c.isspace() or ord(c) < 32 or c == "\\" for c in wanted)):
+        return url_for("line.page")
+    return wanted
+
+
 @bp.route("/signin", methods=["GET", "POST"])
 def signin() -> ResponseReturnValue:
-    target = request.args.get("next") or url_for("line.page")
-    if not target.startswith("/") or target.startswith("//"):
-        target = url_for("line.page")
+    target = local_target(request.args.get("next"))
     if request.method == "GET":
         return render_template("signin.html", next=target, no_users=not accounts.users(runtime().reader()))
     sessions.check_csrf()
@@ -150,15 +158,16 @@ def products() -> ResponseReturnValue:
         g.user.require("admin")
         form = request.form
         actor = f"operator:{g.user.name}"
+        bits_text = (form.get("bits") or str(uci.DEFAULT_BITS)).strip()
         try:
-            bits = int(form.get("bits") or 80)
+            if not bits_text.isdigit():
+                raise Invalid(f"size in bits must be a whole number such as {uci.DEFAULT_BITS}, not {bits_text!r}")
+            bits = int(bits_text)
             runtime().writer.call(lambda store: store.add_product(
                 form.get("id", ""), form.get("name", ""), form.get("model", ""), description=form.get("description", ""),
                 bits=bits, check_symbol=not form.get("no_check_symbol"), claim_url=form.get("claim_url") or None,
                 layout=form.get("layout") or None, actor=actor))
             return redirect(url_for("pages.products"))
-        except ValueError:
-            error = "size in bits must be a whole number, such as 80"
         except StationError as exc:
             error = str(exc)
     return render_template("products.html", products=runtime().reader().products(), error=error, form=request.form), (400 if error else 200)

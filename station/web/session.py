@@ -37,14 +37,19 @@ class TooManyAttempts(StationError):
 def secret_key(data_dir: Path) -> bytes:
     """The key that signs session cookies: created once, kept across restarts so sessions survive them."""
     path = data_dir / SECRET_FILE
-    try:
+    if path.exists() and path.stat().st_size >= 32:
         return path.read_bytes()
-    except FileNotFoundError:
-        key = secrets.token_bytes(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(key)
-        return key
+    # Missing, or cut short (an interrupted first start): a new key, written whole under another name, then
+    # renamed into place, so that two processes starting at once both end up reading one key.
+    tmp = data_dir / f"{SECRET_FILE}.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(secrets.token_bytes(32))
+    if path.exists() and path.stat().st_size >= 32:
+        tmp.unlink()
+    else:
+        os.replace(tmp, path)
+    return path.read_bytes()
 
 
 def configure(app: Flask, config: Config) -> None:

@@ -253,3 +253,13 @@ def test_png_holds_one_label(store, config, tmp_path) -> None:
     with pytest.raises(StationError, match="PNG holds one label"):
         printing.print_batch(store, config, "P2", out=tmp_path / "x.png", fmt="png")
     assert all(d.state == "issued" for d in store.devices(batch="P2"))
+
+
+def test_a_batch_refused_before_printing_is_one_event_not_one_per_device(store, config, make_device) -> None:
+    product = make_device().product
+    store.generate_batch(product, 50, name="b-refused")
+    with pytest.raises(NotFound, match="printer"):
+        printing.print_batch(store, config, "b-refused", printer="no-such-printer")
+    failed = store.conn.execute("SELECT uci, details FROM events WHERE kind = 'print-failed'").fetchall()
+    assert len(failed) == 1 and failed[0][0] is None and '"batch": "b-refused"' in failed[0][1]
+    assert {d.state for d in store.devices(batch="b-refused")} == {"issued"}

@@ -119,18 +119,17 @@ def test_a_scan_with_bad_input_spends_no_claim_id(line: Line) -> None:
 
 
 def test_demo_gives_the_full_cycle(tmp_path: Path) -> None:
+    log = tmp_path / "demo.stderr"  # a file, not a pipe: the server logs every request and must never block
     process = subprocess.Popen(
         [sys.executable, "-c", "from station.cli import main; main()", "--data-dir", str(tmp_path / "demo"), "serve",
-         "--demo", "--port", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+         "--demo", "--port", "0"], stdout=subprocess.DEVNULL, stderr=log.open("wb"))
     try:
-        assert process.stderr is not None
         deadline = time.monotonic() + 30
         found = None
-        while found is None and time.monotonic() < deadline:
-            line = process.stderr.readline()
-            assert line, "station serve --demo stopped before it was ready"
-            found = re.search(r"demo: open (\S+)/ and sign in as (\S+) with password (\S+)", line)
-        assert found, "the demo never said how to sign in"
+        while found is None and time.monotonic() < deadline and process.poll() is None:
+            found = re.search(r"demo: open (\S+)/ and sign in as (\S+) with password (\S+)", log.read_text(errors="replace"))
+            time.sleep(0.1)
+        assert found, f"the demo never said how to sign in: {log.read_text(errors='replace')[-2000:]}"
         url, name, password = found.groups()
         client = Browserless(url)
         assert client.sign_in(name, password)[0] == 302
@@ -162,3 +161,28 @@ def test_a_station_without_accounts_says_how_to_make_one(tmp_path: Path) -> None
         assert status == 200 and b"station user add NAME --role admin" in page
     finally:
         server.stop()
+
+
+def test_sign_in_never_sends_people_to_another_site(line: Line) -> None:
+    for wanted in ("//evil.example/", "/\t/evil.example", "https://evil.example/", "/\\evil.example", "evil", "/devices"):
+        client = Browserless(line.url)
+        query = "?" + urllib.parse.urlencode({"next": wanted})
+        page = client.request("GET", "/signin" + query)[2]
+        token = re.search(rb'name="csrf_token" value="([^"]+)"', page).group(1).decode()  # type: ignore[union-attr]
+        form = urllib.parse.urlencode({"name": OPERATOR, "password": PASSWORD, "csrf_token": token}).encode()
+        status, headers, _ = client.request("POST", "/signin" + query, form,
+                                            {"Content-Type": "application/x-www-form-urlencoded"})
+        expected = "/devices" if wanted == "/devices" else "/"
+        assert status == 302 and headers["Location"] == expected, (wanted, headers["Location"])
+
+
+def test_the_demo_refuses_a_station_in_use(tmp_path: Path) -> None:
+    from station import accounts
+    from station.store import Store
+
+    data = tmp_path / "line-3"
+    with Store.open((data.mkdir() or data) / "station.db") as store:
+        accounts.add_user(store, "chief", "admin", "a long password")
+    done = subprocess.run([sys.executable, "-c", "from station.cli import main; main()", "--data-dir", str(data), "serve",
+                           "--demo", "--port", "0"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "holds a station in use" in done.stderr and "station-demo" in done.stderr
