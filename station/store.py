@@ -24,6 +24,8 @@ from .errors import Conflict, Invalid, NotFound, StationError, Unavailable
 
 APPLICATION_ID = 0x53544E31  # "STN1": marks the file as a station database
 CHUNK = 50_000  # UCIs per bulk INSERT: one JSON array bound once, sorted by SQLite for sequential B-tree inserts
+TRIES = 100  # draws (or bulk chunks) in a row that store nothing new before a product's IDs count as used up
+RELEASED = "its claim ID was voided; the unit gets a new one"  # why a key leaves a void device
 
 
 class NotAStationDatabase(StationError):
@@ -32,6 +34,18 @@ class NotAStationDatabase(StationError):
 
 class Ambiguous(Conflict):
     """A typed code names more than one device."""
+
+
+class SerialTaken(Conflict):
+    """A serial that already has a claim ID: the refusal concerns that device (``uci``)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.uci = code
+
+
+def _used_up(product: "Product") -> Unavailable:
+    return Unavailable(f"product {product.id} has run out of fresh claim IDs at {product.bits} bits; use more bits")
 
 
 def now() -> str:
@@ -132,6 +146,7 @@ def _v1(db: sqlite_utils.Database) -> None:
         pk="id", not_null={"time", "kind", "actor", "details"},
     )
     db["events"].create_index(["uci"])
+    db["events"].create_index(["kind", "time"])  # the line's daily counts: WHERE kind IN (...) AND time >= ?
     for action in ("UPDATE", "DELETE"):
         db.execute(
             f"CREATE TRIGGER events_no_{action.lower()} BEFORE {action} ON events "
@@ -349,9 +364,7 @@ class Store:
         """
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise Invalid(f"count must be a whole number of at least 1, not {count!r}")
-        product = self.product(product_id)
-        if not product.enabled:
-            raise Conflict(f"product {product_id} is disabled; enable it before issuing claim IDs")
+        product = self._issuable(product_id)
         created = now()
         name = name or f"{product_id}-{created[:19].replace(':', '').replace('-', '')}"
         # The product was checked and the batch is created in this transaction, so per-row foreign key
@@ -371,13 +384,16 @@ class Store:
                     "INSERT OR IGNORE INTO devices(uci, product, batch, state) "
                     "SELECT value, ?, ?, 'issued' FROM json_each(?) ORDER BY value"
                 )
-                done = redrawn = 0
+                done = redrawn = fruitless = 0
                 while done < count:
                     wanted = min(CHUNK, count - done)
                     codes = json.dumps(uci.generate_many(wanted, product.bits))
                     stored = conn.execute(insert, (product_id, batch_id, codes)).rowcount
                     redrawn += wanted - stored
                     done += stored
+                    fruitless = 0 if stored else fruitless + 1
+                    if fruitless == TRIES:
+                        raise _used_up(product)
                     if progress:
                         progress(stored)
                 self._event(conn, "batch-issued", actor, {"product": product_id, "count": count, "redrawn": redrawn},
@@ -463,34 +479,87 @@ class Store:
               details: dict[str, Any] | None = None) -> tuple[Device, bool]:
         """One UCI for one unit, committed before it returns; ``(device, True)`` when newly issued.
 
-        A unit that says who it is (hardware key or idempotency key) gets its UCI back, with an event.
+        A unit that says who it is (hardware key or idempotency key) gets its UCI back, with an event; a
+        refusal raises its error and is recorded as a ``refused`` event.
         """
+        request = {"product_id": product_id, "serial": serial, "hwkey": hwkey, "idempotency_key": idempotency_key,
+                   "actor": actor, "kind": kind, "details": details}
+        with self.transaction() as conn:
+            result = self._issue_one(conn, request, {})
+        if isinstance(result, StationError):
+            raise result
+        return self.device(result[0]), result[1]
+
+    def _issuable(self, product_id: str) -> Product:
+        """The product, if claim IDs may be issued for it; else the error that names it."""
         product = self.product(product_id)
         if not product.enabled:
             raise Conflict(f"product {product_id} is disabled; enable it before issuing claim IDs")
-        with self.transaction() as conn:
-            device, created = self._issue(conn, product, serial, hwkey, idempotency_key, actor, kind, details or {})
-        return self.device(device), created
+        return product
+
+    def _issue_one(self, conn: sqlite3.Connection, request: dict[str, Any],
+                   products: dict[str, Product]) -> tuple[str, bool] | StationError:
+        """One request (``issue``'s keyword arguments) under its own savepoint: ``(uci, created)``, or the
+        StationError that refused it, whose ``refused`` event is written after its changes are rolled back."""
+        product_id, serial = request["product_id"], request.get("serial")
+        hwkey, idem = request.get("hwkey"), request.get("idempotency_key")
+        actor, kind, details = request.get("actor", "operator"), request.get("kind", "issued"), request.get("details") or {}
+        conn.execute("SAVEPOINT request")
+        try:
+            if product_id not in products:
+                products[product_id] = self._issuable(product_id)
+            result: tuple[str, bool] | StationError = self._issue(
+                conn, products[product_id], serial, hwkey, idem, actor, kind, details)
+        except StationError as exc:
+            conn.execute("ROLLBACK TO request")
+            refusal = {**details, "attempted": kind, "product": product_id, "serial": serial, "hwkey": hwkey, "reason": str(exc)}
+            self._event(conn, "refused", actor, {k: v for k, v in refusal.items() if v is not None},
+                        code=getattr(exc, "uci", None))
+            result = exc
+        conn.execute("RELEASE request")
+        return result
+
+    def _known(self, conn: sqlite3.Connection, name: str, key: str, product: Product, actor: str) -> str | None:
+        """The UCI a hardware key (``name`` "hwkey") or idempotency key already has, if it is not void.
+
+        A void UCI is never issued again: the key is released from the void device, with an event, so that
+        the unit gets a new UCI under the same key.
+        """
+        if name == "hwkey":
+            select = "SELECT uci, state FROM devices WHERE product = ? AND hwkey = ?"
+            release = "UPDATE devices SET hwkey = NULL WHERE product = ? AND hwkey = ?"
+        else:
+            select = ("SELECT i.uci, d.state FROM idempotency i LEFT JOIN devices d ON d.uci = i.uci "
+                      "WHERE i.product = ? AND i.key = ?")
+            release = "DELETE FROM idempotency WHERE product = ? AND key = ?"
+        row = conn.execute(select, (product.id, key)).fetchone()
+        if row is None:
+            return None
+        if row[1] != "void":
+            return row[0]
+        conn.execute(release, (product.id, key))
+        self._event(conn, "key-released", actor, {"key": name, "value": key, "reason": RELEASED}, code=row[0])
+        return None
 
     def _issue(self, conn: sqlite3.Connection, product: Product, serial: str | None, hwkey: str | None,
                idem: str | None, actor: str, kind: str, details: dict[str, Any]) -> tuple[str, bool]:
         existing = None
         if hwkey is not None:
-            existing = conn.execute("SELECT uci FROM devices WHERE product = ? AND hwkey = ?", (product.id, hwkey)).fetchone()
+            existing = self._known(conn, "hwkey", hwkey, product, actor)
         if existing is None and idem is not None:
-            existing = conn.execute("SELECT uci FROM idempotency WHERE product = ? AND key = ?", (product.id, idem)).fetchone()
+            existing = self._known(conn, "idempotency-key", idem, product, actor)
         if existing is not None:
-            self._event(conn, kind + "-repeat", actor, details, code=existing[0])
-            return existing[0], False
+            self._event(conn, kind + "-repeat", actor, details, code=existing)
+            return existing, False
         if serial is not None:
             taken = conn.execute("SELECT uci FROM devices WHERE product = ? AND serial = ?", (product.id, serial)).fetchone()
             if taken:
-                raise Conflict(
+                raise SerialTaken(
                     f"serial {serial} of product {product.id} already has claim ID {product.display(taken[0])}; "
-                    f"reprint its label instead of issuing a new one"
+                    f"reprint its label instead of issuing a new one", taken[0]
                 )
         stamp = now()
-        for _ in range(100):
+        for _ in range(TRIES):
             code = uci.generate(product.bits)
             try:
                 conn.execute(
@@ -502,7 +571,7 @@ class Store:
                 if conn.execute("SELECT 1 FROM devices WHERE uci = ?", (code,)).fetchone() is None:
                     raise
         else:
-            raise Unavailable(f"product {product.id} has run out of fresh claim IDs at {product.bits} bits; use more bits")
+            raise _used_up(product)
         if idem is not None:
             conn.execute("INSERT INTO idempotency(product, key, uci, created) VALUES (?, ?, ?, ?)", (product.id, idem, code, stamp))
         self._event(conn, kind, actor, {k: v for k, v in {**details, "serial": serial}.items() if v is not None},
@@ -584,29 +653,12 @@ class Store:
         """Issue for many requests in one durable transaction (group commit): one fsync for the lot.
 
         Each request holds ``issue``'s keyword arguments; each gets ``(uci, created)`` or the StationError
-        that refused it alone (its savepoint is rolled back). An error of the transaction refuses them all.
+        that refused it alone (its savepoint is rolled back, then its ``refused`` event written). An error of
+        the transaction refuses them all.
         """
-        results: list[tuple[str, bool] | StationError] = []
         products: dict[str, Product] = {}
         with self.transaction() as conn:
-            for request in requests:
-                conn.execute("SAVEPOINT request")
-                try:
-                    product_id = request["product_id"]
-                    if product_id not in products:
-                        products[product_id] = self.product(product_id)
-                    product = products[product_id]
-                    if not product.enabled:
-                        raise Conflict(f"product {product_id} is disabled; enable it before issuing claim IDs")
-                    results.append(self._issue(
-                        conn, product, request.get("serial"), request.get("hwkey"), request.get("idempotency_key"),
-                        request.get("actor", "operator"), request.get("kind", "issued"), request.get("details") or {},
-                    ))
-                except StationError as exc:
-                    conn.execute("ROLLBACK TO request")
-                    results.append(exc)
-                conn.execute("RELEASE request")
-        return results
+            return [self._issue_one(conn, request, products) for request in requests]
 
     @staticmethod
     def _token_hash(token: str) -> str:

@@ -240,3 +240,100 @@ def test_advance_many_records_every_device_in_one_transaction(store: Store) -> N
     assert store.with_events(codes, ("printed",)) == {codes[0], codes[1], codes[3]}
     store.record_many(codes[:2], "print-failed", "cli", {"error": "paper out"})
     assert store.with_events(codes, ("print-failed",)) == set(codes[:2])
+
+
+def _refusals(store: Store) -> list[tuple[str | None, str, dict[str, object]]]:
+    rows = store.conn.execute("SELECT uci, actor, details FROM events WHERE kind = 'refused' ORDER BY id").fetchall()
+    return [(code, actor, json.loads(details)) for code, actor, details in rows]
+
+
+@pytest.mark.parametrize("key", ["hwkey", "idempotency_key"])
+def test_a_void_uci_is_never_issued_again_to_its_unit(store: Store, key: str) -> None:
+    first, _ = store.issue(PRODUCT, **{key: "unit-1"}, actor="device")
+    store.void(first.uci, "label torn", "cli")
+    second, created = store.issue(PRODUCT, **{key: "unit-1"}, actor="device")
+    assert created and second.uci != first.uci and second.state == "issued"
+    again, created_again = store.issue(PRODUCT, **{key: "unit-1"}, actor="device")
+    assert again.uci == second.uci and not created_again
+    name = "hwkey" if key == "hwkey" else "idempotency-key"
+    released = store.events(first.uci)[-1]
+    assert (released.kind, released.actor) == ("key-released", "device")
+    assert released.details == {"key": name, "value": "unit-1", "reason": store_mod.RELEASED}
+    assert store.device(first.uci).hwkey is None and store.device(first.uci).state == "void"
+    if key == "hwkey":
+        assert second.hwkey == "unit-1"
+    assert store.conn.execute("SELECT uci FROM idempotency").fetchall() == ([(second.uci,)] if key != "hwkey" else [])
+    assert [e.kind for e in store.events(second.uci)] == ["issued", "issued-repeat"]
+
+
+def test_a_group_never_hands_back_a_void_uci(store: Store) -> None:
+    (first, _), = store.issue_group([{"product_id": PRODUCT, "hwkey": "mac:01", "idempotency_key": "boot-1"}])
+    store.void(first, "returned", "cli")
+    (second, created), (third, created_third) = store.issue_group([
+        {"product_id": PRODUCT, "hwkey": "mac:01", "idempotency_key": "boot-1"},
+        {"product_id": PRODUCT, "hwkey": "mac:01"},
+    ])
+    assert created and second != first and (third, created_third) == (second, False)
+    assert [e.details["key"] for e in store.events(first) if e.kind == "key-released"] == ["hwkey", "idempotency-key"]
+    assert store.conn.execute("SELECT uci FROM idempotency").fetchall() == [(second,)]
+
+
+def test_refused_issues_are_events(store: Store) -> None:
+    store.add_product("P2", "Other", "O-1")
+    store.set_product_enabled("P2", False)
+    taken, _ = store.issue(PRODUCT, serial="SN-1")
+    before = store.conn.execute("SELECT count(*) FROM devices").fetchone()[0]
+    with pytest.raises(NotFound, match="unknown product 'nope'"):
+        store.issue("nope", serial="SN-9", actor="operator:ann")
+    with pytest.raises(Conflict, match="P2 is disabled"):
+        store.issue("P2", actor="operator:ann")
+    with pytest.raises(Conflict, match="already has claim ID"):
+        store.issue(PRODUCT, serial="SN-1", actor="operator:ann", details={"slot": "A"})
+    assert store.conn.execute("SELECT count(*) FROM devices").fetchone()[0] == before
+    refusals = _refusals(store)
+    assert [(code, actor) for code, actor, _ in refusals] == [(None, "operator:ann"), (None, "operator:ann"), (taken.uci, "operator:ann")]
+    assert refusals[0][2] == {"attempted": "issued", "product": "nope", "serial": "SN-9",
+                              "reason": "unknown product 'nope': add it with `station product add` or check `station product list`"}
+    assert refusals[1][2]["product"] == "P2" and "disabled" in refusals[1][2]["reason"]
+    assert refusals[2][2]["slot"] == "A" and refusals[2][2]["serial"] == "SN-1" and "reprint" in refusals[2][2]["reason"]
+    assert [e.kind for e in store.events(taken.uci)] == ["issued", "refused"]
+
+
+def test_a_group_records_each_refusal_and_rolls_back_only_the_refused_request(store: Store) -> None:
+    store.issue(PRODUCT, serial="TAKEN")
+    results = store.issue_group([
+        {"product_id": "01NOPE", "actor": "device", "details": {"remote": "10.0.0.9"}},
+        {"product_id": PRODUCT, "hwkey": "mac:02", "actor": "device"},
+        {"product_id": PRODUCT, "serial": "TAKEN", "hwkey": "mac:03", "actor": "device"},
+    ])
+    assert isinstance(results[0], NotFound) and isinstance(results[2], Conflict) and results[1][1] is True
+    assert [(code is None, details["product"], details.get("remote"), details.get("hwkey")) for code, _, details in _refusals(store)] == [
+        (True, "01NOPE", "10.0.0.9", None), (False, PRODUCT, None, "mac:03")]
+    assert store.conn.execute("SELECT count(*) FROM devices WHERE hwkey = 'mac:03'").fetchone()[0] == 0
+
+
+def test_the_daily_counts_use_the_kind_time_index(store: Store) -> None:
+    plan = store.conn.execute(
+        "EXPLAIN QUERY PLAN SELECT json_extract(details, '$.slot') AS slot, kind, count(*) FROM events "
+        "WHERE kind IN (?, ?) AND time >= ? GROUP BY slot, kind", ("pass", "fail", "2026-01-01T00:00:00.000Z"),
+    ).fetchall()
+    assert any("idx_events_kind_time" in row[-1] for row in plan), plan
+
+
+def test_a_batch_that_draws_only_stored_ids_gives_up(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.generate_batch(PRODUCT, 5, name="old")
+    old = [d.uci for d in store.devices(batch="old")]
+    before = dump(store.path)
+    draws = []
+
+    def stale(count: int, bits: int = 80) -> list[str]:
+        draws.append(count)
+        assert len(draws) <= 1000, "the batch draws forever"
+        return old[:count]
+
+    monkeypatch.setattr(store_mod.uci, "generate_many", stale)
+    with pytest.raises(Unavailable, match="run out of fresh claim IDs at 80 bits"):
+        store.generate_batch(PRODUCT, 3, name="new")
+    assert len(draws) == store_mod.TRIES
+    assert dump(store.path) == before
+    assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1

@@ -86,13 +86,48 @@ BAD_BODIES = [
 ]
 
 
+ISSUED_ROWS = "SELECT (SELECT count(*) FROM devices), (SELECT count(*) FROM batches), (SELECT count(*) FROM idempotency)"
+
+
 @pytest.mark.parametrize("body,status,message", BAD_BODIES, ids=[m for _, _, m in BAD_BODIES])
 def test_bad_serialize_requests_get_a_4xx_and_store_nothing(server: Server, body: bytes, status: int, message: str) -> None:
     before = dump(server.db)
+    with Store.open(server.db) as store:
+        rows_before = store.conn.execute(ISSUED_ROWS).fetchone()
     reply = server.ioto("/ioto/serialize", body)
     assert reply.status == status
     assert message in reply.json["error"]
-    assert dump(server.db) == before
+    after = dump(server.db)
+    with Store.open(server.db) as store:
+        assert store.conn.execute(ISSUED_ROWS).fetchone() == rows_before  # no device, batch or idempotency row
+        last = store.conn.execute("SELECT kind, uci, actor, details FROM events ORDER BY id DESC LIMIT 1").fetchone()
+    if status in (404, 409):  # a refused product: recorded as an event, and nothing else changes
+        assert [line for line in before if line not in after] == []
+        added = [line for line in after if line not in before]
+        assert len(added) == 1 and added[0].startswith('INSERT INTO "events"')
+        kind, code, actor, details = last[0], last[1], last[2], json.loads(last[3])
+        assert (kind, code, actor) == ("refused", None, "device")
+        assert details["attempted"] == "issued" and details["product"] == json.loads(body)["product"]
+        assert message in details["reason"] and details["remote"] == "127.0.0.1"
+    else:
+        assert after == before
+
+
+def test_a_voided_unit_gets_a_new_uci_never_its_void_one(server: Server) -> None:
+    unit = {**IOTO_BODY, "serial": "SN-VOIDED"}
+    first = server.serialize(unit).json["id"]
+    keyed = server.serialize(extra="Idempotency-Key: unit-77-boot-1\r\n").json["id"]
+    with Store.open(server.db) as store:
+        store.void(first, "label torn", actor="tests")
+        store.void(keyed, "board swapped", actor="tests")
+    second = server.serialize(unit).json["id"]
+    assert second != first and server.serialize(unit).json["id"] == second
+    keyed_again = server.serialize(extra="Idempotency-Key: unit-77-boot-1\r\n").json["id"]
+    assert keyed_again != keyed and server.serialize(extra="Idempotency-Key: unit-77-boot-1\r\n").json["id"] == keyed_again
+    assert state(server.db, first) == "void" and state(server.db, keyed) == "void"
+    assert [kind for kind, _ in events(server.db, first)] == ["issued", "void", "key-released"]
+    assert [kind for kind, _ in events(server.db, second)] == ["issued", "issued-repeat"]
+    assert count(server.db, "SELECT count(*) FROM devices WHERE hwkey = 'serial:SN-VOIDED'") == 1
 
 
 def test_a_too_long_idempotency_key_is_refused(server: Server) -> None:
@@ -107,7 +142,7 @@ def test_refused_registrations_record_an_event_and_change_nothing(server: Server
     device = {**IOTO_BODY, "id": code}
     cases = [
         (server.register({**device, "id": "0000000000000000"}), 404, "0000000000000000"),
-        (server.register(device, product=OTHER), 403, "Authorization header names product"),
+        (server.register(device, product=OTHER), 403, "Authorization header names another product"),
         (server.register({**device, "product": OTHER}), 403, f"belongs to product {PRODUCT}"),
         (server.ioto("/api/device/register", json.dumps(device).encode()), 401, "Authorization: bearer"),
     ]
