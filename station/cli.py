@@ -115,6 +115,24 @@ def product_list(station: Station) -> None:
     echo_table(("product", "name", "model", "bits", "check", "claim url", "layout", "status"), rows)
 
 
+@product.command("enable")
+@click.argument("product_id")
+@pass_station
+def product_enable(station: Station, product_id: str) -> None:
+    """Allow claim IDs to be issued for a product again."""
+    station.store.set_product_enabled(product_id, True)
+    click.echo(f"product {product_id} enabled")
+
+
+@product.command("disable")
+@click.argument("product_id")
+@pass_station
+def product_disable(station: Station, product_id: str) -> None:
+    """Stop issuing claim IDs for a product (devices and their history stay)."""
+    station.store.set_product_enabled(product_id, False)
+    click.echo(f"product {product_id} disabled: no claim IDs are issued for it until `station product enable`")
+
+
 def echo_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     """Aligned columns for people reading a terminal."""
     if not rows:

@@ -494,7 +494,7 @@ class Store:
         """The product, if claim IDs may be issued for it; else the error that names it."""
         product = self.product(product_id)
         if not product.enabled:
-            raise Conflict(f"product {product_id} is disabled; enable it before issuing claim IDs")
+            raise Conflict(f"product {product_id} is disabled; `station product enable {product_id}` allows issuing again")
         return product
 
     def _issue_one(self, conn: sqlite3.Connection, request: dict[str, Any],
@@ -520,14 +520,15 @@ class Store:
         return result
 
     def _known(self, conn: sqlite3.Connection, name: str, key: str, product: Product, actor: str) -> str | None:
-        """The UCI a hardware key (``name`` "hwkey") or idempotency key already has, if it is not void.
+        """The UCI a hardware key, serial (``name`` "hwkey", "serial") or idempotency key already has, if it is
+        not void.
 
-        A void UCI is never issued again: the key is released from the void device, with an event, so that
-        the unit gets a new UCI under the same key.
+        A void UCI is never issued again: the key is released from the void device, with an event that keeps
+        its value, so that the unit gets a new UCI under the same key.
         """
-        if name == "hwkey":
-            select = "SELECT uci, state FROM devices WHERE product = ? AND hwkey = ?"
-            release = "UPDATE devices SET hwkey = NULL WHERE product = ? AND hwkey = ?"
+        if name in ("hwkey", "serial"):
+            select = f"SELECT uci, state FROM devices WHERE product = ? AND {name} = ?"
+            release = f"UPDATE devices SET {name} = NULL WHERE product = ? AND {name} = ?"
         else:
             select = ("SELECT i.uci, d.state FROM idempotency i LEFT JOIN devices d ON d.uci = i.uci "
                       "WHERE i.product = ? AND i.key = ?")
@@ -552,11 +553,11 @@ class Store:
             self._event(conn, kind + "-repeat", actor, details, code=existing)
             return existing, False
         if serial is not None:
-            taken = conn.execute("SELECT uci FROM devices WHERE product = ? AND serial = ?", (product.id, serial)).fetchone()
+            taken = self._known(conn, "serial", serial, product, actor)
             if taken:
                 raise SerialTaken(
-                    f"serial {serial} of product {product.id} already has claim ID {product.display(taken[0])}; "
-                    f"reprint its label instead of issuing a new one", taken[0]
+                    f"serial {serial} of product {product.id} already has claim ID {product.display(taken)}; "
+                    f"reprint its label instead of issuing a new one", taken
                 )
         stamp = now()
         for _ in range(TRIES):

@@ -169,3 +169,11 @@ def test_export_with_an_unknown_filter_writes_nothing(station_dir: Path, tmp_pat
     assert not target.exists() and not (tmp_path / "out.csv.part").exists()
     result = run(station_dir, "export", "--product", "NOPE", ok=False)
     assert result.returncode == 1 and result.stdout == ""
+
+
+def test_a_disabled_product_issues_nothing_until_enabled(station_dir: Path) -> None:
+    assert "disabled" in run(station_dir, "product", "disable", PRODUCT).stdout
+    fails(station_dir, "generate", "--product", PRODUCT, "--count", "2", message=f"station product enable {PRODUCT}")
+    run(station_dir, "product", "enable", PRODUCT)
+    assert "issued 2 claim IDs" in run(station_dir, "generate", "--product", PRODUCT, "--count", "2").stdout
+    fails(station_dir, "product", "enable", "NOPE", message="unknown product 'NOPE'")

@@ -337,3 +337,15 @@ def test_a_batch_that_draws_only_stored_ids_gives_up(store: Store, monkeypatch: 
     assert len(draws) == store_mod.TRIES
     assert dump(store.path) == before
     assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_a_serial_whose_claim_id_was_voided_gets_a_new_one(store: Store) -> None:
+    first, _ = store.issue(PRODUCT, serial="SN-REWORK")
+    store.void(first.uci, "label damaged", "operator:ann")
+    second, created = store.issue(PRODUCT, serial="SN-REWORK", actor="operator:ann")
+    assert created and second.uci != first.uci and second.serial == "SN-REWORK"
+    assert store.device(first.uci).serial is None
+    released = [e for e in store.events(first.uci) if e.kind == "key-released"]
+    assert released and released[0].details["value"] == "SN-REWORK"
+    with pytest.raises(Conflict, match="already has claim ID"):
+        store.issue(PRODUCT, serial="SN-REWORK")

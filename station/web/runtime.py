@@ -1,6 +1,8 @@
 """What the request threads of one app share: the configuration, the one writer, read connections and the
-access rules. Reads run on a connection of the request's own thread (WAL lets them run beside the writer);
-every write goes through the writer."""
+access rules. Reads run on a connection of the request's own thread (WAL lets them run beside the writer).
+Issuance and the API's and pages' writes go through the writer, so that concurrent requests group-commit and
+never race; the line's and the rig's cycles write their step events on connections of their own threads,
+which SQLite's lock (and the busy timeout) serializes with the writer."""
 
 from __future__ import annotations
 
