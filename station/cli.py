@@ -115,22 +115,24 @@ def product_list(station: Station) -> None:
     echo_table(("product", "name", "model", "bits", "check", "claim url", "layout", "status"), rows)
 
 
-@product.command("enable")
-@click.argument("product_id")
-@pass_station
-def product_enable(station: Station, product_id: str) -> None:
-    """Allow claim IDs to be issued for a product again."""
-    station.store.set_product_enabled(product_id, True)
-    click.echo(f"product {product_id} enabled")
+def _enabling(enabled: bool) -> click.Command:
+    """``product enable`` and ``product disable``: one command each, one rule."""
+    verb = "enable" if enabled else "disable"
+    summary = ("Allow claim IDs to be issued for a product again." if enabled else
+               "Stop issuing claim IDs for a product (devices and their history stay).")
+
+    @product.command(verb, help=summary)
+    @click.argument("product_id")
+    @pass_station
+    def command(station: Station, product_id: str) -> None:
+        station.store.set_product_enabled(product_id, enabled)
+        click.echo(f"product {product_id} {verb}d" + ("" if enabled else
+                   f": no claim IDs are issued for it until `station product enable {product_id}`"))
+
+    return command
 
 
-@product.command("disable")
-@click.argument("product_id")
-@pass_station
-def product_disable(station: Station, product_id: str) -> None:
-    """Stop issuing claim IDs for a product (devices and their history stay)."""
-    station.store.set_product_enabled(product_id, False)
-    click.echo(f"product {product_id} disabled: no claim IDs are issued for it until `station product enable`")
+product_enable, product_disable = _enabling(True), _enabling(False)
 
 
 def echo_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

@@ -142,6 +142,7 @@ def test_bad_config_file_is_a_clear_error(tmp_path: Path) -> None:
     path.mkdir()
     (path / "station.json5").write_text("{printers: [oops")
     fails(path, "stats", message="not valid JSON5")
+    assert not (path / "station.db").exists()  # nothing was opened or created on a configuration it cannot read
 
 
 def test_progress_bar_on_a_terminal(station_dir: Path) -> None:
