@@ -84,16 +84,15 @@ def signin() -> ResponseReturnValue:
     name = request.form.get("name", "").strip()
     keys = limiter.keys(request.remote_addr, name)
     try:
-        limiter.check(*keys)
+        attempt = limiter.begin(*keys)
     except sessions.TooManyAttempts as exc:
         return render_template("signin.html", next=target, error=str(exc), name=name), exc.status
     user = accounts.authenticate(runtime().reader(), name, request.form.get("password", ""))
     if user is None:
-        limiter.failed(*keys)
         details = {"user": name, "remote": request.remote_addr}  # read here: the writer runs outside the request
         runtime().writer.call(lambda store: store.record(None, "sign-in-refused", "operator", details))
         return render_template("signin.html", next=target, error="wrong name or password", name=name), 401
-    limiter.succeeded(*keys)
+    limiter.succeeded(attempt, *keys)
     sessions.sign_in(user)
     return redirect(target)
 

@@ -131,7 +131,9 @@ class SignInLimiter:
             times.popleft()
         return times
 
-    def check(self, *keys: str) -> None:
+    def begin(self, *keys: str) -> float:
+        """Refuse when a key is over its limit, else count this attempt now (as wrong until it succeeds), in
+        one step: parallel guesses cannot all pass the check before any of them is counted."""
         now = time.monotonic()
         with self._lock:
             for key in keys:
@@ -139,16 +141,15 @@ class SignInLimiter:
                 if len(times) >= self.limits[key.partition(":")[0]]:
                     wait = int(self.window - (now - times[0])) + 1
                     raise TooManyAttempts(f"too many wrong passwords; wait {wait} seconds and try again, or ask an admin")
-
-    def failed(self, *keys: str) -> None:
-        now = time.monotonic()
-        with self._lock:
             for key in keys:
-                self._recent(key, now).append(now)
+                self._failures[key].append(now)
+        return now
 
-    def succeeded(self, *keys: str) -> None:
-        """A right password clears its name's count; the address keeps its count (it may be a guesser's)."""
+    def succeeded(self, attempt: float, *keys: str) -> None:
+        """A right password: its name's count starts again, and the address no longer counts this attempt."""
         with self._lock:
             for key in keys:
                 if key.startswith("user:"):
                     self._failures.pop(key, None)
+                elif attempt in self._failures.get(key, ()):
+                    self._failures[key].remove(attempt)

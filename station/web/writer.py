@@ -53,9 +53,11 @@ class Writer:
         try:
             return future.result(ANSWER_TIMEOUT)
         except FutureTimeout:
+            if not future.cancel():  # already under way: its answer is the truth, and comes within the busy timeout
+                return future.result()
             raise Unavailable(
                 f"the station database did not accept the write within {ANSWER_TIMEOUT:.0f} s "
-                f"(another program may hold it); try again"
+                f"(another program may hold it); nothing was written: try again"
             ) from None
 
     def close(self) -> None:
@@ -75,7 +77,8 @@ class Writer:
                 except queue.Empty:
                     break
             stopping = None in items
-            work = [item for item in items if item is not None]
+            # A request that gave up waiting cancelled its future: its write never happens (it was told so).
+            work = [item for item in items if item is not None and item[1].set_running_or_notify_cancel()]
             group = [(request, future) for request, future in work if isinstance(request, dict)]
             if group:  # every issuance that queued up meanwhile: one transaction, one fsync
                 self._settle([future for _, future in group], self._store.issue_group, [request for request, _ in group])

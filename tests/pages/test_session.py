@@ -186,3 +186,29 @@ def test_the_demo_refuses_a_station_in_use(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", "from station.cli import main; main()", "--data-dir", str(data), "serve",
                            "--demo", "--port", "0"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "holds a station in use" in done.stderr and "station-demo" in done.stderr
+
+
+def test_parallel_guesses_cannot_pass_the_limit_together() -> None:
+    import threading
+
+    from station.web.session import SignInLimiter, TooManyAttempts
+
+    limiter = SignInLimiter(per_name=5, per_address=100)
+    passed: list[float] = []
+    go = threading.Barrier(20)
+
+    def guess() -> None:
+        go.wait()
+        try:
+            passed.append(limiter.begin(*limiter.keys("10.0.0.9", "adam")))
+        except TooManyAttempts:
+            pass
+
+    threads = [threading.Thread(target=guess) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(passed) == 5
+    limiter.succeeded(passed[0], *limiter.keys("10.0.0.9", "adam"))  # a right password clears the name
+    limiter.begin(*limiter.keys("10.0.0.9", "adam"))

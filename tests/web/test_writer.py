@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from station.errors import Conflict, NotFound
+from station.errors import Conflict, NotFound, Unavailable
 from station.store import Store
+from station.web import writer as writer_module
 from station.web.writer import Writer
 from tests.conftest import PRODUCT
 
@@ -58,3 +61,27 @@ def test_serve_on_a_taken_port_fails_with_one_line(data_dir: Path) -> None:
         done = subprocess.run([*STATION, "--data-dir", str(data_dir), "serve", "--port", str(taken.getsockname()[1])],
                               capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1 and "cannot listen" in done.stderr.strip().splitlines()[-1]
+
+
+def test_a_request_that_gave_up_waiting_writes_nothing(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    prepare(data_dir)
+    monkeypatch.setattr(writer_module, "ANSWER_TIMEOUT", 0.3)  # the agent's 30 s, shortened for the test
+    writer = Writer(data_dir / "station.db")
+    started = threading.Event()
+
+    def slow(store: Store) -> None:  # holds the writer while the next request waits in the queue
+        started.set()
+        time.sleep(1.0)
+
+    try:
+        busy = threading.Thread(target=writer.call, args=(slow,))
+        busy.start()
+        assert started.wait(5)
+        with pytest.raises(Unavailable, match="nothing was written"):
+            writer.issue(product_id=PRODUCT, hwkey="mac:gave-up")
+        busy.join(5)
+        assert writer.issue(product_id=PRODUCT, hwkey="mac:other")[1]  # the writer goes on
+    finally:
+        writer.close()
+    with Store.open(data_dir / "station.db") as store:
+        assert store.conn.execute("SELECT count(*) FROM devices WHERE hwkey = 'mac:gave-up'").fetchone()[0] == 0
