@@ -235,7 +235,8 @@ def serve(station: Station, host: str, port: int, demo: bool) -> None:
     from .web.server import serve as serve_http  # Flask loads only for this command
 
     if not demo:
-        serve_http(station.config, host, port)
+        serve_http(station.config, host, port, on_ready=lambda url: click.echo(
+            f"station: open {url}/ (data in {station.config.data_dir}); Ctrl-C stops it", err=True))
         return
     from .web.demo import OPERATOR, Demo
 
