@@ -280,16 +280,19 @@ class Store:
 
     @staticmethod
     def _event(conn: sqlite3.Connection, kind: str, actor: str, details: dict[str, Any] | None = None,
-               code: str | None = None, batch: int | None = None, time: str | None = None) -> None:
-        conn.execute(
+               code: str | None = None, batch: int | None = None, time: str | None = None) -> int:
+        return conn.execute(
             "INSERT INTO events(time, uci, batch, kind, actor, details) VALUES (?, ?, ?, ?, ?, ?)",
             (time or now(), code, batch, kind, actor, json.dumps(details or {}, sort_keys=True)),
-        )
+        ).lastrowid or 0
 
-    def record(self, code: str | None, kind: str, actor: str, details: dict[str, Any] | None = None) -> None:
-        """Append an event that changes no state (a refusal, a failed attempt, a repeated request)."""
+    def record(self, code: str | None, kind: str, actor: str, details: dict[str, Any] | None = None) -> int:
+        """Append an event that changes no state (a refusal, a failed attempt, a repeated request); its id.
+
+        Event ids only grow: "after event N" is exact where times of day are not (milliseconds, clock steps).
+        """
         with self.transaction() as conn:
-            self._event(conn, kind, actor, details, code=code)
+            return self._event(conn, kind, actor, details, code=code)
 
     def events(self, code: str) -> list[Event]:
         """A device's history, with the event of the batch it was issued in."""

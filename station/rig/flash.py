@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..store import Store, now
+from ..store import Store
 from . import registration
 from .errors import Cancelled, StepFailed
 from .port import Link, open_port
@@ -114,13 +114,13 @@ class Cycle:
                     path=written.path, bytes=written.size, sha256=written.sha256, chunks=written.chunks,
                     chunk_retries=written.chunk_retries, readback_retries=written.readback_retries))
                 self._report("trigger", f"starting the agent: {settings.trigger}")
-                since = now()  # recorded before the command goes out: a quick agent registers before it returns
-                store.record(self.uci, "boot-triggered", actor, self._details(command=settings.trigger))
+                # Recorded before the command goes out: a quick agent registers before the command returns.
+                triggered = store.record(self.uci, "boot-triggered", actor, self._details(command=settings.trigger))
                 status = shell.start(settings.trigger, "trigger", settings.trigger_wait)
                 if status not in (0, None):
                     raise StepFailed("trigger", f"`{settings.trigger}` exited with status {status}")
             self._report("register", f"waiting up to {settings.register_timeout:g} s for the registration")
-            event = registration.wait(store, self.uci, since, settings.register_timeout, self.cancel)
+            event = registration.wait(store, self.uci, triggered, settings.register_timeout, self.cancel)
             seconds = round(time.monotonic() - started, 3)
             store.record(self.uci, "registration-confirmed", actor, self._details(event=event.id, seconds=seconds))
             return self._result(True, None, f"{device.display} flashed, verified and registered in {seconds:.1f} s",

@@ -1,8 +1,8 @@
 """Watching the store for a unit's first-boot registration, which the station's HTTP service records.
 
 The rig never talks to the service: the service writes a ``registered`` event when it accepts the unit's
-POST (and a ``refused`` one when it turns it away), and the rig waits for such an event newer than the
-moment it triggered the boot.
+POST (and a ``refused`` one when it turns it away), and the rig waits for such an event recorded after the
+event of its boot trigger. Event ids only grow, so "after" is exact, whatever the clock does.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ class RegistrationRefused(StepFailed):
     """The service turned the unit's registration away; the reason is the service's."""
 
 
-def wait(store: Store, uci: str, since: str, timeout: float, cancel: threading.Event | None = None) -> Event:
-    """The ``registered`` event recorded for ``uci`` at or after ``since``, waiting at most ``timeout`` seconds."""
+def wait(store: Store, uci: str, after: int, timeout: float, cancel: threading.Event | None = None) -> Event:
+    """The ``registered`` event recorded for ``uci`` after the event ``after``, waiting at most ``timeout`` seconds."""
     cancel = cancel or threading.Event()
     deadline = time.monotonic() + timeout
     while True:
         for event in store.events(uci):
-            if event.time < since or event.uci != uci:
+            if event.id <= after or event.uci != uci:
                 continue
             if event.kind == "registered":
                 return event

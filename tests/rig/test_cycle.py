@@ -12,7 +12,6 @@ import pytest
 from station.rig.flash import Progress, flash
 from station.rig import registration
 from station.rig.settings import from_mapping
-from station.store import now
 
 from .conftest import PRODUCT, kinds, slot_for
 
@@ -128,18 +127,22 @@ def test_a_port_that_does_not_exist_fails_the_cycle_clearly(store, device) -> No
 
 
 def test_the_registration_watch_reports_a_refusal(store, device) -> None:
-    since = now()
+    triggered = store.record(device.uci, "boot-triggered", "rig:A")
     store.record(device.uci, "refused", "device", {"attempted": "registered", "reason": "wrong product"})
     with pytest.raises(registration.RegistrationRefused, match="the station refused the registration: wrong product"):
-        registration.wait(store, device.uci, since, 5)
+        registration.wait(store, device.uci, triggered, 5)
 
 
 def test_the_registration_watch_ignores_registrations_before_the_trigger(store, device) -> None:
+    # In the same millisecond as the trigger, or with the clock stepped back: only the order of events counts.
     store.advance(device.uci, "registered", "registered", "device", {})
+    triggered = store.record(device.uci, "boot-triggered", "rig:A")
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(registration.Cancelled):
-        registration.wait(store, device.uci, now(), 5, cancel)
+        registration.wait(store, device.uci, triggered, 5, cancel)
+    store.advance(device.uci, "registered", "registered", "device", {})
+    assert registration.wait(store, device.uci, triggered, 5).id > triggered
 
 
 def test_the_console_password_reaches_no_event_nor_log(store, device, make_unit, station, no_password_in) -> None:
