@@ -63,14 +63,20 @@ def make_device(store: Store) -> Callable[..., Device]:
     return make
 
 
+PRINTED_FORMATS = [zxingcpp.BarcodeFormat.QRCodeModel2, zxingcpp.BarcodeFormat.Code128]
+
+
 def decode(image: Image.Image) -> list[tuple[str, str]]:
-    """Every barcode zxing-cpp finds, as (format, text), top to bottom."""
-    found = zxingcpp.read_barcodes(image)
+    """Every barcode of the kinds labels carry (QR Model 2, Code128) that zxing-cpp finds, as (format, text),
+    top to bottom; other symbologies could only be false readings of text and bars."""
+    found = zxingcpp.read_barcodes(image, formats=PRINTED_FORMATS)
     return [(b.format.name, b.text) for b in sorted(found, key=lambda b: (b.position.top_left.y, b.position.top_left.x))]
 
 
 def qr_texts(image: Image.Image) -> list[str]:
-    return [b.text for b in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)]
+    """The texts of the QR codes the labels carry: standard Model 2 only. zxing-cpp's QRCode is a family that
+    also reads Micro QR and rMQR, and on a page of barcodes and text those gave a rare false "0426"."""
+    return [b.text for b in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCodeModel2)]
 
 
 def png_image(data: bytes) -> Image.Image:
