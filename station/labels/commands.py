@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from ..cli import Station, echo_table, pass_station, progress_bar
-from ..errors import StationError
 from . import layout as layout_mod
 from . import printing
 from .printers import FORMATS
@@ -85,16 +84,13 @@ def layouts(station: Station) -> None:
     """List the label layouts and check each one; exits 1 when one is refused."""
     folder = layout_mod.directory(station.config)
     rows, refused = [], 0
-    for name in layout_mod.names(folder):
-        try:
-            loaded = layout_mod.load(name, folder)
-        except StationError as exc:
+    for checked in layout_mod.check_all(folder):
+        loaded = checked.layout
+        if loaded is None:
             refused += 1
-            rows.append((name, "-", "-", "-", f"refused: {exc}"))
+            rows.append((checked.name, "-", "-", "-", f"refused: {checked.problem}"))
             continue
-        sheet = loaded.sheet
-        media = f"sheet {sheet.columns}x{sheet.rows}" if sheet else "one per page"
-        rows.append((name, f"{loaded.width_mm:g}x{loaded.height_mm:g} mm", str(loaded.dpi), media,
+        rows.append((checked.name, f"{loaded.width_mm:g}x{loaded.height_mm:g} mm", str(loaded.dpi), checked.media,
                      f"ok: {loaded.description}".rstrip(": ")))
     click.echo(f"layouts in {folder}:")
     echo_table(("layout", "size", "dpi", "media", "check"), rows)

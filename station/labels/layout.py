@@ -22,7 +22,7 @@ import json5
 from PIL import Image as PILImage
 
 from .. import config as config_mod
-from ..errors import Invalid, NotFound
+from ..errors import Invalid, NotFound, StationError
 from . import fonts
 
 FIELDS = ("display_id", "uci", "product_name", "model", "serial", "batch", "date")
@@ -145,6 +145,33 @@ def names(folder: Path) -> list[str]:
         raise NotFound(f"the label layouts directory {folder} does not exist; set label_layouts in station.json5")
     stems = (p.name[: -len(SUFFIX)] for p in folder.iterdir() if p.name.endswith(SUFFIX))
     return sorted(stem for stem in stems if _NAME.fullmatch(stem))
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One layout file after loading: the layout, or why it is refused."""
+
+    name: str
+    layout: Layout | None
+    problem: str | None
+
+    @property
+    def media(self) -> str:
+        if self.layout is None:
+            return "-"
+        sheet = self.layout.sheet
+        return f"sheet {sheet.columns}x{sheet.rows}" if sheet else "one per page"
+
+
+def check_all(folder: Path) -> list[Checked]:
+    """Every layout in ``folder``, loaded and checked: what `station layouts` and the settings page show."""
+    checked = []
+    for name in names(folder):
+        try:
+            checked.append(Checked(name, load(name, folder), None))
+        except StationError as exc:
+            checked.append(Checked(name, None, str(exc)))
+    return checked
 
 
 _cache: dict[Path, tuple[tuple[tuple[int, int], ...], Layout]] = {}

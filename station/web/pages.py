@@ -15,6 +15,7 @@ from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from .. import accounts, lifecycle, uci
+from ..labels import layout as layout_mod
 from ..errors import Invalid, StationError
 from . import session as sessions
 from .access import Unauthorized
@@ -176,6 +177,12 @@ def products() -> ResponseReturnValue:
 @signed_in("admin")
 def settings() -> ResponseReturnValue:
     config = runtime().config
+    folder = layout_mod.directory(config)
+    try:
+        layouts, layouts_problem = layout_mod.check_all(folder), None
+    except StationError as exc:
+        layouts, layouts_problem = [], str(exc)
     return render_template("settings.html", config_path=config.config_path, printers=config.get("printers") or {},
+                           layouts=layouts, layouts_folder=folder, layouts_problem=layouts_problem,
                            slots=config.get("slots") or {}, rig=config.get("rig") or {},
                            users=accounts.users(runtime().reader()))

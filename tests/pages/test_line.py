@@ -124,6 +124,9 @@ def test_requests_without_the_csrf_token_are_refused(page: Page, line: Line) -> 
 
 
 def test_main_pages_render_for_an_admin(page: Page, line: Line) -> None:
+    with Store.open(line.server.db) as store:  # a registered unit of its own: the test needs no other to run first
+        device = store.issue(store.products()[0].id, actor="test")[0]
+        store.advance(device.uci, "registered", "registered", "device")
     sign_in(page, line, ADMIN)
     for name, path, heading in (("batches", "/batches", "Batches"), ("products", "/products", "Products"),
                                 ("settings", "/settings", "Settings"), ("devices", "/devices", "Devices")):
@@ -131,6 +134,9 @@ def test_main_pages_render_for_an_admin(page: Page, line: Line) -> None:
         expect(page.locator("h1")).to_have_text(heading)
         screenshot(page, name)
     expect(page.locator("table.list")).to_contain_text("registered")
+    page.goto(line.url + "/settings")
+    expect(page.locator("main")).to_contain_text("thermal-50x25-203")
+    expect(page.locator("main")).to_contain_text("50 x 25 mm")
 
 
 def test_the_line_fits_a_line_pc_and_a_tablet(page: Page, line: Line) -> None:
