@@ -6,8 +6,7 @@ Every StationError becomes one line on stderr and exit status 1.
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager, nullcontext
-from pathlib import Path
+from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 import click
@@ -132,7 +131,8 @@ def _enabling(enabled: bool) -> click.Command:
     return command
 
 
-product_enable, product_disable = _enabling(True), _enabling(False)
+_enabling(True)
+_enabling(False)
 
 
 def echo_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

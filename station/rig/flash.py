@@ -25,8 +25,6 @@ from .transfer import Transfer, Written
 
 log = logging.getLogger("station.rig")
 
-STEPS = ("connect", "login", "prepare", "write", "verify", "install", "trigger", "register")
-
 
 @dataclass(frozen=True)
 class Progress:

@@ -15,7 +15,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 from .conftest import ADMIN, OPERATOR, PASSWORD, Line
 
