@@ -25,6 +25,8 @@ DEFAULTS: dict[str, Any] = {
     "hardware_keys": ["serial", "mac", "hwid"],
     # Seconds a command waits for another process's write to the database before it gives up.
     "database_timeout": 5.0,
+    # Processes that answer devices on the service's port (null: one per CPU, at most 8; 0: one process alone).
+    "workers": None,
 }
 
 

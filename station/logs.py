@@ -6,9 +6,14 @@ import json
 import logging
 import logging.handlers
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 SECRET_WORDS = ("password", "token", "secret", "authorization", "credential")
+BATCH_SECONDS = 0.1  # how long a worker process's log line may wait to be written
+BATCH_LINES = 500
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,6 +34,61 @@ class JsonFormatter(logging.Formatter):
             entry["error"] = self.formatException(record.exc_info)
         record._station_json = json.dumps(entry, default=str)
         return record._station_json
+
+
+class _Forwarding(logging.Handler):
+    """A worker process's handler: lines formatted here go to the main process, which writes them.
+
+    Lines go in batches, a few times a second: one message and one write of each file for many requests,
+    where a message per line cost the main process more than the request itself. A warning or an error
+    goes at once, with the lines before it.
+    """
+
+    def __init__(self, send: Callable[[str], None]) -> None:
+        super().__init__()
+        self.send = send
+        self.setFormatter(JsonFormatter())
+        self._lines: list[str] = []
+        self._batch = threading.Lock()
+        threading.Thread(target=self._flush_often, name="station-log", daemon=True).start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+            with self._batch:
+                self._lines.append(line)
+                due = record.levelno >= logging.WARNING or len(self._lines) >= BATCH_LINES
+            if due:
+                self.flush()
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        with self._batch:
+            lines, self._lines = self._lines, []
+        if lines:
+            self.send("\n".join(lines))
+
+    def _flush_often(self) -> None:
+        while True:
+            time.sleep(BATCH_SECONDS)
+            self.flush()
+
+
+def forward(level: int, send: Callable[[str], None], loggers: tuple[str, ...] = ("station", "waitress")) -> None:
+    """In a worker process: log through ``send``, so that one process owns stderr and the rotating file."""
+    handler = _Forwarding(send)
+    for name in loggers:
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+
+
+def replay(lines: str) -> None:
+    """In the main process: write a worker's lines, as they were formatted there, to this process's handlers."""
+    logging.getLogger("station").handle(logging.makeLogRecord(
+        {"name": "station", "levelno": logging.INFO, "levelname": "INFO", "msg": lines, "_station_json": lines}))
 
 
 def setup(level: int = logging.WARNING, file: Path | None = None) -> None:

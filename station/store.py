@@ -43,6 +43,9 @@ class SerialTaken(Conflict):
         super().__init__(message)
         self.uci = code
 
+    def __reduce__(self) -> tuple[Any, ...]:  # it crosses from the writer to worker processes (web/hub.py)
+        return SerialTaken, (str(self), self.uci)
+
 
 def _used_up(product: "Product") -> Unavailable:
     return Unavailable(f"product {product.id} has run out of fresh claim IDs at {product.bits} bits; use more bits")

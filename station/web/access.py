@@ -18,6 +18,7 @@ from flask import Request
 
 from ..errors import Forbidden, Invalid, StationError
 from ..store import Store
+from .hub import HubClient
 from .writer import Writer
 
 TOUCH_EVERY = 60.0  # seconds between two notes of a token's last use: a write per API call would be waste
@@ -54,7 +55,7 @@ def bearer(header: str | None) -> str | None:
 class Access:
     """The access rules of one app: client networks for devices, ways in for the JSON API."""
 
-    def __init__(self, networks: Any, reader: Callable[[], Store], writer: Writer) -> None:
+    def __init__(self, networks: Any, reader: Callable[[], Store], writer: Writer | HubClient) -> None:
         self.networks = parse_networks(networks)
         self._reader = reader
         self._writer = writer
@@ -79,7 +80,7 @@ class Access:
                 f"this station serves devices on {', '.join(map(str, self.networks or ()))} only, not {remote}; "
                 f"connect the unit to the production network or add its network to client_networks"
             )
-            self._writer.call(lambda store: store.record(None, "refused", "device", {"remote": remote, "reason": message}))
+            self._writer.call(Store.record, None, "refused", "device", {"remote": remote, "reason": message})
             raise Forbidden(message)
 
     def caller(self, request: Request) -> str:

@@ -47,7 +47,7 @@ def register(rt: Runtime, body: dict[str, Any], environ: dict[str, Any]) -> dict
     code = field(body, "id", str, required=True, max_len=MAX_BITS // 5)
     claimed = bearer(environ.get("HTTP_AUTHORIZATION"))
     details = {"remote": environ.get("REMOTE_ADDR")}
-    device = rt.writer.call(lambda store: _register(store, code, product, claimed, details))
+    device = rt.writer.call(_register, code, product, claimed, details)
     return {"registered": True, "id": device.uci, "product": device.product, "state": device.state}
 
 

@@ -7,7 +7,8 @@ which SQLite's lock (and the busy timeout) serializes with the writer."""
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flask import current_app
 
@@ -16,16 +17,18 @@ from ..errors import Invalid
 from ..store import Store
 from .access import Access
 from .bodies import MAX_KEY, field
+from .hub import HubClient
 from .writer import Writer
 
 
 class Runtime:
     """The shared state of one app; ``close`` it when the server stops."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, writer: HubClient | None = None) -> None:
+        """``writer``: a worker process's way to the main process's writer; else this runtime opens the writer."""
         self.config = config
         self.hardware_keys = self._hardware_keys(config.get("hardware_keys"))
-        self.writer = Writer(config.db_path)
+        self.writer: Writer | HubClient = writer or Writer(config.db_path)
         self._local = threading.local()
         self._readers: list[Store] = []
         self._lock = threading.Lock()
@@ -62,7 +65,8 @@ class Runtime:
         """Stop the parts, finish the queued writes and close every connection."""
         for close in self.on_close:
             close()
-        self.writer.close()
+        if isinstance(self.writer, Writer):
+            self.writer.close()
         with self._lock:
             for store in self._readers:
                 store.close()

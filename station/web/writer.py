@@ -4,7 +4,8 @@ SQLite takes one writer at a time, and ``synchronous=FULL`` makes each commit wa
 threads hand their writes to this thread and wait; it takes every write that queued up meanwhile, issues
 all the UCIs of the group in one transaction (one fsync for the lot), and only then answers each request.
 So concurrent requests never race for the lock, a UCI is on disk before any reply carries it, and a
-request is answered only once its own write is committed.
+request is answered only once its own write is committed. Worker processes reach the same writer through the
+hub (hub.py), so a station with several processes still has this one writer.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from ..errors import StationError, Unavailable
 from ..store import Store
@@ -24,8 +25,19 @@ from ..store import Store
 T = TypeVar("T")
 MAX_GROUP = 256  # requests per transaction: bounds the time one group holds the write lock
 ANSWER_TIMEOUT = 30.0  # seconds a request waits for its commit; the Ioto agent itself gives up at 30 s
+GAVE_UP = (f"the station database did not accept the write within {ANSWER_TIMEOUT:.0f} s "
+           f"(another program may hold it); nothing was written: try again")
 
 log = logging.getLogger("station.web")
+
+
+class Job(NamedTuple):
+    """A write to run on the writer: ``function(store, *args, **kwargs)``. A worker process sends it through the
+    hub, so there ``function`` must be importable by name (a module's function or a ``Store`` method)."""
+
+    function: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
 
 
 class Writer:
@@ -39,26 +51,28 @@ class Writer:
 
     def issue(self, **request: Any) -> tuple[str, bool]:
         """Issue (or find again) the UCI for one request; ``Store.issue_group`` keyword arguments."""
-        return self._submit(request)
+        return self._wait(self.submit(request))
 
-    def call(self, job: Callable[[Store], T]) -> T:
-        """Run ``job(store)`` on the writer thread in its own transaction(s) and return its result."""
-        return self._submit(job)
+    def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``function(store, *args, **kwargs)`` on the writer thread in its own transaction(s); its result."""
+        return self._wait(self.submit(Job(function, args, kwargs)))
 
-    def _submit(self, work: Any) -> Any:
+    def submit(self, work: dict[str, Any] | Job) -> Future[Any]:
+        """Queue an issuance request (a dict) or a job without waiting: the hub answers workers this way."""
         if not self._thread.is_alive():
             raise Unavailable("the station's database writer has stopped; restart `station serve`")
         future: Future[Any] = Future()
         self._queue.put((work, future))
+        return future
+
+    @staticmethod
+    def _wait(future: Future[T]) -> T:
         try:
             return future.result(ANSWER_TIMEOUT)
         except FutureTimeout:
             if not future.cancel():  # already under way: its answer is the truth, and comes within the busy timeout
                 return future.result()
-            raise Unavailable(
-                f"the station database did not accept the write within {ANSWER_TIMEOUT:.0f} s "
-                f"(another program may hold it); nothing was written: try again"
-            ) from None
+            raise Unavailable(GAVE_UP) from None
 
     def close(self) -> None:
         """Finish the queued writes, then stop the thread and close the connection."""
@@ -86,8 +100,8 @@ class Writer:
                 if not isinstance(job, dict):
                     self._settle([future], self._one, job)
 
-    def _one(self, job: Callable[[Store], Any]) -> list[Any]:
-        return [job(self._store)]
+    def _one(self, job: Job) -> list[Any]:
+        return [job.function(self._store, *job.args, **job.kwargs)]
 
     @staticmethod
     def _settle(futures: list[Future[Any]], work: Callable[[Any], list[Any]], argument: Any) -> None:

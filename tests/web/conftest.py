@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
 import signal
 import socket
 import subprocess
@@ -56,23 +55,27 @@ class Reply:
 
 @dataclass
 class Server:
-    """`station serve --port 0` on a data directory; the port comes from its `serving` log line."""
+    """`station serve --port 0` on a data directory; the port and the process ids come from its `serving` log line."""
 
     data_dir: Path
+    options: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] = field(init=False)
     port: int = field(init=False)
+    pids: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
         self.log = self.data_dir / "serve.stderr"
         start = self.log.stat().st_size if self.log.exists() else 0  # an earlier server's lines name its port
-        self.proc = subprocess.Popen([*STATION, "--data-dir", str(self.data_dir), "serve", "--port", "0"],
+        self.proc = subprocess.Popen([*STATION, "--data-dir", str(self.data_dir), "serve", "--port", "0", *self.options],
                                      stdout=subprocess.DEVNULL, stderr=self.log.open("ab"))
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline and self.proc.poll() is None:
-            found = re.findall(r'"url": "http://127\.0\.0\.1:(\d+)"', self.log.read_bytes()[start:].decode(errors="replace"))
-            if found:
-                self.port = int(found[-1])
-                return
+            for line in self.log.read_bytes()[start:].decode(errors="replace").split("\n")[:-1]:  # whole lines
+                if '"msg": "serving"' in line:
+                    serving = json.loads(line)
+                    self.port = int(serving["url"].rsplit(":", 1)[1])
+                    self.pids = serving["pids"]
+                    return
             time.sleep(0.05)
         self.proc.kill()
         raise AssertionError(f"station serve did not start:\n{self.log.read_text(errors='replace')[-3000:]}")
