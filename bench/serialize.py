@@ -7,7 +7,10 @@ commits one row per request on the same SQLite settings (WAL, synchronous=FULL).
 p99 latency and errors for both, the ratio, and checks that every 200 left one stored device. --ceiling adds
 a Flask app that answers without a database: what Flask on waitress alone reaches on this machine now.
 
-    python bench/serialize.py [--duration 10] [--concurrency 16] [--keep-alive] [--ceiling]
+    python bench/serialize.py [--duration 10] [--runs 3] [--concurrency 16] [--workers N] [--keep-alive] [--ceiling]
+
+Each server takes --runs loads in a row; the figures are the medians of the runs. The CPU time the virtual
+machine lost to its host (steal) is printed for each run: on a shared machine it explains outlying runs.
 
 Needs wrk (Debian: apt-get install -y wrk). Without --keep-alive each request opens a new connection, as
 an Ioto agent does; wrk's latency counts from the request's first byte, so connect time is not in it.
@@ -20,6 +23,7 @@ import json
 import re
 import secrets
 import shutil
+import statistics
 import sqlite3
 import subprocess
 import sys
@@ -88,8 +92,14 @@ def start(command: list[str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
     sys.exit(f"server did not start: {' '.join(command)}\n{log.read_text(errors='replace')[-2000:]}")
 
 
+def cpu_times() -> list[int]:
+    """The machine's CPU time counters (user nice system idle iowait irq softirq steal), from /proc/stat."""
+    return [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
 def load(url: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
-    """One wrk run against ``url``/ioto/serialize; its figures."""
+    """One wrk run against ``url``/ioto/serialize; its figures, with the share of CPU time stolen meanwhile."""
+    before = cpu_times()
     script = work / "post.lua"
     script.write_text(LUA % {"body": BODY, "close": "" if args.keep_alive else 'wrk.headers["Connection"] = "close"'})
     out = subprocess.run(
@@ -100,6 +110,8 @@ def load(url: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
     result = json.loads(out.split("RESULT ", 1)[1])
     result["rps"] = result["requests"] / result["seconds"]
     result["errors"] = sum(int(result[k]) for k in ("connect", "read", "write", "status", "timeout"))
+    spent = [b - a for a, b in zip(before, cpu_times())]
+    result["steal"] = 100 * spent[7] / max(1, sum(spent))
     return result
 
 
@@ -115,7 +127,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per server [10]")
+    parser.add_argument("--runs", type=int, default=3, help="loads of each server; the medians are printed [3]")
     parser.add_argument("--concurrency", type=int, default=16, help="connections at once [16]")
+    parser.add_argument("--workers", type=int, help="station serve --workers [its default: one per CPU]")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads [1: leaves the cores to the server]")
     parser.add_argument("--keep-alive", action="store_true", help="reuse connections (Ioto agents do not)")
     parser.add_argument("--ceiling", action="store_true", help="also load a Flask app that answers without a database")
@@ -136,9 +150,10 @@ def main() -> None:
         (work / "data").mkdir()
         with Store.open(work / "data" / "station.db") as store:
             store.add_product(PRODUCT, "Blank", "Blank-01", description="Blank slate app")
-        figures = {}
+        runs: dict[str, list[dict[str, float]]] = {}
         servers = {
-            "station": [*STATION, "--data-dir", str(work / "data"), "serve", "--port", "0"],
+            "station": [*STATION, "--data-dir", str(work / "data"), "serve", "--port", "0",
+                        *(["--workers", str(args.workers)] if args.workers is not None else [])],
             "baseline": [sys.executable, __file__, "--reference-server", "baseline", str(work / "baseline.db")],
         }
         if args.ceiling:
@@ -146,21 +161,33 @@ def main() -> None:
         for name, command in servers.items():
             proc, url = start(command, work / f"{name}.log")
             try:
-                figures[name] = load(url, args, work)
+                runs[name] = [load(url, args, work) for _ in range(args.runs)]
             finally:
                 stop(proc)
         with Store.open(work / "data" / "station.db") as store:
             stored = sum(row["devices"] for row in store.stats())
+        serving = re.search(r'"workers": (\d+)', (work / "station.log").read_text(errors="replace"))
+        served_workers = serving.group(1) if serving else "?"
 
     mode = "keep-alive" if args.keep_alive else "a new connection per request"
-    print(f"POST /ioto/serialize, concurrency {args.concurrency}, {args.duration} s each, {mode}, "
-          f"waitress threads {THREADS}, synchronous=FULL")
-    print(f"{'':10s}{'requests/s':>12s}{'p50 ms':>9s}{'p99 ms':>9s}{'max ms':>9s}{'errors':>8s}{'requests':>10s}")
+    print(f"POST /ioto/serialize, concurrency {args.concurrency}, {args.runs} runs of {args.duration} s each, {mode}, "
+          f"waitress threads {THREADS}, synchronous=FULL, station workers {served_workers}")
+    columns = f"{'':10s}{'requests/s':>12s}{'p50 ms':>9s}{'p99 ms':>9s}{'max ms':>9s}{'errors':>8s}{'requests':>10s}{'steal %':>9s}"
+    print(columns)
+    figures = {}
+    for name, results in runs.items():
+        for n, f in enumerate(results, 1):
+            print(f"{name + ' ' + str(n):10s}{f['rps']:12.0f}{f['p50_ms']:9.2f}{f['p99_ms']:9.2f}{f['max_ms']:9.1f}"
+                  f"{f['errors']:8d}{f['requests']:10d}{f['steal']:9.1f}")
+        figures[name] = {key: statistics.median(f[key] for f in results) for key in ("rps", "p50_ms", "p99_ms", "max_ms", "steal")}
+        figures[name]["errors"] = sum(f["errors"] for f in results)
+        figures[name]["requests"] = sum(f["requests"] for f in results)
+    print("medians:")
+    print(columns)
     for name, f in figures.items():
-        print(f"{name:10s}{f['rps']:12.0f}{f['p50_ms']:9.2f}{f['p99_ms']:9.2f}{f['max_ms']:9.1f}{f['errors']:8d}{f['requests']:10d}")
-    print(f"ratio station/baseline requests/s: {figures['station']['rps'] / figures['baseline']['rps']:.2f}")
-    station = figures["station"]
-    answered = station["requests"] - station["errors"]
+        print(f"{name:10s}{f['rps']:12.0f}{f['p50_ms']:9.2f}{f['p99_ms']:9.2f}{f['max_ms']:9.1f}{f['errors']:8d}{f['requests']:10d}{f['steal']:9.1f}")
+    print(f"ratio station/baseline requests/s (medians): {figures['station']['rps'] / figures['baseline']['rps']:.2f}")
+    answered = figures["station"]["requests"] - figures["station"]["errors"]
     print(f"station devices stored: {stored} (answered with 200: {answered}; a stored device may be unanswered "
           f"when the load stops mid-request, never the other way)")
 

@@ -19,8 +19,9 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from functools import partial
+import time
 from multiprocessing import AuthenticationError
-from multiprocessing.connection import Client, Connection, Listener
+from multiprocessing.connection import Client, Connection, Listener, answer_challenge, deliver_challenge
 from typing import Any, NoReturn, TypeVar
 
 from .. import logs
@@ -39,7 +40,9 @@ class Hub:
     def __init__(self, writer: Writer) -> None:
         self.writer = writer
         self.authkey = secrets.token_bytes(32)
-        self._listener = Listener(authkey=self.authkey)
+        # No authkey here: Listener.accept would run the handshake on the one accepting thread, where a caller
+        # that breaks it off or never answers would stop every later connection. ``_serve`` runs it instead.
+        self._listener = Listener()
         self.address = self._listener.address
         self._closed = False
         threading.Thread(target=self._accept, name="station-hub", daemon=True).start()
@@ -53,14 +56,21 @@ class Hub:
         while not self._closed:
             try:
                 conn = self._listener.accept()
-            except (AuthenticationError, EOFError):  # a caller without this run's key gets nothing
+            except OSError:
+                if not self._closed:  # out of file descriptors, say: the next accept may well succeed
+                    log.warning("hub could not accept a worker's connection", exc_info=True)
+                    time.sleep(0.1)
                 continue
-            except OSError:  # closed
-                return
             threading.Thread(target=self._serve, args=(conn,), name="station-hub-conn", daemon=True).start()
 
     def _serve(self, conn: Connection) -> None:
         pending: Future[Any] | None = None
+        try:
+            deliver_challenge(conn, self.authkey)
+            answer_challenge(conn, self.authkey)
+        except (AuthenticationError, EOFError, OSError):  # a caller without this run's key gets nothing
+            conn.close()
+            return
         try:
             while True:
                 kind, payload = conn.recv()

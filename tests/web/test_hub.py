@@ -1,0 +1,242 @@
+"""The hub between worker processes and the one writer (hub.py), and the log lines workers send through it
+(logs.forward and logs.replay): in this process, on a real SQLite file, over real authenticated connections."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Client
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from station import logs
+from station.errors import NotFound, Unavailable
+from station.store import SerialTaken, Store
+from station.web import hub as hub_module
+from station.web.hub import INTERNAL, Hub, HubClient
+from station.web.writer import Writer
+from tests.conftest import PRODUCT
+
+from .conftest import prepare
+
+WAIT = 10.0  # seconds any step of these tests may take, at most
+
+
+class Lost(Exception):
+    """Raised by the tests' ``on_lost``: a worker would exit there."""
+
+
+def lost() -> NoReturn:
+    raise Lost("the hub is gone")
+
+
+def divide_by_zero(store: Store) -> int:
+    """A job with a bug in it; module-level, so that it crosses to the hub by name as a worker's jobs do."""
+    return 1 // 0
+
+
+def device_state(store: Store, code: str) -> str:
+    return store.device(code).state
+
+
+def in_thread(function: Callable[[], Any], timeout: float = WAIT) -> Any:
+    """``function()`` on a fresh thread (a fresh hub connection, as a worker's request thread has), bounded:
+    its result, or the exception it raised."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = function()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"no answer within {timeout} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def devices_with(db: Path, column: str, value: str) -> int:
+    with Store.open(db) as store:
+        return store.conn.execute(f"SELECT count(*) FROM devices WHERE {column} = ?", (value,)).fetchone()[0]
+
+
+@pytest.fixture
+def writer(data_dir: Path) -> Iterator[Writer]:
+    prepare(data_dir)
+    running = Writer(data_dir / "station.db")
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def hub(writer: Writer) -> Iterator[Hub]:
+    running = Hub(writer)
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def client(hub: Hub) -> HubClient:
+    return HubClient(hub.address, hub.authkey, on_lost=lost)
+
+
+@pytest.fixture
+def station_logging() -> Iterator[None]:
+    """logs.setup replaces the station logger's handlers: put them back afterwards."""
+    saved = {}
+    for name in ("station", "tests.worker"):
+        logger = logging.getLogger(name)
+        saved[name] = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    for name, (handlers, level, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        for handler in logger.handlers:
+            if handler not in handlers:
+                handler.close()
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def test_an_issue_through_the_hub_is_committed_and_a_repeat_gets_the_same_uci(client: HubClient, data_dir: Path) -> None:
+    code, created = client.issue(product_id=PRODUCT, hwkey="mac:hub-1", actor="device", kind="issued")
+    assert created
+    with Store.open(data_dir / "station.db") as store:
+        device = store.device(code)
+    assert device.hwkey == "mac:hub-1" and device.state == "issued"
+    assert client.issue(product_id=PRODUCT, hwkey="mac:hub-1", actor="device", kind="issued") == (code, False)
+    assert in_thread(lambda: client.issue(product_id=PRODUCT, hwkey="mac:hub-1")) == (code, False)  # another connection
+    assert devices_with(data_dir / "station.db", "hwkey", "mac:hub-1") == 1
+
+
+def test_a_station_error_crosses_with_its_kind_and_message(client: HubClient, writer: Writer) -> None:
+    with pytest.raises(NotFound) as here:
+        writer.issue(product_id="01NOPE")
+    with pytest.raises(NotFound) as there:
+        client.issue(product_id="01NOPE")
+    assert type(there.value) is type(here.value) and str(there.value) == str(here.value) and "01NOPE" in str(there.value)
+
+    code, _ = client.issue(product_id=PRODUCT, serial="SN-HUB-1")
+    with pytest.raises(SerialTaken) as taken:
+        client.issue(product_id=PRODUCT, serial="SN-HUB-1")
+    assert taken.value.uci == code and taken.value.status == 409 and "SN-HUB-1" in str(taken.value)
+
+
+def test_jobs_run_on_the_writer_and_a_bug_in_one_is_an_internal_error(client: HubClient, data_dir: Path) -> None:
+    code, _ = client.issue(product_id=PRODUCT, hwkey="mac:hub-job")
+    event = client.call(Store.record, code, "note", "tests", {"from": "hub"})
+    assert isinstance(event, int) and event > 0
+    with Store.open(data_dir / "station.db") as store:
+        assert [(e.kind, e.actor, e.details) for e in store.events(code)][-1] == ("note", "tests", {"from": "hub"})
+
+    with pytest.raises(RuntimeError) as bug:
+        client.call(divide_by_zero)
+    assert type(bug.value) is RuntimeError and str(bug.value) == INTERNAL  # the details stay in the main process's log
+
+    assert client.call(device_state, code) == "issued"  # the same connection goes on
+    assert client.issue(product_id=PRODUCT, hwkey="mac:hub-after-bug")[1]
+
+
+def test_a_request_that_gave_up_waiting_writes_nothing(client: HubClient, writer: Writer, data_dir: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hub_module, "ANSWER_TIMEOUT", 0.3)  # the agent's 30 s, shortened for the test
+    started, release = threading.Event(), threading.Event()
+
+    def slow(store: Store) -> None:  # holds the writer while the hub's request waits in its queue
+        started.set()
+        release.wait(WAIT)
+
+    busy = threading.Thread(target=writer.call, args=(slow,), daemon=True)
+    busy.start()
+    try:
+        assert started.wait(WAIT)
+        with pytest.raises(Unavailable, match="nothing was written"):
+            client.issue(product_id=PRODUCT, hwkey="mac:gave-up")
+    finally:
+        release.set()
+        busy.join(WAIT)
+    assert not busy.is_alive()
+    # The connection carries no request ids: the next answer on it must be the next request's own.
+    code, created = client.issue(product_id=PRODUCT, hwkey="mac:after-gave-up")
+    assert created
+    with Store.open(data_dir / "station.db") as store:
+        assert store.device(code).hwkey == "mac:after-gave-up"
+    writer.close()  # every queued write is done: the cancelled one never ran
+    assert devices_with(data_dir / "station.db", "hwkey", "mac:gave-up") == 0
+
+
+def test_a_caller_without_the_key_gets_nothing_and_the_hub_goes_on(hub: Hub, client: HubClient, data_dir: Path) -> None:
+    for _ in range(3):
+        with pytest.raises(AuthenticationError):
+            in_thread(lambda: Client(hub.address, authkey=b"not this run's key"))
+    code, created = in_thread(lambda: client.issue(product_id=PRODUCT, hwkey="mac:after-stranger"))
+    assert created and devices_with(data_dir / "station.db", "uci", code) == 1
+
+
+# A worker killed (OOM, SIGKILL) while one of its threads is connecting leaves the hub's handshake broken off:
+# the hub must go on accepting every later connection.
+@pytest.mark.parametrize("caller", ["leaves without answering", "sends a long message"])
+def test_a_caller_that_breaks_off_the_handshake_does_not_stop_the_hub(hub: Hub, client: HubClient, data_dir: Path,
+                                                                     caller: str) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(hub.address)
+        if caller == "sends a long message":
+            sock.sendall((1000).to_bytes(4, "big") + b"x" * 1000)
+        sock.settimeout(WAIT)
+        assert sock.recv(4)  # the hub has sent its challenge (unread here): it is handling this caller
+    code, created = in_thread(lambda: client.issue(product_id=PRODUCT, hwkey=f"mac:after-{caller}"))
+    assert created and devices_with(data_dir / "station.db", "uci", code) == 1
+
+
+def test_on_lost_runs_when_the_hub_is_gone(hub: Hub, writer: Writer, client: HubClient) -> None:
+    assert client.issue(product_id=PRODUCT, hwkey="mac:before-lost")[1]
+    hub.close()
+    writer.close()
+    with pytest.raises(Lost):
+        in_thread(lambda: client.issue(product_id=PRODUCT, hwkey="mac:lost"))  # a new thread: a new connection
+    with pytest.raises(Lost):
+        in_thread(lambda: client.log('{"msg": "a line"}'))
+
+
+def test_replay_writes_a_workers_lines_as_they_were_formatted(tmp_path: Path, station_logging: None) -> None:
+    file = tmp_path / "web.log"
+    logs.setup(logging.INFO, file)
+    logs.replay("line1\nline2")
+    for handler in logging.getLogger("station").handlers:
+        handler.flush()
+    assert file.read_text(encoding="utf-8") == "line1\nline2\n"
+
+
+def test_forwarded_lines_reach_the_main_process_log_through_the_hub(client: HubClient, tmp_path: Path,
+                                                                    station_logging: None) -> None:
+    file = tmp_path / "web.log"
+    logs.setup(logging.INFO, file)  # the main process's side: its handlers write what workers send
+    # The worker's side, on a logger of its own here (in a worker it is "station" and "waitress").
+    logs.forward(logging.INFO, client.log, loggers=("tests.worker",))
+    worker_log = logging.getLogger("tests.worker")
+    worker_log.info("first", extra={"n": 1, "password": "hunter2"})
+    worker_log.info("second", extra={"n": 2})
+    worker_log.debug("below the level")
+
+    lines: list[dict[str, Any]] = []
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline and len(lines) < 2:
+        time.sleep(0.05)
+        for handler in logging.getLogger("station").handlers:
+            handler.flush()
+        text = file.read_text(encoding="utf-8") if file.exists() else ""
+        lines = [json.loads(line) for line in text.splitlines()]
+    assert [(line["msg"], line["logger"], line["n"]) for line in lines] == [("first", "tests.worker", 1),
+                                                                           ("second", "tests.worker", 2)]
+    assert lines[0]["password"] == "[hidden]"
