@@ -26,6 +26,7 @@ APPLICATION_ID = 0x53544E31  # "STN1": marks the file as a station database
 CHUNK = 50_000  # UCIs per bulk INSERT: one JSON array bound once, sorted by SQLite for sequential B-tree inserts
 TRIES = 100  # draws (or bulk chunks) in a row that store nothing new before a product's IDs count as used up
 RELEASED = "its claim ID was voided; the unit gets a new one"  # why a key leaves a void device
+_DETAILS = json.JSONEncoder(sort_keys=True)  # an event's details as stored (json.dumps would build one each time)
 
 
 class NotAStationDatabase(StationError):
@@ -286,7 +287,7 @@ class Store:
                code: str | None = None, batch: int | None = None, time: str | None = None) -> int:
         return conn.execute(
             "INSERT INTO events(time, uci, batch, kind, actor, details) VALUES (?, ?, ?, ?, ?, ?)",
-            (time or now(), code, batch, kind, actor, json.dumps(details or {}, sort_keys=True)),
+            (time or now(), code, batch, kind, actor, _DETAILS.encode(details or {})),
         ).lastrowid or 0
 
     def record(self, code: str | None, kind: str, actor: str, details: dict[str, Any] | None = None) -> int:
@@ -491,7 +492,7 @@ class Store:
         request = {"product_id": product_id, "serial": serial, "hwkey": hwkey, "idempotency_key": idempotency_key,
                    "actor": actor, "kind": kind, "details": details}
         with self.transaction() as conn:
-            result = self._issue_one(conn, request, {})
+            result = self._issue_one(conn, request, {}, now())
         if isinstance(result, StationError):
             raise result
         return self.device(result[0]), result[1]
@@ -503,8 +504,8 @@ class Store:
             raise Conflict(f"product {product_id} is disabled; `station product enable {product_id}` allows issuing again")
         return product
 
-    def _issue_one(self, conn: sqlite3.Connection, request: dict[str, Any],
-                   products: dict[str, Product]) -> tuple[str, bool] | StationError:
+    def _issue_one(self, conn: sqlite3.Connection, request: dict[str, Any], products: dict[str, Product],
+                   stamp: str) -> tuple[str, bool] | StationError:
         """One request (``issue``'s keyword arguments) under its own savepoint: ``(uci, created)``, or the
         StationError that refused it, whose ``refused`` event is written after its changes are rolled back."""
         product_id, serial = request["product_id"], request.get("serial")
@@ -515,7 +516,7 @@ class Store:
             if product_id not in products:
                 products[product_id] = self._issuable(product_id)
             result: tuple[str, bool] | StationError = self._issue(
-                conn, products[product_id], serial, hwkey, idem, actor, kind, details)
+                conn, products[product_id], serial, hwkey, idem, actor, kind, details, stamp)
         except StationError as exc:
             conn.execute("ROLLBACK TO request")
             refusal = {**details, "attempted": kind, "product": product_id, "serial": serial, "hwkey": hwkey, "reason": str(exc)}
@@ -549,7 +550,7 @@ class Store:
         return None
 
     def _issue(self, conn: sqlite3.Connection, product: Product, serial: str | None, hwkey: str | None,
-               idem: str | None, actor: str, kind: str, details: dict[str, Any]) -> tuple[str, bool]:
+               idem: str | None, actor: str, kind: str, details: dict[str, Any], stamp: str) -> tuple[str, bool]:
         existing = None
         if hwkey is not None:
             existing = self._known(conn, "hwkey", hwkey, product, actor)
@@ -565,7 +566,6 @@ class Store:
                     f"serial {serial} of product {product.id} already has claim ID {product.display(taken)}; "
                     f"reprint its label instead of issuing a new one", taken
                 )
-        stamp = now()
         for _ in range(TRIES):
             code = uci.generate(product.bits)
             try:
@@ -664,8 +664,9 @@ class Store:
         the transaction refuses them all.
         """
         products: dict[str, Product] = {}
+        stamp = now()  # the group's one commit: one time for all its devices
         with self.transaction() as conn:
-            return [self._issue_one(conn, request, products) for request in requests]
+            return [self._issue_one(conn, request, products, stamp) for request in requests]
 
     @staticmethod
     def _token_hash(token: str) -> str:
