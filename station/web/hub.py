@@ -3,8 +3,9 @@
 The main process owns the only writing connection (writer.py) and the log files. Worker processes
 (worker.py) answer the device endpoints on the shared port; each of their threads opens one connection here
 (``multiprocessing.connection``: a Unix socket, or a named pipe on Windows, that only holders of this run's
-key may open) and sends its writes and its log lines over it. A thread has at most one write under way, so a
-connection needs no request ids: the writer answers on it once the write is committed, from its own thread.
+key may open) and sends its writes and its log lines over it (wire.py). Once a connection has shown the key,
+the writer's thread reads it itself. A thread has at most one write under way, so a connection needs no
+request ids: the writer answers on it once the write is committed.
 
 The rules of the writer hold unchanged across processes: group commits across every worker, a UCI on disk
 before any reply carries it, and a request that gives up after ``ANSWER_TIMEOUT`` cancels its write.
@@ -13,36 +14,32 @@ before any reply carries it, and a request that gives up after ``ANSWER_TIMEOUT`
 from __future__ import annotations
 
 import logging
-import pickle
 import secrets
 import select
 import threading
-from collections.abc import Callable
-from concurrent.futures import Future
-from functools import partial
 import time
+from collections.abc import Callable
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection, Listener, answer_challenge, deliver_challenge
 from typing import Any, NoReturn, TypeVar
 
-from .. import logs
-from ..errors import StationError, Unavailable
-from .writer import ANSWER_TIMEOUT, GAVE_UP, Job, Writer
+from . import wire
+from .writer import ANSWER_TIMEOUT, Job, Writer
 
 T = TypeVar("T")
-INTERNAL = "internal error of the station; its log has the details"
 
 log = logging.getLogger("station.web")
 
 
 class Hub:
-    """The main process's end: one thread a connection, each handing its writes to the writer."""
+    """The main process's end: takes workers' connections and, once they show this run's key, gives them to
+    the writer."""
 
     def __init__(self, writer: Writer) -> None:
         self.writer = writer
         self.authkey = secrets.token_bytes(32)
         # No authkey here: Listener.accept would run the handshake on the one accepting thread, where a caller
-        # that breaks it off or never answers would stop every later connection. ``_serve`` runs it instead.
+        # that breaks it off or never answers would stop every later connection. ``_admit`` runs it instead.
         self._listener = Listener()
         self.address = self._listener.address
         self._closed = False
@@ -62,79 +59,16 @@ class Hub:
                     log.warning("hub could not accept a worker's connection", exc_info=True)
                     time.sleep(0.1)
                 continue
-            threading.Thread(target=self._serve, args=(conn,), name="station-hub-conn", daemon=True).start()
+            threading.Thread(target=self._admit, args=(conn,), name="station-hub-conn", daemon=True).start()
 
-    def _serve(self, conn: Connection) -> None:
-        pending: Future[Any] | None = None
+    def _admit(self, conn: Connection) -> None:
         try:
             deliver_challenge(conn, self.authkey)
             answer_challenge(conn, self.authkey)
         except (AuthenticationError, EOFError, OSError):  # a caller without this run's key gets nothing
             conn.close()
             return
-        try:
-            while True:
-                kind, payload = _get(conn)
-                if kind == "log":
-                    logs.replay(payload)
-                elif kind == "cancel":
-                    if pending is not None:
-                        pending.cancel()  # refused once under way: then its answer comes when it is committed
-                else:
-                    try:
-                        pending = self.writer.submit(payload)
-                    except StationError as exc:
-                        _send(conn, (False, exc))
-                        continue
-                    pending.add_done_callback(partial(_answer, conn))
-        except (EOFError, OSError):  # the worker stopped or died: whatever it had under way finishes unanswered
-            conn.close()
-
-
-def _answer(conn: Connection, future: Future[Any]) -> None:
-    """Send a write's outcome to the worker that asked (on the writer's thread, or the hub's on a cancel)."""
-    if future.cancelled():
-        _send(conn, (False, Unavailable(GAVE_UP)))
-        return
-    error = future.exception()
-    _send(conn, (True, future.result()) if error is None else (False, _portable(error)))
-
-
-def _portable(error: BaseException) -> BaseException:
-    """The error as the worker can receive it: a StationError keeps its kind and message; a bug was logged
-    here by the writer and goes as a plain internal error."""
-    if isinstance(error, StationError):
-        try:
-            return pickle.loads(pickle.dumps(error))
-        except Exception:  # an error class that does not pickle still reaches the caller as its message and status
-            return _Refused(str(error), error.status)
-    return RuntimeError(INTERNAL)
-
-
-class _Refused(StationError):
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return _Refused, (str(self), self.status)
-
-
-def _put(conn: Connection, message: Any) -> None:
-    """``conn.send`` with plain pickle: ``Connection.send`` builds a pickler able to pass sockets and pipes,
-    which no message here carries, at three times the cost."""
-    conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
-
-
-def _get(conn: Connection) -> Any:
-    return pickle.loads(conn.recv_bytes())
-
-
-def _send(conn: Connection, message: Any) -> None:
-    try:
-        _put(conn, message)
-    except (OSError, ValueError):  # the worker is gone; it was told nothing, so nothing is lost
-        pass
+        self.writer.attach(conn)
 
 
 def _answered(conn: Connection) -> Callable[[float], bool]:
@@ -171,7 +105,7 @@ class HubClient:
     def log(self, lines: str) -> None:
         """Hand formatted log lines to the main process (``logs.forward``)."""
         try:
-            _put(self._connection(), ("log", lines))
+            wire.put(self._connection(), (wire.LOG, lines))
         except (OSError, EOFError):
             self.on_lost()
 
@@ -188,10 +122,10 @@ class HubClient:
     def _ask(self, work: dict[str, Any] | Job) -> Any:
         conn = self._connection()
         try:
-            _put(conn, ("write", work))
+            wire.put(conn, (wire.WRITE, work))
             if not self._local.answered(ANSWER_TIMEOUT):
-                _put(conn, ("cancel", None))  # the answer still comes: the write's outcome, or GAVE_UP
-            ok, value = _get(conn)
+                wire.put(conn, (wire.CANCEL, None))  # the answer still comes: the write's outcome, or GAVE_UP
+            ok, value = wire.get(conn)
         except (OSError, EOFError):
             self.on_lost()
         if ok:

@@ -6,21 +6,29 @@ all the UCIs of the group in one transaction (one fsync for the lot), and only t
 So concurrent requests never race for the lock, a UCI is on disk before any reply carries it, and a
 request is answered only once its own write is committed. Worker processes reach the same writer through the
 hub (hub.py), so a station with several processes still has this one writer.
+
+The thread reads the workers' connections itself, with one wait for all of them and for this process's own
+requests: a thread per connection handing writes on cost the main process as much again as the writes.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import select
+import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
+from .. import logs
 from ..errors import StationError, Unavailable
 from ..store import Store
+from . import wire
 
 T = TypeVar("T")
 MAX_GROUP = 256  # requests per transaction: bounds the time one group holds the write lock
@@ -45,25 +53,41 @@ class Writer:
 
     def __init__(self, db_path: Path) -> None:
         self._store = Store.open(db_path)  # opened here, so that a bad database fails at start-up
-        self._queue: queue.SimpleQueue[tuple[Any, Future[Any]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Any, Any] | None] = queue.SimpleQueue()
+        self._attached: queue.SimpleQueue[Connection] = queue.SimpleQueue()
+        self._wake, self._waker = socket.socketpair()  # a byte on it: look at the queues
+        self._waker.setblocking(False)
+        self._inputs = _Readable()
+        self._inputs.add(self._wake)
         self._thread = threading.Thread(target=self._run, name="station-writer", daemon=True)
         self._thread.start()
 
     def issue(self, **request: Any) -> tuple[str, bool]:
         """Issue (or find again) the UCI for one request; ``Store.issue_group`` keyword arguments."""
-        return self._wait(self.submit(request))
+        return self._wait(self._submit(request))
 
     def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``function(store, *args, **kwargs)`` on the writer thread in its own transaction(s); its result."""
-        return self._wait(self.submit(Job(function, args, kwargs)))
+        return self._wait(self._submit(Job(function, args, kwargs)))
 
-    def submit(self, work: dict[str, Any] | Job) -> Future[Any]:
-        """Queue an issuance request (a dict) or a job without waiting: the hub answers workers this way."""
+    def attach(self, conn: Connection) -> None:
+        """Take writes and log lines from a worker's authenticated connection (wire.py) until it ends."""
+        self._attached.put(conn)
+        self._nudge()
+
+    def _submit(self, work: dict[str, Any] | Job) -> Future[Any]:
         if not self._thread.is_alive():
             raise Unavailable("the station's database writer has stopped; restart `station serve`")
         future: Future[Any] = Future()
         self._queue.put((work, future))
+        self._nudge()
         return future
+
+    def _nudge(self) -> None:
+        try:
+            self._waker.send(b"\0")
+        except BlockingIOError:  # full of unread nudges: the thread wakes anyway
+            pass
 
     @staticmethod
     def _wait(future: Future[T]) -> T:
@@ -78,18 +102,17 @@ class Writer:
         """Finish the queued writes, then stop the thread and close the connection."""
         if self._thread.is_alive():
             self._queue.put(None)
+            self._nudge()
             self._thread.join()
+        for conn in self._inputs.objects():
+            conn.close()
+        self._waker.close()
         self._store.close()
 
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            items = [self._queue.get()]
-            while len(items) < MAX_GROUP:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            items = self._gather()
             stopping = None in items
             # A request that gave up waiting cancelled its future: its write never happens (it was told so).
             work = [item for item in items if item is not None and item[1].set_running_or_notify_cancel()]
@@ -100,11 +123,56 @@ class Writer:
                 if not isinstance(job, dict):
                     self._settle([future], self._one, job)
 
+    def _gather(self) -> list[tuple[Any, Any] | None]:
+        """Wait for work, then take all that is ready (this process's and the workers'), up to MAX_GROUP."""
+        items: list[tuple[Any, Any] | None] = []
+        pending: dict[Connection, _Reply] = {}
+        timeout: float | None = None  # block until something comes, then only look
+        while len(items) < MAX_GROUP:
+            ready = self._inputs.ready(timeout)
+            taken = len(items)
+            for source in ready:
+                if source is self._wake:
+                    self._wake.recv(4096)
+                else:
+                    self._read(source, items, pending)
+            while len(items) < MAX_GROUP:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            while not self._attached.empty():
+                self._inputs.add(self._attached.get())
+            if items and not ready and len(items) == taken:
+                break
+            if items:
+                timeout = 0
+        return items
+
+    def _read(self, conn: Connection, items: list[tuple[Any, Any] | None], pending: dict[Connection, _Reply]) -> None:
+        """One message of a worker; a connection that ends (its worker stopped or died) is dropped."""
+        try:
+            kind, payload = wire.get(conn)
+        except Exception as exc:
+            if not isinstance(exc, (EOFError, OSError)):  # a message this station cannot read: a bug
+                log.exception("dropped a worker's connection on a message it could not read")
+            self._inputs.remove(conn)
+            conn.close()
+            return
+        if kind == wire.WRITE:
+            pending[conn] = reply = _Reply(conn)
+            items.append((payload, reply))
+        elif kind == wire.CANCEL:
+            if conn in pending:  # gave up before its turn came: it is told so, and its write never happens
+                pending.pop(conn).cancel()
+        else:
+            logs.replay(payload)
+
     def _one(self, job: Job) -> list[Any]:
         return [job.function(self._store, *job.args, **job.kwargs)]
 
     @staticmethod
-    def _settle(futures: list[Future[Any]], work: Callable[[Any], list[Any]], argument: Any) -> None:
+    def _settle(futures: list[Any], work: Callable[[Any], list[Any]], argument: Any) -> None:
         """Answer each future with its result in ``work(argument)``, or all with the error that stopped it."""
         try:
             results = work(argument)
@@ -118,3 +186,52 @@ class Writer:
                 future.set_exception(result)
             else:
                 future.set_result(result)
+
+
+class _Reply:
+    """A worker's write waiting in a group: the part of ``Future`` the writer uses, answered on its connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        wire.answer(self.conn, False, Unavailable(GAVE_UP))
+
+    def set_running_or_notify_cancel(self) -> bool:
+        return not self.cancelled
+
+    def set_result(self, result: Any) -> None:
+        wire.answer(self.conn, True, result)
+
+    def set_exception(self, error: BaseException) -> None:
+        wire.answer(self.conn, False, error)
+
+
+class _Readable:
+    """The writer's inputs and which of them can be read: one poll object kept across waits where the system
+    has one (``multiprocessing.connection.wait`` builds a new selector on every call), else ``wait``."""
+
+    def __init__(self) -> None:
+        self._objects: dict[int, Any] = {}
+        self._poll = select.poll() if hasattr(select, "poll") else None
+
+    def objects(self) -> list[Any]:
+        return [obj for obj in self._objects.values() if isinstance(obj, Connection)]
+
+    def add(self, obj: Any) -> None:
+        self._objects[obj.fileno()] = obj
+        if self._poll is not None:
+            self._poll.register(obj.fileno(), select.POLLIN)
+
+    def remove(self, obj: Any) -> None:
+        fileno = next(key for key, value in self._objects.items() if value is obj)
+        del self._objects[fileno]
+        if self._poll is not None:
+            self._poll.unregister(fileno)
+
+    def ready(self, timeout: float | None) -> list[Any]:
+        if self._poll is None:
+            return wait(list(self._objects.values()), timeout)
+        return [self._objects[fileno] for fileno, _ in self._poll.poll(None if timeout is None else timeout * 1000)]

@@ -20,7 +20,8 @@ from station import logs
 from station.errors import NotFound, Unavailable
 from station.store import SerialTaken, Store
 from station.web import hub as hub_module
-from station.web.hub import INTERNAL, Hub, HubClient
+from station.web.hub import Hub, HubClient
+from station.web.wire import INTERNAL
 from station.web.writer import Writer
 from tests.conftest import PRODUCT
 
@@ -240,3 +241,19 @@ def test_forwarded_lines_reach_the_main_process_log_through_the_hub(client: HubC
     assert [(line["msg"], line["logger"], line["n"]) for line in lines] == [("first", "tests.worker", 1),
                                                                            ("second", "tests.worker", 2)]
     assert lines[0]["password"] == "[hidden]"
+
+
+def test_a_message_the_writer_cannot_read_drops_that_connection_only(hub: Hub, client: HubClient, data_dir: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    def garbage() -> bytes:
+        with Client(hub.address, authkey=hub.authkey) as conn:  # holds this run's key, then sends no pickle
+            conn.send_bytes(b"not a pickle")
+            with pytest.raises(EOFError):  # the writer closes it: no answer ever comes
+                conn.recv_bytes()
+        return b"dropped"
+
+    with caplog.at_level(logging.ERROR, logger="station.web"):
+        assert in_thread(garbage) == b"dropped"
+    assert any("could not read" in record.getMessage() for record in caplog.records)
+    code, created = in_thread(lambda: client.issue(product_id=PRODUCT, hwkey="mac:after-garbage"))
+    assert created and devices_with(data_dir / "station.db", "uci", code) == 1
