@@ -59,6 +59,7 @@ class Writer:
         self._waker.setblocking(False)
         self._inputs = _Readable()
         self._inputs.add(self._wake)
+        self._asleep = False  # the thread waits with nothing to do: a request of this process must nudge it
         self._thread = threading.Thread(target=self._run, name="station-writer", daemon=True)
         self._thread.start()
 
@@ -80,7 +81,8 @@ class Writer:
             raise Unavailable("the station's database writer has stopped; restart `station serve`")
         future: Future[Any] = Future()
         self._queue.put((work, future))
-        self._nudge()
+        if self._asleep:  # set before the thread looks at the queue a last time: no request is left unseen
+            self._nudge()
         return future
 
     def _nudge(self) -> None:
@@ -129,7 +131,12 @@ class Writer:
         pending: dict[Connection, _Reply] = {}
         timeout: float | None = None  # block until something comes, then only look
         while len(items) < MAX_GROUP:
+            if timeout is None:
+                self._asleep = True
+                if not self._queue.empty():
+                    timeout = 0
             ready = self._inputs.ready(timeout)
+            self._asleep = False
             taken = len(items)
             for source in ready:
                 if source is self._wake:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import select
 import logging
 import socket
 import threading
@@ -257,3 +258,21 @@ def test_a_message_the_writer_cannot_read_drops_that_connection_only(hub: Hub, c
     assert any("could not read" in record.getMessage() for record in caplog.records)
     code, created = in_thread(lambda: client.issue(product_id=PRODUCT, hwkey="mac:after-garbage"))
     assert created and devices_with(data_dir / "station.db", "uci", code) == 1
+
+
+def test_where_the_system_has_no_poll_the_writer_and_clients_wait_as_on_windows(data_dir: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(select, "poll")  # Windows has none: multiprocessing's wait() and Connection.poll serve
+    prepare(data_dir)
+    writer = Writer(data_dir / "station.db")
+    hub = Hub(writer)
+    try:
+        client = HubClient(hub.address, hub.authkey, on_lost=lost)
+        codes = [in_thread(lambda n=n: client.issue(product_id=PRODUCT, hwkey=f"mac:no-poll-{n}")) for n in range(3)]
+        assert all(created for _, created in codes) and len({code for code, _ in codes}) == 3
+        assert writer.issue(product_id=PRODUCT, hwkey="mac:no-poll-here")[1]  # and this process's own requests
+    finally:
+        hub.close()
+        writer.close()
+    for code, _ in codes:
+        assert devices_with(data_dir / "station.db", "uci", code) == 1
