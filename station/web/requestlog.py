@@ -6,13 +6,17 @@ from __future__ import annotations
 import logging
 import time
 
+from .. import logs
+
 log = logging.getLogger("station.web")
 
 
 def log_request(method: str, path: str, status: int, started: float | None, remote: str | None, caller: str | None) -> None:
     """Log a finished request; ``started`` is its ``time.perf_counter()`` at arrival."""
-    log.info("request", extra={
+    fields = {
         "method": method, "path": path, "status": status,
         "ms": round((time.perf_counter() - started) * 1000, 2) if started is not None else None,
         "remote": remote, "caller": caller,
-    })
+    }
+    if not logs.direct(log, "request", fields):
+        log.info("request", extra=fields)

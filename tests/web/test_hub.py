@@ -276,3 +276,26 @@ def test_where_the_system_has_no_poll_the_writer_and_clients_wait_as_on_windows(
         writer.close()
     for code, _ in codes:
         assert devices_with(data_dir / "station.db", "uci", code) == 1
+
+
+def test_a_workers_direct_line_is_the_line_its_logging_would_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[str] = []
+    monkeypatch.setattr(logs, "_direct", logs._Forwarding(sent.append))  # as logs.forward sets it in a worker
+    logger = logging.getLogger("tests.direct")
+    logger.setLevel(logging.INFO)  # setLevel, not the attribute: it clears the logger's isEnabledFor cache
+    fields = {"method": "POST", "path": "/ioto/serialize", "status": 200, "ms": 1.5, "api_token": "stn_x"}
+
+    assert logs.direct(logger, "request", fields)
+    record = logger.makeRecord(logger.name, logging.INFO, __file__, 0, "request", (), None, extra=fields)
+    logs._direct.flush()
+    direct, usual = json.loads(sent[-1]), json.loads(logs.JsonFormatter().format(record))
+    assert direct.pop("time")[:16] == usual.pop("time")[:16]  # both local time to the second (the same minute here)
+    assert direct == usual and direct["api_token"] == "[hidden]" and list(direct)[:4] == ["level", "logger", "msg", "method"]
+
+    logger.setLevel(logging.WARNING)
+    assert logs.direct(logger, "request", fields)  # handled: below the level, nothing is written
+    logs._direct.flush()
+    assert len(sent) == 1
+
+    monkeypatch.setattr(logs, "_direct", None)  # the main process, or a station of one process
+    assert not logs.direct(logger, "request", fields)

@@ -169,6 +169,10 @@ def test_by_default_workers_answer_devices_and_relay_pages_and_api(started: Call
 
     assert wait_until(lambda: len(logged()) == 2), "the workers' request lines did not reach web.log"
     assert {(line["method"], line["status"], line["remote"]) for line in logged()} == {("POST", 200, "127.0.0.1")}
+    # A worker writes its request lines past the logging module (logs.direct): the same line as the main
+    # process writes for the page it answered.
+    here = next(line for line in log_lines(web_log) if line.get("msg") == "request" and line.get("path") == "/signin")
+    assert list(logged()[0]) == list(here) and logged()[0]["logger"] == here["logger"] == "station.web"
     assert server.stop() == 0
 
 
