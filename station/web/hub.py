@@ -23,12 +23,19 @@ from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection, Listener, answer_challenge, deliver_challenge
 from typing import Any, NoReturn, TypeVar
 
+from ..errors import Unavailable
 from . import wire
 from .writer import ANSWER_TIMEOUT, Job, Writer
 
 T = TypeVar("T")
 
 log = logging.getLogger("station.web")
+
+# Seconds a request waits more once it has cancelled: a write under way ends within the database's busy timeout.
+OVERDUE = ANSWER_TIMEOUT
+STUCK = (f"the station's database writer has not answered for {ANSWER_TIMEOUT + OVERDUE:.0f} s (a slow disk, or another "
+         f"program holding the database); try again: a unit that sends its hardware key or an Idempotency-Key gets "
+         f"the same UCI")
 
 
 class Hub:
@@ -125,9 +132,18 @@ class HubClient:
             wire.put(conn, (wire.WRITE, work))
             if not self._local.answered(ANSWER_TIMEOUT):
                 wire.put(conn, (wire.CANCEL, None))  # the answer still comes: the write's outcome, or GAVE_UP
+                if not self._local.answered(OVERDUE):
+                    self._drop(conn)
+                    raise Unavailable(STUCK)
             ok, value = wire.get(conn)
         except (OSError, EOFError):
             self.on_lost()
         if ok:
             return value
         raise value
+
+    def _drop(self, conn: Connection) -> None:
+        """Leave a connection whose answer is overdue: a late answer on it must never pass for the next
+        request's. The writer reads the cancel before the write, if it has not yet taken the write."""
+        conn.close()
+        self._local.conn = None

@@ -8,6 +8,7 @@ and pipes, which no message here carries, at three times the cost).
 
 from __future__ import annotations
 
+import logging
 import pickle
 from multiprocessing.connection import Connection
 from typing import Any
@@ -16,6 +17,9 @@ from ..errors import StationError
 
 WRITE, CANCEL, LOG = "write", "cancel", "log"
 INTERNAL = "internal error of the station; its log has the details"
+_INTERNAL_ANSWER = pickle.dumps((False, RuntimeError(INTERNAL)), pickle.HIGHEST_PROTOCOL)
+
+log = logging.getLogger("station.web")
 
 
 def put(conn: Connection, message: Any) -> None:
@@ -27,9 +31,15 @@ def get(conn: Connection) -> Any:
 
 
 def answer(conn: Connection, ok: bool, value: Any) -> None:
-    """Send a write's outcome; a worker that is gone was told nothing, so nothing is lost."""
+    """Send a write's outcome; a worker that is gone was told nothing, so nothing is lost. An outcome that does
+    not pickle is a bug: the worker gets an internal error, and the writer goes on serving everyone else."""
     try:
-        put(conn, (True, value) if ok else (False, portable(value)))
+        message = pickle.dumps((True, value) if ok else (False, portable(value)), pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        log.exception("could not send a write's outcome to its worker", extra={"result": type(value).__name__})
+        message = _INTERNAL_ANSWER
+    try:
+        conn.send_bytes(message)
     except (OSError, ValueError):
         pass
 

@@ -31,6 +31,7 @@ from ..store import Store
 from . import wire
 
 T = TypeVar("T")
+WAIT_BATCH = 63  # objects one multiprocessing.connection.wait may take on Windows before Python 3.12
 MAX_GROUP = 256  # requests per transaction: bounds the time one group holds the write lock
 ANSWER_TIMEOUT = 30.0  # seconds a request waits for its commit; the Ioto agent itself gives up at 30 s
 GAVE_UP = (f"the station database did not accept the write within {ANSWER_TIMEOUT:.0f} s "
@@ -90,6 +91,8 @@ class Writer:
             self._waker.send(b"\0")
         except BlockingIOError:  # full of unread nudges: the thread wakes anyway
             pass
+        except OSError:  # closed: the writer has stopped, and _submit says so
+            pass
 
     @staticmethod
     def _wait(future: Future[T]) -> T:
@@ -106,6 +109,8 @@ class Writer:
             self._queue.put(None)
             self._nudge()
             self._thread.join()
+        while not self._attached.empty():  # attached after the thread's last look
+            self._inputs.add(self._attached.get())
         for conn in self._inputs.objects():
             conn.close()
         self._waker.close()
@@ -139,6 +144,8 @@ class Writer:
             self._asleep = False
             taken = len(items)
             for source in ready:
+                if len(items) >= MAX_GROUP:  # the rest stay readable for the next group
+                    break
                 if source is self._wake:
                     self._wake.recv(4096)
                 else:
@@ -157,23 +164,25 @@ class Writer:
         return items
 
     def _read(self, conn: Connection, items: list[tuple[Any, Any] | None], pending: dict[Connection, _Reply]) -> None:
-        """One message of a worker; a connection that ends (its worker stopped or died) is dropped."""
+        """One message of a worker; a connection that ends (its worker stopped or died) is dropped, and so is
+        one that says what this station cannot read: the writer's thread serves everyone, so nothing escapes."""
         try:
             kind, payload = wire.get(conn)
+            if kind == wire.WRITE:
+                pending[conn] = reply = _Reply(conn)
+                items.append((payload, reply))
+            elif kind == wire.CANCEL:
+                if conn in pending:  # gave up before its turn came: it is told so, and its write never happens
+                    pending.pop(conn).cancel()
+            elif kind == wire.LOG and isinstance(payload, str):
+                logs.replay(payload)
+            else:
+                raise ValueError(f"not a message of the hub: {kind!r}")
         except Exception as exc:
             if not isinstance(exc, (EOFError, OSError)):  # a message this station cannot read: a bug
                 log.exception("dropped a worker's connection on a message it could not read")
             self._inputs.remove(conn)
             conn.close()
-            return
-        if kind == wire.WRITE:
-            pending[conn] = reply = _Reply(conn)
-            items.append((payload, reply))
-        elif kind == wire.CANCEL:
-            if conn in pending:  # gave up before its turn came: it is told so, and its write never happens
-                pending.pop(conn).cancel()
-        else:
-            logs.replay(payload)
 
     def _one(self, job: Job) -> list[Any]:
         return [job.function(self._store, *job.args, **job.kwargs)]
@@ -233,12 +242,38 @@ class _Readable:
             self._poll.register(obj.fileno(), select.POLLIN)
 
     def remove(self, obj: Any) -> None:
-        fileno = next(key for key, value in self._objects.items() if value is obj)
-        del self._objects[fileno]
-        if self._poll is not None:
-            self._poll.unregister(fileno)
+        for fileno, value in list(self._objects.items()):
+            if value is obj:
+                del self._objects[fileno]
+                if self._poll is not None:
+                    self._poll.unregister(fileno)
 
     def ready(self, timeout: float | None) -> list[Any]:
         if self._poll is None:
-            return wait(list(self._objects.values()), timeout)
+            return _wait_all(list(self._objects.values()), timeout)
         return [self._objects[fileno] for fileno, _ in self._poll.poll(None if timeout is None else timeout * 1000)]
+
+
+def _wait_all(objects: list[Any], timeout: float | None) -> list[Any]:
+    """``multiprocessing.connection.wait`` for any number of objects. On Windows before Python 3.12 it takes at
+    most 63, and 8 workers hold 16 connections each: past that, it looks at each batch without waiting, and to
+    block, a thread waits on each batch together with a signal that the first to find something raises."""
+    if len(objects) <= WAIT_BATCH:
+        return wait(objects, timeout)
+    batches = [objects[start:start + WAIT_BATCH - 1] for start in range(0, len(objects), WAIT_BATCH - 1)]
+    found = [obj for batch in batches for obj in wait(batch, 0)]
+    if found or timeout == 0:
+        return found
+    signal, raise_signal = socket.socketpair()
+    with signal, raise_signal:
+        def watch(batch: list[Any]) -> None:
+            ready = [obj for obj in wait([*batch, signal], timeout) if obj is not signal]
+            found.extend(ready)
+            if ready:
+                raise_signal.send(b"\0")
+        watchers = [threading.Thread(target=watch, args=(batch,), daemon=True) for batch in batches]
+        for watcher in watchers:
+            watcher.start()
+        for watcher in watchers:
+            watcher.join()
+    return found

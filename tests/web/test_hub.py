@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import json
-import select
 import logging
+import select
 import socket
 import threading
 import time
@@ -21,6 +21,7 @@ from station import logs
 from station.errors import NotFound, Unavailable
 from station.store import SerialTaken, Store
 from station.web import hub as hub_module
+from station.web import writer as writer_module
 from station.web.hub import Hub, HubClient
 from station.web.wire import INTERNAL
 from station.web.writer import Writer
@@ -42,6 +43,11 @@ def lost() -> NoReturn:
 def divide_by_zero(store: Store) -> int:
     """A job with a bug in it; module-level, so that it crosses to the hub by name as a worker's jobs do."""
     return 1 // 0
+
+
+def open_lock(store: Store) -> Any:
+    """A job whose result does not pickle (a bug of the same kind: only data may cross)."""
+    return threading.Lock()
 
 
 def device_state(store: Store, code: str) -> str:
@@ -135,7 +141,8 @@ def test_a_station_error_crosses_with_its_kind_and_message(client: HubClient, wr
     assert taken.value.uci == code and taken.value.status == 409 and "SN-HUB-1" in str(taken.value)
 
 
-def test_jobs_run_on_the_writer_and_a_bug_in_one_is_an_internal_error(client: HubClient, data_dir: Path) -> None:
+def test_jobs_run_on_the_writer_and_a_bug_in_one_is_an_internal_error(client: HubClient, writer: Writer,
+                                                                       data_dir: Path) -> None:
     code, _ = client.issue(product_id=PRODUCT, hwkey="mac:hub-job")
     event = client.call(Store.record, code, "note", "tests", {"from": "hub"})
     assert isinstance(event, int) and event > 0
@@ -149,25 +156,36 @@ def test_jobs_run_on_the_writer_and_a_bug_in_one_is_an_internal_error(client: Hu
     assert client.call(device_state, code) == "issued"  # the same connection goes on
     assert client.issue(product_id=PRODUCT, hwkey="mac:hub-after-bug")[1]
 
+    with pytest.raises(RuntimeError) as unsendable:  # a result that cannot cross back: the writer goes on
+        client.call(open_lock)
+    assert str(unsendable.value) == INTERNAL
+    assert client.issue(product_id=PRODUCT, hwkey="mac:hub-after-unsendable")[1]
+    assert writer.issue(product_id=PRODUCT, hwkey="mac:here-after-unsendable")[1]
 
-def test_a_request_that_gave_up_waiting_writes_nothing(client: HubClient, writer: Writer, data_dir: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hub_module, "ANSWER_TIMEOUT", 0.3)  # the agent's 30 s, shortened for the test
+
+def hold_writer(writer: Writer) -> tuple[threading.Thread, threading.Event]:
+    """The writer's thread busy with another write (a long transaction, say) until the event is set."""
     started, release = threading.Event(), threading.Event()
 
-    def slow(store: Store) -> None:  # holds the writer while the hub's request waits in its queue
+    def slow(store: Store) -> None:
         started.set()
         release.wait(WAIT)
 
     busy = threading.Thread(target=writer.call, args=(slow,), daemon=True)
     busy.start()
-    try:
-        assert started.wait(WAIT)
-        with pytest.raises(Unavailable, match="nothing was written"):
-            client.issue(product_id=PRODUCT, hwkey="mac:gave-up")
-    finally:
-        release.set()
-        busy.join(WAIT)
+    assert started.wait(WAIT)
+    return busy, release
+
+
+def test_a_request_that_gave_up_waiting_writes_nothing(client: HubClient, writer: Writer, data_dir: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hub_module, "ANSWER_TIMEOUT", 0.2)  # the agent's 30 s, shortened for the test
+    monkeypatch.setattr(hub_module, "OVERDUE", WAIT)
+    busy, release = hold_writer(writer)
+    threading.Timer(2.0, release.set).start()  # long after the request cancelled, long before it stops waiting
+    with pytest.raises(Unavailable, match="nothing was written"):
+        client.issue(product_id=PRODUCT, hwkey="mac:gave-up")
+    busy.join(WAIT)
     assert not busy.is_alive()
     # The connection carries no request ids: the next answer on it must be the next request's own.
     code, created = client.issue(product_id=PRODUCT, hwkey="mac:after-gave-up")
@@ -176,6 +194,25 @@ def test_a_request_that_gave_up_waiting_writes_nothing(client: HubClient, writer
         assert store.device(code).hwkey == "mac:after-gave-up"
     writer.close()  # every queued write is done: the cancelled one never ran
     assert devices_with(data_dir / "station.db", "hwkey", "mac:gave-up") == 0
+
+
+def test_a_request_stops_waiting_on_a_stuck_writer_and_a_late_answer_reaches_no_one(
+        client: HubClient, writer: Writer, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hub_module, "ANSWER_TIMEOUT", 0.2)
+    monkeypatch.setattr(hub_module, "OVERDUE", 0.2)
+    busy, release = hold_writer(writer)
+    try:
+        with pytest.raises(Unavailable, match="try again"):
+            client.issue(product_id=PRODUCT, hwkey="mac:stuck")
+    finally:
+        release.set()
+    busy.join(WAIT)
+    code, created = client.issue(product_id=PRODUCT, hwkey="mac:after-stuck")  # on a new connection
+    assert created
+    with Store.open(data_dir / "station.db") as store:
+        assert store.device(code).hwkey == "mac:after-stuck"
+    writer.close()
+    assert devices_with(data_dir / "station.db", "hwkey", "mac:stuck") == 0  # its cancel came before its turn
 
 
 def test_a_caller_without_the_key_gets_nothing_and_the_hub_goes_on(hub: Hub, client: HubClient, data_dir: Path) -> None:
@@ -260,16 +297,21 @@ def test_a_message_the_writer_cannot_read_drops_that_connection_only(hub: Hub, c
     assert created and devices_with(data_dir / "station.db", "uci", code) == 1
 
 
-def test_where_the_system_has_no_poll_the_writer_and_clients_wait_as_on_windows(data_dir: Path,
+@pytest.mark.parametrize("batch", [writer_module.WAIT_BATCH, 3])
+def test_where_the_system_has_no_poll_the_writer_and_clients_wait_as_on_windows(data_dir: Path, batch: int,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(select, "poll")  # Windows has none: multiprocessing's wait() and Connection.poll serve
+    # Windows before Python 3.12 waits on at most 63 objects at once; with 3, these few connections take batches.
+    monkeypatch.setattr(writer_module, "WAIT_BATCH", batch)
     prepare(data_dir)
     writer = Writer(data_dir / "station.db")
     hub = Hub(writer)
     try:
-        client = HubClient(hub.address, hub.authkey, on_lost=lost)
-        codes = [in_thread(lambda n=n: client.issue(product_id=PRODUCT, hwkey=f"mac:no-poll-{n}")) for n in range(3)]
-        assert all(created for _, created in codes) and len({code for code, _ in codes}) == 3
+        clients = [HubClient(hub.address, hub.authkey, on_lost=lost) for _ in range(7)]  # a connection each
+        codes = [client.issue(product_id=PRODUCT, hwkey=f"mac:no-poll-{n}") for n, client in enumerate(clients)]
+        codes += [client.issue(product_id=PRODUCT, hwkey=f"mac:no-poll-again-{n}")  # the writer waited idle meanwhile
+                  for n, client in reversed(list(enumerate(clients)))]
+        assert all(created for _, created in codes) and len({code for code, _ in codes}) == 14
         assert writer.issue(product_id=PRODUCT, hwkey="mac:no-poll-here")[1]  # and this process's own requests
     finally:
         hub.close()
