@@ -10,7 +10,8 @@ a Flask app that answers without a database: what Flask on waitress alone reache
     python bench/serialize.py [--duration 10] [--runs 3] [--concurrency 16] [--workers N] [--keep-alive] [--ceiling]
 
 Each server takes --runs loads in a row; the figures are the medians of the runs. The CPU time the virtual
-machine lost to its host (steal) is printed for each run: on a shared machine it explains outlying runs.
+machine lost to its host (steal) and spent waiting for the disk (iowait) are printed for each run: on a shared
+machine they explain outlying runs.
 
 Needs wrk (Debian: apt-get install -y wrk). Without --keep-alive each request opens a new connection, as
 an Ioto agent does; wrk's latency counts from the request's first byte, so connect time is not in it.
@@ -112,6 +113,7 @@ def load(url: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
     result["errors"] = sum(int(result[k]) for k in ("connect", "read", "write", "status", "timeout"))
     spent = [b - a for a, b in zip(before, cpu_times())]
     result["steal"] = 100 * spent[7] / max(1, sum(spent))
+    result["iowait"] = 100 * spent[4] / max(1, sum(spent))
     return result
 
 
@@ -172,20 +174,20 @@ def main() -> None:
     mode = "keep-alive" if args.keep_alive else "a new connection per request"
     print(f"POST /ioto/serialize, concurrency {args.concurrency}, {args.runs} runs of {args.duration} s each, {mode}, "
           f"waitress threads {THREADS}, synchronous=FULL, station workers {served_workers}")
-    columns = f"{'':10s}{'requests/s':>12s}{'p50 ms':>9s}{'p99 ms':>9s}{'max ms':>9s}{'errors':>8s}{'requests':>10s}{'steal %':>9s}"
+    columns = f"{'':10s}{'requests/s':>12s}{'p50 ms':>9s}{'p99 ms':>9s}{'max ms':>9s}{'errors':>8s}{'requests':>10s}{'steal %':>9s}{'iowait %':>10s}"
     print(columns)
     figures = {}
     for name, results in runs.items():
         for n, f in enumerate(results, 1):
             print(f"{name + ' ' + str(n):10s}{f['rps']:12.0f}{f['p50_ms']:9.2f}{f['p99_ms']:9.2f}{f['max_ms']:9.1f}"
-                  f"{f['errors']:8d}{f['requests']:10d}{f['steal']:9.1f}")
-        figures[name] = {key: statistics.median(f[key] for f in results) for key in ("rps", "p50_ms", "p99_ms", "max_ms", "steal")}
+                  f"{f['errors']:8d}{f['requests']:10d}{f['steal']:9.1f}{f['iowait']:10.1f}")
+        figures[name] = {key: statistics.median(f[key] for f in results) for key in ("rps", "p50_ms", "p99_ms", "max_ms", "steal", "iowait")}
         figures[name]["errors"] = sum(f["errors"] for f in results)
         figures[name]["requests"] = sum(f["requests"] for f in results)
     print("medians:")
     print(columns)
     for name, f in figures.items():
-        print(f"{name:10s}{f['rps']:12.0f}{f['p50_ms']:9.2f}{f['p99_ms']:9.2f}{f['max_ms']:9.1f}{f['errors']:8d}{f['requests']:10d}{f['steal']:9.1f}")
+        print(f"{name:10s}{f['rps']:12.0f}{f['p50_ms']:9.2f}{f['p99_ms']:9.2f}{f['max_ms']:9.1f}{f['errors']:8d}{f['requests']:10d}{f['steal']:9.1f}{f['iowait']:10.1f}")
     print(f"ratio station/baseline requests/s (medians): {figures['station']['rps'] / figures['baseline']['rps']:.2f}")
     answered = figures["station"]["requests"] - figures["station"]["errors"]
     print(f"station devices stored: {stored} (answered with 200: {answered}; a stored device may be unanswered "
