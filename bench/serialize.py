@@ -24,8 +24,8 @@ import json
 import re
 import secrets
 import shutil
-import statistics
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -99,7 +99,7 @@ def cpu_times() -> list[int]:
 
 
 def load(url: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
-    """One wrk run against ``url``/ioto/serialize; its figures, with the share of CPU time stolen meanwhile."""
+    """One wrk run against ``url``/ioto/serialize; its figures, with the shares of CPU time stolen and spent waiting for the disk meanwhile."""
     before = cpu_times()
     script = work / "post.lua"
     script.write_text(LUA % {"body": BODY, "close": "" if args.keep_alive else 'wrk.headers["Connection"] = "close"'})
@@ -124,6 +124,12 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def row(label: str, f: dict[str, float]) -> str:
+    """One line of the table: a run's figures, or the medians of a server's runs."""
+    return (f"{label:10s}{f['rps']:12.0f}{f['p50_ms']:9.2f}{f['p99_ms']:9.2f}{f['max_ms']:9.1f}{f['errors']:8d}"
+            f"{f['requests']:10d}{f['steal']:9.1f}{f['iowait']:10.1f}")
 
 
 def main() -> None:
@@ -179,15 +185,14 @@ def main() -> None:
     figures = {}
     for name, results in runs.items():
         for n, f in enumerate(results, 1):
-            print(f"{name + ' ' + str(n):10s}{f['rps']:12.0f}{f['p50_ms']:9.2f}{f['p99_ms']:9.2f}{f['max_ms']:9.1f}"
-                  f"{f['errors']:8d}{f['requests']:10d}{f['steal']:9.1f}{f['iowait']:10.1f}")
+            print(row(f"{name} {n}", f))
         figures[name] = {key: statistics.median(f[key] for f in results) for key in ("rps", "p50_ms", "p99_ms", "max_ms", "steal", "iowait")}
         figures[name]["errors"] = sum(f["errors"] for f in results)
         figures[name]["requests"] = sum(f["requests"] for f in results)
     print("medians:")
     print(columns)
     for name, f in figures.items():
-        print(f"{name:10s}{f['rps']:12.0f}{f['p50_ms']:9.2f}{f['p99_ms']:9.2f}{f['max_ms']:9.1f}{f['errors']:8d}{f['requests']:10d}{f['steal']:9.1f}{f['iowait']:10.1f}")
+        print(row(name, f))
     print(f"ratio station/baseline requests/s (medians): {figures['station']['rps'] / figures['baseline']['rps']:.2f}")
     answered = figures["station"]["requests"] - figures["station"]["errors"]
     print(f"station devices stored: {stored} (answered with 200: {answered}; a stored device may be unanswered "

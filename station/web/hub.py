@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import select
 import threading
 import time
 from collections.abc import Callable
@@ -78,16 +77,6 @@ class Hub:
         self.writer.attach(conn)
 
 
-def _answered(conn: Connection) -> Callable[[float], bool]:
-    """``conn.poll``, made once per connection where the system allows: ``Connection.poll`` builds a new
-    selector on every call, which cost a worker a quarter of its time outside waitress."""
-    if not hasattr(select, "poll"):  # Windows: a named pipe, whose poll is cheap
-        return conn.poll
-    poller = select.poll()
-    poller.register(conn.fileno(), select.POLLIN)
-    return lambda timeout: bool(poller.poll(timeout * 1000))
-
-
 class HubClient:
     """A worker process's writer: the same ``issue`` and ``call`` as ``Writer``, run by the main process's one.
 
@@ -123,16 +112,17 @@ class HubClient:
                 conn = self._local.conn = Client(self.address, authkey=self.authkey)
             except (OSError, EOFError):
                 self.on_lost()
-            self._local.answered = _answered(conn)
+            self._local.readable = readable = wire.Readable()
+            readable.add(conn)
         return conn
 
     def _ask(self, work: dict[str, Any] | Job) -> Any:
         conn = self._connection()
         try:
             wire.put(conn, (wire.WRITE, work))
-            if not self._local.answered(ANSWER_TIMEOUT):
+            if not self._local.readable.ready(ANSWER_TIMEOUT):
                 wire.put(conn, (wire.CANCEL, None))  # the answer still comes: the write's outcome, or GAVE_UP
-                if not self._local.answered(OVERDUE):
+                if not self._local.readable.ready(OVERDUE):
                     self._drop(conn)
                     raise Unavailable(STUCK)
             ok, value = wire.get(conn)

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import logging
 import queue
-import select
 import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -31,7 +30,6 @@ from ..store import Store
 from . import wire
 
 T = TypeVar("T")
-WAIT_BATCH = 63  # objects one multiprocessing.connection.wait may take on Windows before Python 3.12
 MAX_GROUP = 256  # requests per transaction: bounds the time one group holds the write lock
 ANSWER_TIMEOUT = 30.0  # seconds a request waits for its commit; the Ioto agent itself gives up at 30 s
 GAVE_UP = (f"the station database did not accept the write within {ANSWER_TIMEOUT:.0f} s "
@@ -58,7 +56,7 @@ class Writer:
         self._attached: queue.SimpleQueue[Connection] = queue.SimpleQueue()
         self._wake, self._waker = socket.socketpair()  # a byte on it: look at the queues
         self._waker.setblocking(False)
-        self._inputs = _Readable()
+        self._inputs = wire.Readable()
         self._inputs.add(self._wake)
         self._asleep = False  # the thread waits with nothing to do: a request of this process must nudge it
         self._thread = threading.Thread(target=self._run, name="station-writer", daemon=True)
@@ -223,57 +221,3 @@ class _Reply:
 
     def set_exception(self, error: BaseException) -> None:
         wire.answer(self.conn, False, error)
-
-
-class _Readable:
-    """The writer's inputs and which of them can be read: one poll object kept across waits where the system
-    has one (``multiprocessing.connection.wait`` builds a new selector on every call), else ``wait``."""
-
-    def __init__(self) -> None:
-        self._objects: dict[int, Any] = {}
-        self._poll = select.poll() if hasattr(select, "poll") else None
-
-    def objects(self) -> list[Any]:
-        return [obj for obj in self._objects.values() if isinstance(obj, Connection)]
-
-    def add(self, obj: Any) -> None:
-        self._objects[obj.fileno()] = obj
-        if self._poll is not None:
-            self._poll.register(obj.fileno(), select.POLLIN)
-
-    def remove(self, obj: Any) -> None:
-        for fileno, value in list(self._objects.items()):
-            if value is obj:
-                del self._objects[fileno]
-                if self._poll is not None:
-                    self._poll.unregister(fileno)
-
-    def ready(self, timeout: float | None) -> list[Any]:
-        if self._poll is None:
-            return _wait_all(list(self._objects.values()), timeout)
-        return [self._objects[fileno] for fileno, _ in self._poll.poll(None if timeout is None else timeout * 1000)]
-
-
-def _wait_all(objects: list[Any], timeout: float | None) -> list[Any]:
-    """``multiprocessing.connection.wait`` for any number of objects. On Windows before Python 3.12 it takes at
-    most 63, and 8 workers hold 16 connections each: past that, it looks at each batch without waiting, and to
-    block, a thread waits on each batch together with a signal that the first to find something raises."""
-    if len(objects) <= WAIT_BATCH:
-        return wait(objects, timeout)
-    batches = [objects[start:start + WAIT_BATCH - 1] for start in range(0, len(objects), WAIT_BATCH - 1)]
-    found = [obj for batch in batches for obj in wait(batch, 0)]
-    if found or timeout == 0:
-        return found
-    signal, raise_signal = socket.socketpair()
-    with signal, raise_signal:
-        def watch(batch: list[Any]) -> None:
-            ready = [obj for obj in wait([*batch, signal], timeout) if obj is not signal]
-            found.extend(ready)
-            if ready:
-                raise_signal.send(b"\0")
-        watchers = [threading.Thread(target=watch, args=(batch,), daemon=True) for batch in batches]
-        for watcher in watchers:
-            watcher.start()
-        for watcher in watchers:
-            watcher.join()
-    return found

@@ -21,7 +21,7 @@ from station import logs
 from station.errors import NotFound, Unavailable
 from station.store import SerialTaken, Store
 from station.web import hub as hub_module
-from station.web import writer as writer_module
+from station.web import wire as wire_module
 from station.web.hub import Hub, HubClient
 from station.web.wire import INTERNAL
 from station.web.writer import Writer
@@ -297,12 +297,12 @@ def test_a_message_the_writer_cannot_read_drops_that_connection_only(hub: Hub, c
     assert created and devices_with(data_dir / "station.db", "uci", code) == 1
 
 
-@pytest.mark.parametrize("batch", [writer_module.WAIT_BATCH, 3])
+@pytest.mark.parametrize("batch", [wire_module.WAIT_BATCH, 3])
 def test_where_the_system_has_no_poll_the_writer_and_clients_wait_as_on_windows(data_dir: Path, batch: int,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(select, "poll")  # Windows has none: multiprocessing's wait() and Connection.poll serve
     # Windows before Python 3.12 waits on at most 63 objects at once; with 3, these few connections take batches.
-    monkeypatch.setattr(writer_module, "WAIT_BATCH", batch)
+    monkeypatch.setattr(wire_module, "WAIT_BATCH", batch)
     prepare(data_dir)
     writer = Writer(data_dir / "station.db")
     hub = Hub(writer)
