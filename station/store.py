@@ -106,6 +106,7 @@ class Batch:
     count: int
     created: str
     actor: str
+    complete: bool = True  # False while a batch's chunks are being committed, or when that was interrupted
 
 
 @dataclass(frozen=True)
@@ -171,8 +172,34 @@ def _v1(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v2(db: sqlite_utils.Database) -> None:
+    """Hardening: token scopes, server-side sessions, users that can be disabled, idempotency keys scoped to
+    the client's address, and batches that are committed in chunks (usable only once complete)."""
+    # Tokens made before scopes existed could do everything: they keep that, new ones get what they ask for.
+    db.execute("ALTER TABLE tokens ADD COLUMN scopes TEXT NOT NULL DEFAULT ''")
+    db.execute("UPDATE tokens SET scopes = 'read issue admin'")
+    db.execute("ALTER TABLE users ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1")
+    # A session is a row: sign-out deletes it, a password change or a disabled user deletes all of theirs.
+    # ``id`` is the SHA-256 of the cookie's token, so the database alone opens no session.
+    db["sessions"].create(
+        {"id": str, "user": str, "created": str, "expires": str},
+        pk="id", not_null={"user", "created", "expires"}, foreign_keys=[("user", "users", "name")],
+    )
+    db["sessions"].create_index(["user"])
+    # An Idempotency-Key names one client's request: the same key from another address is another request.
+    db.execute(
+        "CREATE TABLE idempotency_v2 (product TEXT NOT NULL, remote TEXT NOT NULL, key TEXT NOT NULL, "
+        "uci TEXT NOT NULL, created TEXT NOT NULL, PRIMARY KEY (product, remote, key))"
+    )
+    db.execute("INSERT INTO idempotency_v2 SELECT product, '', key, uci, created FROM idempotency")
+    db.execute("DROP TABLE idempotency")
+    db.execute("ALTER TABLE idempotency_v2 RENAME TO idempotency")
+    db.execute("CREATE INDEX idx_idempotency_created ON idempotency(created)")  # expired keys are swept by age
+    db.execute("ALTER TABLE batches ADD COLUMN complete INTEGER NOT NULL DEFAULT 1")
+
+
 # Each migration moves the schema one version up; they run in order inside one transaction.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -411,12 +438,12 @@ class Store:
 
     def batch(self, name: str) -> Batch:
         for row in self._query("SELECT * FROM batches WHERE name = ?", (name,)):
-            return Batch(**row)
+            return Batch(**{**row, "complete": bool(row["complete"])})
         raise NotFound(f"unknown batch {name!r}: `station stats` lists the batches")
 
     def batches(self, product: str | None = None) -> list[Batch]:
         where, params = ("WHERE product = ?", (product,)) if product else ("", ())
-        return [Batch(**r) for r in self._query(f"SELECT * FROM batches {where} ORDER BY id", params)]
+        return [Batch(**{**r, "complete": bool(r["complete"])}) for r in self._query(f"SELECT * FROM batches {where} ORDER BY id", params)]
 
     # --- devices ------------------------------------------------------------------------------------------
 
@@ -580,7 +607,7 @@ class Store:
         else:
             raise _used_up(product)
         if idem is not None:
-            conn.execute("INSERT INTO idempotency(product, key, uci, created) VALUES (?, ?, ?, ?)", (product.id, idem, code, stamp))
+            conn.execute("INSERT INTO idempotency(product, remote, key, uci, created) VALUES (?, '', ?, ?, ?)", (product.id, idem, code, stamp))
         self._event(conn, kind, actor, {k: v for k, v in {**details, "serial": serial}.items() if v is not None},
                     code=code, time=stamp)
         return code, True
