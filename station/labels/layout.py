@@ -22,6 +22,7 @@ import json5
 from PIL import Image as PILImage
 
 from .. import config as config_mod
+from .. import resources
 from ..errors import Invalid, NotFound, StationError
 from . import fonts
 
@@ -132,11 +133,11 @@ class Layout:
 
 def directory(config: config_mod.Config) -> Path:
     """The layouts directory: station.json5 ``label_layouts`` (relative to the data directory), else the
-    ``label_layouts`` folder beside the installed ``station`` package."""
+    layouts shipped with the station."""
     configured = config.get("label_layouts")
     if configured:
         return config.data_dir / Path(configured).expanduser()
-    return Path(__file__).resolve().parent.parent.parent / "label_layouts"
+    return resources.folder("label_layouts")
 
 
 def names(folder: Path) -> list[str]:

@@ -12,6 +12,7 @@ import time
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from .. import resources
 from ..config import Config
 from ..errors import StationError
 from . import api, line, openapi, pages, session
@@ -31,7 +32,8 @@ HTTP_HINTS = {
 
 def create_app(config: Config) -> Flask:
     """The station's WSGI app on the data directory of ``config``; close it with ``app.extensions["station"].close()``."""
-    app = Flask(__name__, static_folder=None)  # the pages serve the repository's static/
+    resources.check()  # an installation without its pages or layouts refuses to start, saying how to mend it
+    app = Flask(__name__, static_folder=None)  # the pages blueprint serves the shipped static files
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.json.sort_keys = False  # type: ignore[attr-defined]
     runtime = app.extensions["station"] = Runtime(config)

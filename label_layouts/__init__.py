@@ -1,0 +1,1 @@
+"""Shipped inside the station package: setup.cfg maps this folder to station.label_layouts."""
