@@ -26,33 +26,66 @@ KEEP = 65536  # bytes of unmatched console output kept (boot logs can be long)
 SETTLE = 0.1  # seconds of silence after which an unfinished line is taken for a prompt
 
 
+# pyserial's RFC 2217 client refuses a write timeout (NotImplementedError at open): its writes are bounded by
+# the timeout of its socket instead (see _bound_writes).
+NO_WRITE_TIMEOUT = ("rfc2217",)
+# The rig never reads the modem lines, and an RFC 2217 server whose device cannot set DTR or RTS (a
+# pseudo-terminal, a virtual machine's console) never confirms them: pyserial then fails the open after 3 s.
+# Not waiting for those confirmations is pyserial's own option.
+RFC2217_OPTION = "ign_set_control"
+
+
 def open_port(slot: SlotSettings, step: str = "connect") -> serial.SerialBase:
-    """Open the slot's port with its line settings, or fail with an error that says what to check."""
+    """Open the slot's port with its line settings, or fail with an error that says what to check.
+
+    Every write is bounded by the slot's ``command_timeout``, whatever the kind of port."""
+    scheme = slot.port.partition("://")[0].lower() if "://" in slot.port else ""
+    write_timeout = None if scheme in NO_WRITE_TIMEOUT else slot.command_timeout
+    url = slot.port
+    if scheme == "rfc2217" and RFC2217_OPTION not in url:
+        url += ("&" if "?" in url else "?") + RFC2217_OPTION
     try:
         port = serial.serial_for_url(
-            slot.port, do_not_open=True, baudrate=slot.baud, bytesize=slot.bytesize, parity=slot.parity,
+            url, do_not_open=True, baudrate=slot.baud, bytesize=slot.bytesize, parity=slot.parity,
             stopbits=slot.stopbits, xonxoff=slot.xonxoff, rtscts=slot.rtscts, timeout=POLL,
-            write_timeout=slot.command_timeout, exclusive=True,  # one slot, one program on a port
+            write_timeout=write_timeout, exclusive=True,  # one slot, one program on a port
         )
         port.open()
+        if write_timeout is None:
+            _bound_writes(port, slot.command_timeout)
     except ValueError as exc:
         raise StepFailed(step, f"cannot use serial port {slot.port!r} of slot {slot.name}: {exc}") from exc
     except (serial.SerialException, OSError) as exc:
-        code = getattr(exc, "errno", None)
-        text = str(exc)
-        if code == errno.ENOENT or "No such file" in text or "FileNotFoundError" in text:
-            hint = "does not exist: check the cable and the slot's port in station.json5"
-        elif code in (errno.EACCES, errno.EPERM) or "ermission denied" in text:
-            hint = "cannot be opened (permission denied): add the station's user to the dialout group"
-        elif code in (errno.EBUSY, errno.EAGAIN) or "busy" in text.lower():
-            hint = "is in use by another program or slot"
-        elif "refused" in text.lower() or code == errno.ECONNREFUSED:
-            hint = "refused the connection: is the serial server running?"
-        else:
-            hint = f"cannot be opened ({text})"
-        raise StepFailed(step, f"serial port {slot.port} of slot {slot.name} {hint}") from exc
+        raise StepFailed(step, f"serial port {slot.port} of slot {slot.name} {_open_hint(exc)}") from exc
     log.info("port opened", extra={"slot": slot.name, "port": slot.port, "baud": slot.baud})
     return port
+
+
+def _bound_writes(port: serial.SerialBase, seconds: float) -> None:
+    """Bound the writes of a port that takes no write timeout: pyserial's RFC 2217 client sends with
+    ``sendall`` on a socket whose timeout (5 s, set at connect) is the only limit; make it the slot's."""
+    port._socket.settimeout(seconds)  # type: ignore[attr-defined]
+
+
+def _open_hint(exc: Exception) -> str:
+    """What an operator should check when a port does not open, from pyserial's or the system's error."""
+    code = getattr(exc, "errno", None)
+    text = str(exc)
+    lowered = text.lower()
+    if code == errno.ENOENT or "No such file" in text or "FileNotFoundError" in text:
+        return "does not exist: check the cable and the slot's port in station.json5"
+    if code in (errno.EACCES, errno.EPERM) or "ermission denied" in text:
+        return "cannot be opened (permission denied): add the station's user to the dialout group"
+    if code in (errno.EBUSY, errno.EAGAIN) or "busy" in lowered:
+        return "is in use by another program or slot"
+    if "refused" in lowered or code == errno.ECONNREFUSED:
+        return "refused the connection: is the serial server running, and is this its port?"
+    if "rfc2217" in lowered and "support" in lowered:
+        return "does not speak RFC 2217: for a raw TCP port use socket://"
+    if code in (errno.EPIPE, errno.ECONNRESET) or "broken pipe" in lowered or "reset by peer" in lowered:
+        return ("was closed by the serial server: check that its serial device exists and that no other client "
+                "holds the port")
+    return f"cannot be opened ({text})"
 
 
 class Link:
@@ -78,8 +111,11 @@ class Link:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _lost(self, step: str, exc: Exception) -> PortLost:
-        return PortLost(step, f"the serial port {self.port.port} went away ({exc}): check the cable and the adapter")
+    def _lost(self, step: str, exc: Exception) -> StepFailed:
+        if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):  # an RFC 2217 socket's bound
+            return StepTimeout(step, "the unit does not take input (the port's output is stuck)")
+        shown = str(self.port.port).replace(f"?{RFC2217_OPTION}", "").replace(f"&{RFC2217_OPTION}", "")  # as configured
+        return PortLost(step, f"the serial port {shown} went away ({exc}): check the cable, the adapter or the serial server")
 
     def write(self, data: bytes, step: str, secret: bool = False) -> None:
         """Send ``data``; a secret is never logged."""
