@@ -284,16 +284,37 @@ def user_add(station: Station, name: str, role: str, password_stdin: bool) -> No
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @pass_station
 def user_passwd(station: Station, name: str, password_stdin: bool) -> None:
-    """Set a user's password."""
+    """Set a user's password; it signs the user out everywhere."""
     accounts.set_password(station.store, name, read_password(password_stdin))
-    click.echo(f"password of {name} changed")
+    click.echo(f"password of {name} changed; their sessions are ended")
+
+
+def _user_enabling(enabled: bool) -> click.Command:
+    """``user enable`` and ``user disable``: one command each, one rule (accounts.set_enabled)."""
+    verb = "enable" if enabled else "disable"
+    summary = ("Let a disabled user sign in again." if enabled else
+               "Stop a user signing in and end their sessions (the account and its history stay).")
+
+    @user.command(verb, help=summary)
+    @click.argument("name")
+    @pass_station
+    def command(station: Station, name: str) -> None:
+        accounts.set_enabled(station.store, name, enabled)
+        click.echo(f"user {name} {verb}d" + ("" if enabled else f"; their sessions are ended until `station user enable {name}`"))
+
+    return command
+
+
+_user_enabling(True)
+_user_enabling(False)
 
 
 @user.command("list")
 @pass_station
 def user_list(station: Station) -> None:
-    """The users and their roles."""
-    echo_table(("user", "role"), [(u.name, u.role) for u in accounts.users(station.store)])
+    """The users, their roles and whether they may sign in."""
+    echo_table(("user", "role", "enabled"),
+               [(u.name, u.role, "yes" if u.enabled else "no") for u in accounts.users(station.store)])
 
 
 # Commands of the other parts (each part keeps its commands in its own module):

@@ -26,6 +26,8 @@ APPLICATION_ID = 0x53544E31  # "STN1": marks the file as a station database
 CHUNK = 50_000  # UCIs per bulk INSERT: one JSON array bound once, sorted by SQLite for sequential B-tree inserts
 TRIES = 100  # draws (or bulk chunks) in a row that store nothing new before a product's IDs count as used up
 RELEASED = "its claim ID was voided; the unit gets a new one"  # why a key leaves a void device
+TOKEN_SCOPES = ("read", "issue", "admin")  # what an API token may do; station/web/access.py maps actions to them
+DEFAULT_SCOPES = ("read",)  # a token made without --scope: least privilege
 _DETAILS = json.JSONEncoder(sort_keys=True)  # an event's details as stored (json.dumps would build one each time)
 
 
@@ -699,23 +701,29 @@ class Store:
     def _token_hash(token: str) -> str:
         return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
-    def create_token(self, name: str, actor: str = "cli") -> str:
-        """A new API token, returned once: only its SHA-256 is stored, so the database alone grants no access."""
+    def create_token(self, name: str, scopes: tuple[str, ...] = DEFAULT_SCOPES, actor: str = "cli") -> str:
+        """A new API token, returned once: only its SHA-256 is stored, so the database alone grants no access.
+        ``scopes`` (of TOKEN_SCOPES) say what it may do; least privilege by default: read only."""
         name = (name or "").strip()
         if not name or len(name) > 64 or not name.isprintable():
             raise Invalid(f"a token needs a name of 1 to 64 printable characters (who or what uses it), not {name!r}")
+        unknown = [scope for scope in scopes if scope not in TOKEN_SCOPES]
+        if unknown or not scopes:
+            raise Invalid(f"a token's scopes are {', '.join(TOKEN_SCOPES)} (one or more), not {', '.join(unknown) or 'none'}")
+        granted = " ".join(scope for scope in TOKEN_SCOPES if scope in scopes)
         token = "stn_" + secrets.token_urlsafe(32)
         with self.transaction() as conn:
             if conn.execute("SELECT 1 FROM tokens WHERE name = ?", (name,)).fetchone():
                 raise Conflict(f"a token named {name!r} exists; revoke it with `station token revoke {name}` or choose another name")
-            conn.execute("INSERT INTO tokens(name, hash, created) VALUES (?, ?, ?)", (name, self._token_hash(token), now()))
-            self._event(conn, "token-created", actor, {"name": name})
+            conn.execute("INSERT INTO tokens(name, hash, created, scopes) VALUES (?, ?, ?, ?)",
+                         (name, self._token_hash(token), now(), granted))
+            self._event(conn, "token-created", actor, {"name": name, "scopes": granted})
         return token
 
-    def token_name(self, token: str) -> str | None:
-        """The name of the stored token that matches, or None."""
-        for row in self._query("SELECT name FROM tokens WHERE hash = ?", (self._token_hash(token),)):
-            return row["name"]
+    def token_grant(self, token: str) -> tuple[str, frozenset[str]] | None:
+        """The name and scopes of the stored token that matches, or None."""
+        for row in self._query("SELECT name, scopes FROM tokens WHERE hash = ?", (self._token_hash(token),)):
+            return row["name"], frozenset(row["scopes"].split())
         return None
 
     def touch_token(self, name: str) -> None:
@@ -724,8 +732,8 @@ class Store:
             conn.execute("UPDATE tokens SET last_used = ? WHERE name = ?", (now(), name))
 
     def tokens(self) -> list[dict[str, Any]]:
-        """The tokens' names and dates (never their hashes)."""
-        return list(self._query("SELECT name, created, last_used FROM tokens ORDER BY name"))
+        """The tokens' names, scopes and dates (never their hashes)."""
+        return list(self._query("SELECT name, scopes, created, last_used FROM tokens ORDER BY name"))
 
     def revoke_token(self, name: str, actor: str = "cli") -> None:
         """Delete a token: requests that carry it are refused from now on."""

@@ -11,6 +11,7 @@ import pytest
 from station import accounts
 from station.errors import Conflict, Forbidden, Invalid
 from station.store import Store
+from station.web import access
 
 
 def test_passwords_are_stored_only_as_hashes(store: Store) -> None:
@@ -28,9 +29,9 @@ def test_passwords_are_stored_only_as_hashes(store: Store) -> None:
 def test_roles_and_bad_input(store: Store) -> None:
     admin = accounts.add_user(store, "root-admin", "admin", "long enough")
     operator = accounts.add_user(store, "op", "operator", "long enough")
-    admin.require("admin")
+    access.require(access.Caller.person(admin), "manage")
     with pytest.raises(Forbidden, match="ask an admin"):
-        operator.require("admin")
+        access.require(access.Caller.person(operator), "manage")
     with pytest.raises(Conflict, match="already exists"):
         accounts.add_user(store, "op", "operator", "long enough")
     with pytest.raises(Invalid, match="role"):

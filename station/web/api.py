@@ -1,18 +1,22 @@
 """The JSON API under /api/v1/ for operators' tools: products, batches, devices, issuance, voiding, stats.
 
-Every call needs a caller (see access.py), who becomes the actor of the events it writes. Reads use the
+Every call needs a caller (see access.py), who becomes the actor of the events it writes, and each endpoint
+names its action (``needs``), which access.RULES allows by the caller's role or token scopes. Reads use the
 request thread's connection; writes go through the writer.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from ..store import Device
+from .access import require
 from .bodies import (
     MAX_KEY,
     field,
@@ -32,15 +36,33 @@ PRODUCT_FIELDS = ("id", "name", "model", "description", "bits", "check_symbol", 
 
 @bp.before_request
 def who_calls() -> None:
-    g.caller = runtime().access.caller(request)
+    g.who = runtime().access.caller(request)
+    g.caller = g.who.actor  # the actor of the events the call writes
+
+
+def needs(action: str) -> Callable[[View], View]:
+    """The action of an endpoint (a key of access.RULES): a caller who may not do it gets 403."""
+
+    def wrap(view: View) -> View:
+        @functools.wraps(view)
+        def inner(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+            require(g.who, action)
+            return view(*args, **kwargs)
+
+        inner.action = action  # type: ignore[attr-defined]
+        return inner  # type: ignore[return-value]
+
+    return wrap
 
 
 @bp.get("/products")
+@needs("read")
 def products() -> ResponseReturnValue:
     return jsonify(products=[asdict(p) for p in runtime().reader().products()])
 
 
 @bp.post("/products")
+@needs("manage")
 def add_product() -> ResponseReturnValue:
     body = json_object()
     only_fields(body, PRODUCT_FIELDS)
@@ -60,21 +82,25 @@ def add_product() -> ResponseReturnValue:
 
 
 @bp.get("/products/<product_id>")
+@needs("read")
 def product(product_id: str) -> ResponseReturnValue:
     return jsonify(asdict(runtime().reader().product(product_id)))
 
 
 @bp.get("/batches")
+@needs("read")
 def batches() -> ResponseReturnValue:
     return jsonify(batches=[asdict(b) for b in runtime().reader().batches(request.args.get("product") or None)])
 
 
 @bp.get("/batches/<name>")
+@needs("read")
 def batch(name: str) -> ResponseReturnValue:
     return jsonify(asdict(runtime().reader().batch(name)))
 
 
 @bp.get("/devices")
+@needs("read")
 def devices() -> ResponseReturnValue:
     limit = query_int(request.args, "limit", PAGE, 1, MAX_PAGE)
     offset = query_int(request.args, "offset", 0, 0, 10**9)
@@ -84,6 +110,7 @@ def devices() -> ResponseReturnValue:
 
 
 @bp.post("/devices")
+@needs("issue")
 def issue() -> ResponseReturnValue:
     """The operator's path: one UCI for a product, optionally for a manufacturer serial."""
     body = json_object()
@@ -97,11 +124,13 @@ def issue() -> ResponseReturnValue:
 
 
 @bp.get("/devices/<code>")
+@needs("read")
 def device(code: str) -> ResponseReturnValue:
     return _detail(runtime().reader().device(code))
 
 
 @bp.get("/lookup")
+@needs("read")
 def lookup() -> ResponseReturnValue:
     """A device by any typed or scanned form of its claim code (spaces, dashes, check symbol, O/0, I/L/1)."""
     code = field(request.args, "code", str, required=True, max_len=200)
@@ -109,6 +138,7 @@ def lookup() -> ResponseReturnValue:
 
 
 @bp.post("/devices/<code>/void")
+@needs("void")
 def void(code: str) -> ResponseReturnValue:
     body = json_object()
     only_fields(body, ("reason",))
@@ -118,6 +148,7 @@ def void(code: str) -> ResponseReturnValue:
 
 
 @bp.get("/stats")
+@needs("read")
 def stats() -> ResponseReturnValue:
     return jsonify(stats=runtime().reader().stats())
 

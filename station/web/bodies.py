@@ -60,14 +60,22 @@ def only_fields(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
         raise Invalid(f"unknown field(s) {', '.join(unknown)}; the fields are {', '.join(allowed)}")
 
 
+def parse_int(text: str | None, name: str, low: int, high: int, *, default: int | None = None) -> int:
+    """A whole number a person or program typed, within ``low..high`` (``default`` when absent): ASCII digits
+    only (``int`` would take "²" or "1_000"), refused with a message that names it and its bounds."""
+    if text is None or (default is not None and not text.strip()):
+        if default is None:
+            raise Invalid(f"{name} is required: a whole number from {low} to {high}")
+        return default
+    digits = text.strip()
+    if not digits.isascii() or not digits.isdigit() or len(digits) > len(str(high)) or not low <= int(digits) <= high:
+        raise Invalid(f"{name} must be a whole number from {low} to {high}, not {text[:40]!r}")
+    return int(digits)
+
+
 def query_int(args: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
     """A whole-number query parameter within ``low..high``."""
-    text = args.get(key)
-    if text is None:
-        return default
-    if not text.isascii() or not text.isdigit() or len(text) > 9 or not low <= int(text) <= high:
-        raise Invalid(f"{key} must be a whole number from {low} to {high}, not {text[:40]!r}")
-    return int(text)
+    return parse_int(args.get(key), key, low, high, default=default)
 
 
 def idempotency_key(header: str | None) -> str | None:

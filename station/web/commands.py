@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..cli import Station, StationGroup, echo_table, pass_station
+from ..store import DEFAULT_SCOPES, TOKEN_SCOPES
 
 
 @click.group(cls=StationGroup)
@@ -14,21 +15,25 @@ def token() -> None:
 
 @token.command("create")
 @click.option("--name", required=True, help="Who or what uses the token, e.g. mes-export.")
+@click.option("--scope", "scopes", multiple=True, type=click.Choice(TOKEN_SCOPES),
+              help="What it may do; repeat for more: read (look up), issue (issue and void claim IDs), "
+                   f"admin (add products). [default: {' '.join(DEFAULT_SCOPES)}]")
 @pass_station
-def token_create(station: Station, name: str) -> None:
+def token_create(station: Station, name: str, scopes: tuple[str, ...]) -> None:
     """Create a token and print it, once: only its hash is stored."""
-    secret = station.store.create_token(name, actor="cli")
+    granted = scopes or DEFAULT_SCOPES
+    secret = station.store.create_token(name, granted, actor="cli")
     click.echo(secret)
-    click.echo(f"token {name!r} created; keep it now, it cannot be shown again "
-               f"(send it as `Authorization: Bearer <token>`)", err=True)
+    click.echo(f"token {name!r} created with scope {' '.join(dict.fromkeys(granted))}; keep it now, it cannot be shown "
+               f"again (send it as `Authorization: Bearer <token>`)", err=True)
 
 
 @token.command("list")
 @pass_station
 def token_list(station: Station) -> None:
-    """List the tokens' names and when they were last used."""
-    echo_table(("name", "created", "last used"),
-               [(t["name"], t["created"], t["last_used"] or "never") for t in station.store.tokens()])
+    """List the tokens' names, scopes and when they were last used."""
+    echo_table(("name", "scopes", "created", "last used"),
+               [(t["name"], t["scopes"], t["created"], t["last_used"] or "never") for t in station.store.tokens()])
 
 
 @token.command("revoke")

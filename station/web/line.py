@@ -35,8 +35,10 @@ from .writer import Writer
 
 log = logging.getLogger("station.web.line")
 
-WATCHERS = 6  # open line pages; each holds a server thread, and devices must always find one free
-KEEPALIVE = 15.0  # seconds between SSE comments, well inside waitress's 120 s channel timeout
+WATCHERS = 6  # open line pages; each holds a server thread, and devices must always find one free (server.THREADS)
+# Seconds between SSE comments. A stream whose tab was closed learns it only when a write fails (the second one
+# after the close, each hop of a worker's relay alike), so this sets how soon a closed tab frees its slot.
+KEEPALIVE = 1.0
 STREAM_FOR = 300.0  # an event stream ends after this; EventSource reconnects, so no request thread is held forever
 RECENT = 5
 PASS, FAIL = "line-pass", "line-fail"
@@ -84,17 +86,26 @@ class Line:
             for watcher in self._watchers:
                 watcher.put(message)
 
-    def admit(self) -> None:
-        """Refuse one more event stream when enough pages already watch (each holds a server thread)."""
+    def admit(self) -> queue.Queue[str]:
+        """A place among the watchers, taken in the same step as the count is checked (parallel requests cannot
+        all pass the check), or 503 when enough pages already watch (each holds a server thread). Whoever is
+        admitted must ``leave`` once, whether or not its stream ever runs."""
         with self._lock:
             if len(self._watchers) >= WATCHERS:
                 raise Unavailable(f"{WATCHERS} pages already follow the line; close a browser tab and reload this page")
-
-    def watch(self) -> Iterator[str]:
-        """An event stream: every tile now, then each change, with keep-alive comments; it ends by itself."""
-        mine: queue.Queue[str] = queue.Queue()
-        with self._lock:
+            mine: queue.Queue[str] = queue.Queue()
             self._watchers.append(mine)
+            return mine
+
+    def leave(self, mine: queue.Queue[str]) -> None:
+        """Give an admitted watcher's place back (again is harmless)."""
+        with self._lock:
+            if mine in self._watchers:
+                self._watchers.remove(mine)
+
+    def watch(self, mine: queue.Queue[str]) -> Iterator[str]:
+        """An admitted watcher's event stream: every tile now, then each change, with keep-alive comments; it
+        ends by itself, and gives its place back however it ends."""
         try:
             yield "retry: 2000\n\n"
             for tile in self.snapshot():
@@ -106,8 +117,7 @@ class Line:
                 except queue.Empty:
                     yield ": keep-alive\n\n"
         finally:
-            with self._lock:
-                self._watchers.remove(mine)
+            self.leave(mine)
 
     # --- what operators do --------------------------------------------------------------------------------
 
@@ -274,7 +284,7 @@ def line() -> Line:
 
 
 def _actor() -> str:
-    return f"operator:{g.user.name}"
+    return g.user.actor
 
 
 def _field(name: str) -> str:
@@ -304,32 +314,39 @@ def state() -> ResponseReturnValue:
 @bp.get("/line/events")
 @signed_in(api=True)
 def events() -> ResponseReturnValue:
-    line().admit()
-    return Response(stream_with_context(line().watch()), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    the_line = line()
+    mine = the_line.admit()
+    try:
+        response = Response(stream_with_context(the_line.watch(mine)), mimetype="text/event-stream",
+                            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    except BaseException:
+        the_line.leave(mine)
+        raise
+    response.call_on_close(lambda: the_line.leave(mine))  # also when the server never starts the stream
+    return response
 
 
 @bp.post("/line/units")
-@signed_in(api=True)
+@signed_in("issue", api=True)
 def scan() -> ResponseReturnValue:
     serial = _field("serial") or None
     return jsonify(line().scan(_actor(), _field("product"), _field("printer"), _field("slot"), serial)), 202
 
 
 @bp.post("/line/slots/<slot>/retry")
-@signed_in(api=True)
+@signed_in("issue", api=True)
 def retry(slot: str) -> ResponseReturnValue:
     return jsonify(line().retry(_actor(), slot)), 202
 
 
 @bp.post("/line/slots/<slot>/reprint")
-@signed_in(api=True)
+@signed_in("issue", api=True)
 def reprint(slot: str) -> ResponseReturnValue:
     return jsonify(line().reprint(_actor(), slot, _field("reason")))
 
 
 @bp.post("/line/slots/<slot>/void")
-@signed_in(api=True)
+@signed_in("void", api=True)
 def void(slot: str) -> ResponseReturnValue:
     return jsonify(line().void(_actor(), slot, _field("reason")))
 

@@ -11,13 +11,14 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from .. import lifecycle
+from .access import RULES
 
 bp = Blueprint("openapi", __name__)
 
 _ERRORS = {
     400: "Malformed body, wrong type or a value the station refuses; the message says which.",
     401: "No credentials, or unknown ones.",
-    403: "Not allowed from this address, or the product does not match.",
+    403: "Not allowed from this address, the product does not match, or the token lacks the scope (the role) this needs.",
     404: "No such product, batch, device or endpoint.",
     409: "Clashes with what is stored (a used ID or serial, a disabled product, a void device).",
     413: "The body is larger than 16 KiB.",
@@ -35,9 +36,10 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def _operation(summary: str, ok: dict[int, tuple[str, str]], errors: tuple[int, ...], *, body: str | None = None,
-               params: list[dict[str, Any]] | None = None, open_: bool = False) -> dict[str, Any]:
-    """One operation: its replies (status -> schema name, description) and the error statuses it can give."""
-    errors = tuple(sorted({*errors, 503, *(() if open_ else (401,)), *((400, 413) if body else ())}))
+               params: list[dict[str, Any]] | None = None, open_: bool = False, action: str | None = None) -> dict[str, Any]:
+    """One operation: its replies (status -> schema name, description) and the error statuses it can give;
+    ``action`` (of access.RULES) names the token scope and the roles it needs."""
+    errors = tuple(sorted({*errors, 503, *(() if open_ else (401,)), *((400, 413) if body else ()), *((403,) if action else ())}))
     operation: dict[str, Any] = {
         "summary": summary,
         "responses": {
@@ -51,6 +53,10 @@ def _operation(summary: str, ok: dict[int, tuple[str, str]], errors: tuple[int, 
         operation["parameters"] = params
     if open_:
         operation["security"] = []
+    if action:
+        rule = RULES[action]
+        operation["description"] = (f"A token needs the scope `{rule.scope}`; a session, the role "
+                                    f"{' or '.join(sorted(rule.roles))}. Others get 403.")
     return operation
 
 
@@ -215,7 +221,7 @@ DOCUMENT: dict[str, Any] = {
     "components": {
         "schemas": SCHEMAS,
         "securitySchemes": {
-            "token": {"type": "http", "scheme": "bearer", "description": "An API token from `station token create --name NAME`."},
+            "token": {"type": "http", "scheme": "bearer", "description": "An API token from `station token create --name NAME [--scope read|issue|admin ...]` (default: read)."},
             "session": {"type": "apiKey", "in": "cookie", "name": "station_session",
                         "description": "The operator pages' signed session cookie, from signing in."},
         },
@@ -232,18 +238,18 @@ DOCUMENT: dict[str, Any] = {
             body="Registration", open_=True)},
         "/api/openapi.json": {"get": _operation("This document", {200: ("OpenAPI", "The OpenAPI document.")}, (), open_=True)},
         "/api/v1/products": {
-            "get": _operation("List the products", {200: ("Products", "The products.")}, ()),
-            "post": _operation("Add a product", {201: ("Product", "The new product.")}, (409,), body="NewProduct"),
+            "get": _operation("List the products", {200: ("Products", "The products.")}, (), action="read"),
+            "post": _operation("Add a product", {201: ("Product", "The new product.")}, (409,), body="NewProduct", action="manage"),
         },
         "/api/v1/products/{product_id}": {
-            "get": _operation("One product", {200: ("Product", "The product.")}, (404,), params=[_PRODUCT_ID]),
+            "get": _operation("One product", {200: ("Product", "The product.")}, (404,), params=[_PRODUCT_ID], action="read"),
         },
         "/api/v1/batches": {
             "get": _operation("List the batches", {200: ("Batches", "The batches.")}, (),
-                              params=[_param("product", "query", "Only this product's batches.")]),
+                              params=[_param("product", "query", "Only this product's batches.")], action="read"),
         },
         "/api/v1/batches/{name}": {
-            "get": _operation("One batch", {200: ("Batch", "The batch.")}, (404,), params=[_param("name", "path", "The batch name.")]),
+            "get": _operation("One batch", {200: ("Batch", "The batch.")}, (404,), params=[_param("name", "path", "The batch name.")], action="read"),
         },
         "/api/v1/devices": {
             "get": _operation("List devices in issue order, filtered, a page at a time", {200: ("Devices", "A page of devices.")},
@@ -254,23 +260,23 @@ DOCUMENT: dict[str, Any] = {
                                   _param("serial", "query", "Manufacturer serial."),
                                   _param("limit", "query", "Page size.", schema={"type": "integer", "minimum": 1, "maximum": 1000}),
                                   _param("offset", "query", "Devices to skip.", schema={"type": "integer", "minimum": 0}),
-                              ]),
+                              ], action="read"),
             "post": _operation("Issue a UCI (operator path), optionally for a manufacturer serial",
                                {201: ("DeviceDetail", "A new device."), 200: ("DeviceDetail", "The device this Idempotency-Key already has.")},
-                               (404, 409), body="Issue", params=[_IDEMPOTENCY]),
+                               (404, 409), body="Issue", params=[_IDEMPOTENCY], action="issue"),
         },
         "/api/v1/devices/{code}": {
-            "get": _operation("One device with its events", {200: ("DeviceDetail", "The device.")}, (404,), params=[_CODE]),
+            "get": _operation("One device with its events", {200: ("DeviceDetail", "The device.")}, (404,), params=[_CODE], action="read"),
         },
         "/api/v1/devices/{code}/void": {
             "post": _operation("Void a device, with a reason; its UCI is never used again",
-                               {200: ("DeviceDetail", "The void device.")}, (404, 409), body="Void", params=[_CODE]),
+                               {200: ("DeviceDetail", "The void device.")}, (404, 409), body="Void", params=[_CODE], action="void"),
         },
         "/api/v1/lookup": {
             "get": _operation("A device by any typed or scanned form of its claim code", {200: ("DeviceDetail", "The device.")},
-                              (400, 404, 409), params=[_param("code", "query", "The code as typed or scanned.", required=True)]),
+                              (400, 404, 409), params=[_param("code", "query", "The code as typed or scanned.", required=True)], action="read"),
         },
-        "/api/v1/stats": {"get": _operation("Device counts by product, batch and state", {200: ("Stats", "The counts.")}, ())},
+        "/api/v1/stats": {"get": _operation("Device counts by product, batch and state", {200: ("Stats", "The counts.")}, (), action="read")},
         "/": {"get": _page("The line: scan units, follow each slot's cycle")},
         "/signin": {
             "get": {**_page("The sign-in form", params=[_param("next", "query", "The page to go to after signing in.")]),

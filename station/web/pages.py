@@ -16,13 +16,15 @@ from flask.typing import ResponseReturnValue
 
 from .. import accounts, lifecycle, uci
 from ..labels import layout as layout_mod
-from ..errors import Invalid, StationError
+from ..errors import StationError
 from . import session as sessions
-from .access import Unauthorized
+from .access import Caller, Unauthorized, allowed, require
+from .bodies import parse_int
 from .runtime import runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = 50
+MAX_PAGE = 10**6  # pages of the device list: far beyond any registry, within what SQLite's OFFSET takes
 
 bp = Blueprint("pages", __name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
                static_url_path="/static")
@@ -33,7 +35,13 @@ View = TypeVar("View", bound=Callable[..., ResponseReturnValue])
 
 @bp.app_context_processor
 def page_globals() -> dict[str, Any]:
-    return {"csrf_token": sessions.csrf_token, "user": g.get("user")}
+    return {"csrf_token": sessions.csrf_token, "user": g.get("user"), "may": may}
+
+
+def may(action: str) -> bool:
+    """Whether the signed-in user may do ``action`` (access.RULES): pages show only what the user may do."""
+    user = g.get("user")
+    return user is not None and allowed(Caller.person(user), action)
 
 
 @bp.before_app_request
@@ -41,9 +49,10 @@ def load_user() -> None:
     g.user = sessions.current_user() if request.blueprint in ("pages", "line") else None
 
 
-def signed_in(role: str = "operator", api: bool = False) -> Callable[[View], View]:
+def signed_in(action: str = "read", api: bool = False) -> Callable[[View], View]:
     """Send people who are not signed in to the sign-in page (``api``: a 401 for the page's scripts);
-    refuse admin pages to operators; check the CSRF token of every state-changing request."""
+    refuse what the user's role may not do (``action`` of access.RULES); check the CSRF token of every
+    state-changing request."""
 
     def wrap(view: View) -> View:
         @functools.wraps(view)
@@ -53,7 +62,7 @@ def signed_in(role: str = "operator", api: bool = False) -> Callable[[View], Vie
                 raise Unauthorized("you are signed out; sign in again on the station's page")
             if user is None:
                 return redirect(url_for("pages.signin", next=request.full_path.rstrip("?")))
-            user.require(role)
+            require(Caller.person(user), action)
             sessions.check_csrf()
             return view(*args, **kwargs)
 
@@ -88,9 +97,14 @@ def signin() -> ResponseReturnValue:
         attempt = limiter.begin(*keys)
     except sessions.TooManyAttempts as exc:
         return render_template("signin.html", next=target, error=str(exc), name=name), exc.status
-    user = accounts.authenticate(runtime().reader(), name, request.form.get("password", ""))
+    try:
+        user = accounts.authenticate(runtime().reader(), name, request.form.get("password", ""))
+    except StationError as exc:  # a disabled account, with its right password
+        return render_template("signin.html", next=target, error=str(exc), name=name), exc.status
     if user is None:
-        details = {"user": name, "remote": request.remote_addr}  # read here: the writer runs outside the request
+        # Only the names of accounts are kept: what was typed may be a password in the wrong field.
+        known = accounts.exists(runtime().reader(), name)
+        details = {"user": name if known else "unknown", "remote": request.remote_addr}  # read here, not in the writer
         runtime().writer.call(lambda store: store.record(None, "sign-in-refused", "operator", details))
         return render_template("signin.html", next=target, error="wrong name or password", name=name), 401
     limiter.succeeded(attempt, *keys)
@@ -112,8 +126,7 @@ def devices() -> ResponseReturnValue:
     store = runtime().reader()
     q = request.args.get("q", "").strip()
     filters = {key: request.args.get(key) or None for key in ("product", "batch", "state")}
-    page = request.args.get("page", "1")
-    page = max(int(page), 1) if page.isdigit() else 1
+    page = parse_int(request.args.get("page"), "page", 1, MAX_PAGE, default=1)
     error = None
     found: list[Any] = []
     if q:
@@ -155,14 +168,11 @@ def batches() -> ResponseReturnValue:
 def products() -> ResponseReturnValue:
     error = None
     if request.method == "POST":
-        g.user.require("admin")
+        require(Caller.person(g.user), "manage")
         form = request.form
-        actor = f"operator:{g.user.name}"
-        bits_text = (form.get("bits") or str(uci.DEFAULT_BITS)).strip()
+        actor = g.user.actor
         try:
-            if not bits_text.isdigit():
-                raise Invalid(f"size in bits must be a whole number such as {uci.DEFAULT_BITS}, not {bits_text!r}")
-            bits = int(bits_text)
+            bits = parse_int(form.get("bits") or None, "size in bits", uci.MIN_BITS, uci.MAX_BITS, default=uci.DEFAULT_BITS)
             runtime().writer.call(lambda store: store.add_product(
                 form.get("id", ""), form.get("name", ""), form.get("model", ""), description=form.get("description", ""),
                 bits=bits, check_symbol=not form.get("no_check_symbol"), claim_url=form.get("claim_url") or None,
@@ -174,7 +184,7 @@ def products() -> ResponseReturnValue:
 
 
 @bp.get("/settings")
-@signed_in("admin")
+@signed_in("settings")
 def settings() -> ResponseReturnValue:
     config = runtime().config
     folder = layout_mod.directory(config)

@@ -65,6 +65,8 @@ class Runtime:
         """Stop the parts, finish the queued writes and close every connection."""
         for close in self.on_close:
             close()
+        if hasattr(self, "access"):
+            self.access.close()  # its counted refusals are written before the writer stops
         if isinstance(self.writer, Writer):
             self.writer.close()
         with self._lock:

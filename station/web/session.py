@@ -1,8 +1,11 @@
-"""Signing people in to the operator pages: signed-cookie sessions, CSRF tokens, a limit on sign-in attempts.
+"""Signing people in to the operator pages: server-side sessions, CSRF tokens, a limit on sign-in attempts.
 
 The session cookie is signed with a key kept in the data directory (made on first use, readable by its
-owner only), HttpOnly and SameSite. Every state-changing request of a signed-in user carries the session's
-CSRF token, in the form field ``csrf_token`` or the header ``X-CSRF-Token``.
+owner only), HttpOnly and SameSite. It carries a random session token whose SHA-256 is a row of the store's
+``sessions`` table (accounts.py): every request checks that row, so signing out, a new password or a disabled
+account ends the session at once, even for a copied cookie. Every state-changing request of a signed-in user
+carries the session's CSRF token: pages' forms in the field ``csrf_token`` (or the header), calls to the JSON
+API in the header ``X-CSRF-Token`` only, so that the API reads its body whole.
 """
 
 from __future__ import annotations
@@ -13,19 +16,19 @@ import secrets
 import threading
 import time
 from collections import deque
-from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask, Request, request, session
 
+from .. import accounts
 from ..accounts import User
 from ..config import Config
 from ..errors import Forbidden, StationError
+from .access import Caller
 from .runtime import runtime
 
 SECRET_FILE = "secret_key"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-SHIFT = timedelta(hours=12)
 
 
 class TooManyAttempts(StationError):
@@ -58,7 +61,7 @@ def configure(app: Flask, config: Config) -> None:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
         SESSION_COOKIE_NAME="station_session",
-        PERMANENT_SESSION_LIFETIME=SHIFT,
+        PERMANENT_SESSION_LIFETIME=accounts.SESSION_FOR,
     )
 
 
@@ -69,10 +72,12 @@ def csrf_token() -> str:
     return session["csrf"]
 
 
-def csrf_ok(req: Request) -> bool:
+def csrf_ok(req: Request, *, header_only: bool = False) -> bool:
+    """Whether a request carries this session's CSRF token (``header_only``: not from a form field, which
+    would make Flask read and keep the body)."""
     if req.method in SAFE_METHODS:
         return True
-    sent = req.form.get("csrf_token") or req.headers.get("X-CSRF-Token") or ""
+    sent = req.headers.get("X-CSRF-Token") or ("" if header_only else req.form.get("csrf_token", ""))
     expected = session.get("csrf", "")
     return bool(expected) and hmac.compare_digest(sent, expected)
 
@@ -84,31 +89,37 @@ def check_csrf() -> None:
 
 
 def sign_in(user: User) -> None:
+    """A new session for ``user`` (a new row and a new cookie: nothing of an earlier session carries over)."""
+    token = runtime().writer.call(lambda store: accounts.open_session(store, user.name))
     session.clear()
     session.permanent = True
-    session["user"] = user.name
+    session["sid"] = token
     csrf_token()
 
 
 def sign_out() -> None:
+    """End the session: its row goes, so a copy of the cookie opens nothing either."""
+    token = session.get("sid")
+    if isinstance(token, str):
+        runtime().writer.call(lambda store: accounts.end_session(store, token))
     session.clear()
 
 
 def current_user() -> User | None:
-    """The signed-in user, checked against the store so that a removed account ends its sessions."""
-    name = session.get("user")
-    if not name:
+    """The signed-in user: the cookie's session must be a live row of an enabled account."""
+    token = session.get("sid")
+    if not isinstance(token, str):
         return None
-    row = next(iter(runtime().reader().db.query("SELECT name, role FROM users WHERE name = ?", (name,))), None)
-    return User(row["name"], row["role"]) if row else None
+    return accounts.session_user(runtime().reader(), token)
 
 
-def session_way_in(req: Request) -> str | None:
-    """A way into the JSON API for the operator pages' own calls: the session, with its CSRF token."""
+def session_way_in(req: Request) -> Caller | None:
+    """A way into the JSON API for the operator pages' own calls: the session, with its CSRF token in the
+    ``X-CSRF-Token`` header."""
     user = current_user()
-    if user is None or not csrf_ok(req):
+    if user is None or not csrf_ok(req, header_only=True):
         return None
-    return f"operator:{user.name}"
+    return Caller.person(user)
 
 
 class SignInLimiter:
