@@ -9,25 +9,33 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import sqlite_utils
 
-from . import lifecycle, uci
+from . import fields, lifecycle, uci
 from .errors import Conflict, Invalid, NotFound, StationError, Unavailable
 
 APPLICATION_ID = 0x53544E31  # "STN1": marks the file as a station database
 CHUNK = 50_000  # UCIs per bulk INSERT: one JSON array bound once, sorted by SQLite for sequential B-tree inserts
 TRIES = 100  # draws (or bulk chunks) in a row that store nothing new before a product's IDs count as used up
 RELEASED = "its claim ID was voided; the unit gets a new one"  # why a key leaves a void device
+REPEAT_WINDOW = 24 * 3600.0  # seconds after its issue that a unit still in the factory gets its UCI again by its hardware key
+IDEMPOTENCY_WINDOW = 24 * 3600.0  # seconds an Idempotency-Key names its request; older ones are deleted as issuance comes by
+IN_FACTORY = lifecycle.STATES[: lifecycle.STATES.index("registered")]  # states in which a repeat may get the UCI back
+REFUSAL_FIELDS = (("product", "product_id"), ("serial", "serial"), ("hwkey", "hwkey"))  # (event detail, request key)
+# Errors of SQLite that one request's values cause (a bug): they refuse that request, not its group.
+_REQUEST_ERRORS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.DataError)
 TOKEN_SCOPES = ("read", "issue", "admin")  # what an API token may do; station/web/access.py maps actions to them
 DEFAULT_SCOPES = ("read",)  # a token made without --scope: least privilege
+log = logging.getLogger("station.store")
 _DETAILS = json.JSONEncoder(sort_keys=True)  # an event's details as stored (json.dumps would build one each time)
 
 
@@ -50,13 +58,34 @@ class SerialTaken(Conflict):
         return SerialTaken, (str(self), self.uci)
 
 
+class RepeatRefused(Conflict):
+    """A repeat by hardware key of a unit that has left the factory: the refusal concerns that device (``uci``),
+    whose claim ID its message never names."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.uci = code
+
+    def __reduce__(self) -> tuple[Any, ...]:  # it crosses from the writer to worker processes (web/hub.py)
+        return RepeatRefused, (str(self), self.uci)
+
+
 def _used_up(product: "Product") -> Unavailable:
     return Unavailable(f"product {product.id} has run out of fresh claim IDs at {product.bits} bits; use more bits")
 
 
 def now() -> str:
     """UTC time as stored: ISO 8601 with milliseconds, sortable as text."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _stored(datetime.now(timezone.utc))
+
+
+def _stored(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _ago(stamp: str, seconds: float) -> str:
+    """The stored time ``seconds`` before ``stamp`` (a stored time): compared as text with stored times."""
+    return _stored(datetime.fromisoformat(stamp.replace("Z", "+00:00")) - timedelta(seconds=seconds))
 
 
 @dataclass(frozen=True)
@@ -324,6 +353,8 @@ class Store:
 
         Event ids only grow: "after event N" is exact where times of day are not (milliseconds, clock steps).
         """
+        if code is not None and not fields.storable(code):  # a device's refused request names what it sent
+            code = fields.shown(code)
         with self.transaction() as conn:
             return self._event(conn, kind, actor, details, code=code)
 
@@ -343,20 +374,15 @@ class Store:
     def add_product(self, product_id: str, name: str, model: str, *, description: str = "",
                     bits: int = uci.DEFAULT_BITS, check_symbol: bool = True, claim_url: str | None = None,
                     layout: str | None = None, actor: str = "cli") -> Product:
-        """Register a product; its size and claim URL are checked here, once, for every caller."""
-        product_id = (product_id or "").strip()
-        if not product_id or not product_id.isascii() or not product_id.replace("-", "").replace("_", "").isalnum() or len(product_id) > 64:
-            raise Invalid(
-                f"product ID {product_id!r} must be the Ioto product token: letters and digits, "
-                f"for example 01H4R15D3478JD26YDYK408XE6"
-            )
-        if not name or not name.strip():
-            raise Invalid("a product needs a name")
-        if not model or not model.strip():
-            raise Invalid("a product needs a model")
+        """Register a product; its fields (fields.py), size and claim URL are checked here, once, for every caller."""
+        product_id = fields.product_id(product_id)
+        name, model = fields.text(name, "a product's name"), fields.text(model, "a product's model")
+        description = fields.text(description or "", "a product's description", fields.DESCRIPTION_MAX, required=False)
+        if layout is not None:
+            layout = fields.text(layout, "a product's layout", fields.NAME_MAX)
         uci.validate_bits(bits)
         if claim_url:
-            uci.validate_claim_url(claim_url)
+            uci.validate_claim_url(fields.text(claim_url, "a product's claim URL", fields.NAME_MAX))
         created = now()
         with self.transaction() as conn:
             if conn.execute("SELECT 1 FROM products WHERE id = ?", (product_id,)).fetchone():
@@ -364,7 +390,7 @@ class Store:
             conn.execute(
                 "INSERT INTO products(id, name, model, description, bits, check_symbol, claim_url, layout, enabled, created) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
-                (product_id, name.strip(), model.strip(), description, bits, int(check_symbol), claim_url or None, layout, created),
+                (product_id, name, model, description, bits, int(check_symbol), claim_url or None, layout, created),
             )
             self._event(conn, "product-added", actor, {"product": product_id, "name": name, "bits": bits})
         return self.product(product_id)
@@ -511,18 +537,22 @@ class Store:
             yield self._device(row)
 
     def issue(self, product_id: str, *, serial: str | None = None, hwkey: str | None = None,
-              idempotency_key: str | None = None, actor: str = "operator", kind: str = "issued",
-              details: dict[str, Any] | None = None) -> tuple[Device, bool]:
+              idempotency_key: str | None = None, remote: str = "", actor: str = "operator", kind: str = "issued",
+              details: dict[str, Any] | None = None, repeat_window: float = REPEAT_WINDOW,
+              idempotency_window: float = IDEMPOTENCY_WINDOW) -> tuple[Device, bool]:
         """One UCI for one unit, committed before it returns; ``(device, True)`` when newly issued.
 
-        A unit that says who it is (hardware key or idempotency key) gets its UCI back, with an event; a
-        refusal raises its error and is recorded as a ``refused`` event.
+        A unit that says who it is gets its UCI back, with an event: by its hardware key while it is still
+        in the factory (not yet registered, and within ``repeat_window`` seconds of its issue), by an
+        idempotency key from the same client address (``remote``) within ``idempotency_window`` seconds. A refusal
+        raises its error and is recorded as a ``refused`` event.
         """
         request = {"product_id": product_id, "serial": serial, "hwkey": hwkey, "idempotency_key": idempotency_key,
-                   "actor": actor, "kind": kind, "details": details}
+                   "remote": remote, "actor": actor, "kind": kind, "details": details,
+                   "repeat_window": repeat_window, "idempotency_window": idempotency_window}
         with self.transaction() as conn:
             result = self._issue_one(conn, request, {}, now())
-        if isinstance(result, StationError):
+        if isinstance(result, Exception):
             raise result
         return self.device(result[0]), result[1]
 
@@ -534,66 +564,96 @@ class Store:
         return product
 
     def _issue_one(self, conn: sqlite3.Connection, request: dict[str, Any], products: dict[str, Product],
-                   stamp: str) -> tuple[str, bool] | StationError:
+                   stamp: str) -> tuple[str, bool] | Exception:
         """One request (``issue``'s keyword arguments) under its own savepoint: ``(uci, created)``, or the
-        StationError that refused it, whose ``refused`` event is written after its changes are rolled back."""
-        product_id, serial = request["product_id"], request.get("serial")
-        hwkey, idem = request.get("hwkey"), request.get("idempotency_key")
-        actor, kind, details = request.get("actor", "operator"), request.get("kind", "issued"), request.get("details") or {}
+        error that refused it, whose ``refused`` event is written after its changes are rolled back.
+
+        Whatever goes wrong in one request stays in it: a bug is logged and fails that request alone, so the
+        group's other requests are committed. Only a failure of the database itself (locked, full, broken)
+        ends the transaction, and refuses them all.
+        """
+        details = request.get("details") or {}
+        actor, kind = request.get("actor", "operator"), request.get("kind", "issued")
         conn.execute("SAVEPOINT request")
         try:
+            product_id = fields.product_id(request["product_id"])
+            serial, hwkey, idem = (request.get(name) for name in ("serial", "hwkey", "idempotency_key"))
+            serial = None if serial is None else fields.serial(serial)
+            hwkey = None if hwkey is None else fields.hardware_key(hwkey)
+            idem = None if idem is None else fields.idempotency_key(idem)
             if product_id not in products:
                 products[product_id] = self._issuable(product_id)
-            result: tuple[str, bool] | StationError = self._issue(
-                conn, products[product_id], serial, hwkey, idem, actor, kind, details, stamp)
-        except StationError as exc:
+            windows = (request.get("repeat_window", REPEAT_WINDOW), request.get("idempotency_window", IDEMPOTENCY_WINDOW))
+            result: tuple[str, bool] | Exception = self._issue(
+                conn, products[product_id], serial, hwkey, (idem, str(request.get("remote") or "")), windows,
+                actor, kind, details, stamp)
+        except Exception as exc:
+            if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, _REQUEST_ERRORS):
+                raise  # the database itself failed (locked, full, broken): the transaction's error, for the whole group
             conn.execute("ROLLBACK TO request")
-            refusal = {**details, "attempted": kind, "product": product_id, "serial": serial, "hwkey": hwkey, "reason": str(exc)}
-            self._event(conn, "refused", actor, {k: v for k, v in refusal.items() if v is not None},
-                        code=getattr(exc, "uci", None))
+            if isinstance(exc, StationError):
+                refusal = {**details, "reason": str(exc)}
+            else:  # its details may be what broke it: the event keeps only what is sure to store
+                log.exception("issuing failed (a bug): this request is refused, the group's others go on",
+                              extra={"actor": actor, "product": fields.shown(request.get("product_id"))})
+                refusal = {"reason": "internal error of the station; its log has the details"}
+            refusal.update({"attempted": kind}, **{name: fields.shown(request.get(key))
+                                                   for name, key in REFUSAL_FIELDS if request.get(key) is not None})
+            self._event(conn, "refused", actor, refusal, code=getattr(exc, "uci", None))
             result = exc
         conn.execute("RELEASE request")
         return result
 
-    def _known(self, conn: sqlite3.Connection, name: str, key: str, product: Product, actor: str) -> str | None:
-        """The UCI a hardware key, serial (``name`` "hwkey", "serial") or idempotency key already has, if it is
-        not void.
+    def _known(self, conn: sqlite3.Connection, name: str, key: tuple[str, ...], product: Product,
+               actor: str) -> tuple[str, str, str | None] | None:
+        """``(uci, state, created)`` of the device a hardware key, serial (``name`` "hwkey", "serial": ``key``
+        is its value) or idempotency key (``key`` is the key and the client's address) names, if it is not void.
 
         A void UCI is never issued again: the key is released from the void device, with an event that keeps
         its value, so that the unit gets a new UCI under the same key.
         """
         if name in ("hwkey", "serial"):
-            select = f"SELECT uci, state FROM devices WHERE product = ? AND {name} = ?"
+            select = f"SELECT uci, state, created FROM devices WHERE product = ? AND {name} = ?"
             release = f"UPDATE devices SET {name} = NULL WHERE product = ? AND {name} = ?"
+            params: tuple[str, ...] = (product.id, key[0])
         else:
-            select = ("SELECT i.uci, d.state FROM idempotency i LEFT JOIN devices d ON d.uci = i.uci "
-                      "WHERE i.product = ? AND i.key = ?")
-            release = "DELETE FROM idempotency WHERE product = ? AND key = ?"
-        row = conn.execute(select, (product.id, key)).fetchone()
+            select = ("SELECT i.uci, d.state, i.created FROM idempotency i LEFT JOIN devices d ON d.uci = i.uci "
+                      "WHERE i.product = ? AND i.key = ? AND i.remote = ?")
+            release = "DELETE FROM idempotency WHERE product = ? AND key = ? AND remote = ?"
+            params = (product.id, *key)
+        row = conn.execute(select, params).fetchone()
         if row is None:
             return None
         if row[1] != "void":
-            return row[0]
-        conn.execute(release, (product.id, key))
-        self._event(conn, "key-released", actor, {"key": name, "value": key, "reason": RELEASED}, code=row[0])
+            return row
+        conn.execute(release, params)
+        self._event(conn, "key-released", actor, {"key": name, "value": key[0], "reason": RELEASED}, code=row[0])
         return None
 
     def _issue(self, conn: sqlite3.Connection, product: Product, serial: str | None, hwkey: str | None,
-               idem: str | None, actor: str, kind: str, details: dict[str, Any], stamp: str) -> tuple[str, bool]:
+               idem: tuple[str | None, str], windows: tuple[float, float], actor: str, kind: str,
+               details: dict[str, Any], stamp: str) -> tuple[str, bool]:
         existing = None
         if hwkey is not None:
-            existing = self._known(conn, "hwkey", hwkey, product, actor)
-        if existing is None and idem is not None:
-            existing = self._known(conn, "idempotency-key", idem, product, actor)
+            existing = self._known(conn, "hwkey", (hwkey,), product, actor)
+            if existing is not None and (existing[1] not in IN_FACTORY or (existing[2] or "") < _ago(stamp, windows[0])):
+                raise RepeatRefused(
+                    f"the unit {hwkey} of product {product.id} already has a claim ID and has left the factory "
+                    f"(registered, or issued more than {windows[0]:g} s ago): it is not given out again. Read it "
+                    f"from the unit or its label, or void it (`station void`) to issue a new one", existing[0])
+        if existing is None and idem[0] is not None:
+            # Expired keys go first (lazily, by the index on their age): the same key is then a new request.
+            conn.execute("DELETE FROM idempotency WHERE created < ?", (_ago(stamp, windows[1]),))
+            existing = self._known(conn, "idempotency-key", (idem[0], idem[1]), product, actor)
         if existing is not None:
-            self._event(conn, kind + "-repeat", actor, details, code=existing)
-            return existing, False
+            self._event(conn, kind + "-repeat", actor, details, code=existing[0])
+            return existing[0], False
         if serial is not None:
-            taken = self._known(conn, "serial", serial, product, actor)
+            taken = self._known(conn, "serial", (serial,), product, actor)
             if taken:
                 raise SerialTaken(
-                    f"serial {serial} of product {product.id} already has claim ID {product.display(taken)}; "
-                    f"reprint its label instead of issuing a new one", taken
+                    f"serial {serial} of product {product.id} already has claim ID {product.display(taken[0])}; "
+                    f"reprint its label instead of issuing a new one", taken[0]
                 )
         for _ in range(TRIES):
             code = uci.generate(product.bits)
@@ -608,8 +668,9 @@ class Store:
                     raise
         else:
             raise _used_up(product)
-        if idem is not None:
-            conn.execute("INSERT INTO idempotency(product, remote, key, uci, created) VALUES (?, '', ?, ?, ?)", (product.id, idem, code, stamp))
+        if idem[0] is not None:
+            conn.execute("INSERT INTO idempotency(product, remote, key, uci, created) VALUES (?, ?, ?, ?, ?)",
+                         (product.id, idem[1], idem[0], code, stamp))
         self._event(conn, kind, actor, {k: v for k, v in {**details, "serial": serial}.items() if v is not None},
                     code=code, time=stamp)
         return code, True
@@ -685,12 +746,12 @@ class Store:
 
     # --- the web service: issuance in groups, API tokens ------------------------------------------------------
 
-    def issue_group(self, requests: list[dict[str, Any]]) -> list[tuple[str, bool] | StationError]:
+    def issue_group(self, requests: list[dict[str, Any]]) -> list[tuple[str, bool] | Exception]:
         """Issue for many requests in one durable transaction (group commit): one fsync for the lot.
 
-        Each request holds ``issue``'s keyword arguments; each gets ``(uci, created)`` or the StationError
-        that refused it alone (its savepoint is rolled back, then its ``refused`` event written). An error of
-        the transaction refuses them all.
+        Each request holds ``issue``'s keyword arguments; each gets ``(uci, created)`` or the error that
+        refused it alone (its savepoint is rolled back, then its ``refused`` event written; a bug is logged).
+        An error of the transaction (the database locked, full or broken) refuses them all.
         """
         products: dict[str, Product] = {}
         stamp = now()  # the group's one commit: one time for all its devices

@@ -15,16 +15,17 @@ from typing import Any, TypeVar
 from flask import Blueprint, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from .. import fields
 from ..store import Device
 from .access import require
 from .bodies import (
-    MAX_KEY,
     field,
     idempotency_key,
     only_fields,
     parse_object,
     query_int,
 )
+from .device import issue_windows
 from .runtime import runtime
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
@@ -115,11 +116,13 @@ def issue() -> ResponseReturnValue:
     """The operator's path: one UCI for a product, optionally for a manufacturer serial."""
     body = json_object()
     only_fields(body, ("product", "serial"))
-    product_id = field(body, "product", str, required=True, max_len=64)
-    serial = field(body, "serial", str, max_len=MAX_KEY) or None
+    product_id = fields.product_id(field(body, "product", str, required=True))
+    serial = field(body, "serial", str)
     key = idempotency_key(request.headers.get("Idempotency-Key"))
     rt = runtime()
-    code, created = rt.writer.issue(product_id=product_id, serial=serial, idempotency_key=key, actor=g.caller, kind="issued")
+    code, created = rt.writer.issue(product_id=product_id, serial=fields.serial(serial) if serial else None,
+                                    idempotency_key=key, remote=request.remote_addr or "", actor=g.caller, kind="issued",
+                                    **issue_windows(rt.config))
     return _detail(rt.reader().device(code)), 201 if created else 200
 
 

@@ -5,15 +5,25 @@ that the Flask API and the bare-WSGI device endpoints share them."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
+from .. import fields
 from ..errors import Invalid, StationError
 
-MAX_KEY = 200  # characters of a hardware, serial or idempotency key: longer ones are not identifiers but junk
-MAX_BODY = 16 * 1024  # bytes: a device object is a few hundred
+MAX_KEY = fields.IDEMPOTENCY_MAX  # characters of any key a client sends: longer ones are not identifiers but junk
+# Bytes of the largest body any endpoint takes: a device object is a few hundred, the JSON API's bodies and the
+# pages' forms (sign-in, products) less. Flask refuses more (MAX_CONTENT_LENGTH), and so does waitress:
+MAX_BODY = 16 * 1024
+# waitress's max_request_body_size: it refuses a body of at least this many bytes itself (a plain-text 413), by its
+# Content-Length before reading a byte of it, a chunked one as soon as it has come this far. Below it, a body is
+# held in memory (waitress spools to a temporary file only above its inbuf_overflow of 512 KiB) and one over
+# MAX_BODY gets the station's own JSON 413, which names the limit.
+SERVER_BODY_LIMIT = 4 * MAX_BODY
 TOO_LARGE = f"the body is larger than {MAX_BODY // 1024} KiB; a device object is a few hundred bytes"
 _KINDS = {str: "a string", bool: "true or false", int: "a whole number"}
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 class TooLarge(StationError):
@@ -23,7 +33,8 @@ class TooLarge(StationError):
 
 
 def parse_object(data: bytes) -> dict[str, Any]:
-    """The body as a JSON object, whatever the Content-Type says (devices send application/json)."""
+    """The body as a JSON object, whatever the Content-Type says (devices send application/json); text the
+    store could not hold (NUL, a lone surrogate), anywhere in it, is refused here, naming its field."""
     if not data.strip():
         raise Invalid("the body is empty: send a JSON object with Content-Type: application/json")
     try:
@@ -32,6 +43,7 @@ def parse_object(data: bytes) -> dict[str, Any]:
         raise Invalid(f"the body is not JSON ({str(exc)[:80]}); send a JSON object with Content-Type: application/json") from None
     if not isinstance(value, dict):
         raise Invalid(f"the body must be a JSON object {{...}}, not {type(value).__name__}")
+    fields.check_tree(value)
     return value
 
 
@@ -80,4 +92,13 @@ def query_int(args: Mapping[str, str], key: str, default: int, low: int, high: i
 
 def idempotency_key(header: str | None) -> str | None:
     """The ``Idempotency-Key`` header: a client's name for one request, so that its retry is not a second one."""
-    return field({"Idempotency-Key": header}, "Idempotency-Key", str, max_len=MAX_KEY) or None
+    return fields.idempotency_key(header) if header and header.strip() else None
+
+
+def bad_target(environ: Mapping[str, Any]) -> str | None:
+    """Why the request's target (path and query, as sent and as decoded) is no URL, or None: control characters
+    (C0 and DEL) never belong in one, and http.client refuses to relay them."""
+    for part in (environ.get("REQUEST_URI", ""), environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")):
+        if _CONTROL.search(part):
+            return "the URL holds a control character (such as NUL, a line break or DEL); percent-encode only printable text"
+    return None

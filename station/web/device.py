@@ -15,11 +15,13 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
+from .. import fields
+from ..config import Config
 from ..errors import Forbidden, Invalid, NotFound, StationError
-from ..store import Device, Store
+from ..store import IDEMPOTENCY_WINDOW, REPEAT_WINDOW, Device, Store
 from ..uci import MAX_BITS
 from .access import Unauthorized, bearer
-from .bodies import MAX_BODY, TOO_LARGE, TooLarge, field, idempotency_key, parse_object
+from .bodies import MAX_BODY, TOO_LARGE, TooLarge, bad_target, field, idempotency_key, parse_object
 from .requestlog import log_request
 from .runtime import Runtime
 
@@ -27,6 +29,23 @@ log = logging.getLogger("station.web")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 DEVICE_TEXT = ("name", "description", "model")  # fields of the device object that must be strings when present
+# station.json5's issuance windows in seconds: (its key, Store.issue's keyword, the default).
+WINDOWS = (("repeat_window", "repeat_window", REPEAT_WINDOW), ("idempotency_window", "idempotency_window", IDEMPOTENCY_WINDOW))
+MAX_WINDOW = 366 * 24 * 3600  # a year: a unit that asks again after that is not still in the factory
+
+
+def issue_windows(config: Config) -> dict[str, float]:
+    """How long a repeat gets its UCI back (Store.issue's ``repeat_window`` and ``idempotency_window``), from
+    station.json5's ``repeat_window`` (by hardware key, while the unit is in the factory) and
+    ``idempotency_window`` (by Idempotency-Key), checked."""
+    windows = {}
+    for key, keyword, default in WINDOWS:
+        value = config.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_WINDOW:
+            raise Invalid(f"{key} in station.json5 must be a number of seconds from 0 to {MAX_WINDOW} "
+                          f"(default {default:.0f}: a day), not {value!r}")
+        windows[keyword] = float(value)
+    return windows
 
 
 def serialize(rt: Runtime, body: dict[str, Any], environ: dict[str, Any]) -> dict[str, Any]:
@@ -34,9 +53,12 @@ def serialize(rt: Runtime, body: dict[str, Any], environ: dict[str, Any]) -> dic
     product = field(body, "product", str, required=True, max_len=64)
     for key in DEVICE_TEXT:
         field(body, key, str, max_len=MAX_BODY)
+    hwkey = rt.hardware_key(body)
+    remote = environ.get("REMOTE_ADDR") or ""
     code, _ = rt.writer.issue(
-        product_id=product, hwkey=rt.hardware_key(body), idempotency_key=idempotency_key(environ.get("HTTP_IDEMPOTENCY_KEY")),
-        actor="device", kind="issued", details={"remote": environ.get("REMOTE_ADDR")},
+        product_id=fields.product_id(product), hwkey=hwkey and fields.hardware_key(hwkey), remote=remote,
+        idempotency_key=idempotency_key(environ.get("HTTP_IDEMPOTENCY_KEY")), actor="device", kind="issued",
+        details={"remote": remote}, **issue_windows(rt.config),
     )
     return {"id": code}
 
@@ -94,18 +116,22 @@ class DeviceEndpoints:
     """WSGI middleware: answers the device endpoints itself (POST only) and passes every other path on."""
 
     def __init__(self, runtime: Runtime, app: WSGIApp) -> None:
+        issue_windows(runtime.config)  # a bad setting stops the station at its start, not a unit later
         self.runtime = runtime
         self.app = app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         endpoint = ENDPOINTS.get(path)
-        if endpoint is None:
+        problem = bad_target(environ)  # the first app of every process: no later part sees such a URL
+        if endpoint is None and problem is None:
             return self.app(environ, start_response)
         started = time.perf_counter()
         method, remote = environ.get("REQUEST_METHOD", ""), environ.get("REMOTE_ADDR")
         headers = [("Content-Type", "application/json")]
         try:
+            if endpoint is None or problem is not None:  # without an endpoint, the target was bad
+                raise Invalid(str(problem))
             if method != "POST":
                 headers.append(("Allow", "POST"))
                 raise _MethodNotAllowed(f"{path} takes POST, not {method}; /api/openapi.json lists the methods")

@@ -24,6 +24,7 @@ from .. import logs
 from ..config import Config
 from ..errors import Invalid, Unavailable
 from .app import create_app
+from .bodies import SERVER_BODY_LIMIT
 from .forward import Forwarded
 from .hub import Hub
 from .workers import Workers
@@ -65,7 +66,8 @@ def serve(config: Config, host: str, port: int, on_ready: Callable[[str], None] 
     pool: Workers | None = None
     try:
         sockets = listen(host, port)
-        options: dict[str, Any] = {"threads": THREADS, "connection_limit": 1000, "ident": "station"}
+        options: dict[str, Any] = {"threads": THREADS, "connection_limit": 1000, "ident": "station",
+                                   "max_request_body_size": SERVER_BODY_LIMIT}
         if count == 0:
             server = create_server(app, sockets=sockets, **options)
         else:

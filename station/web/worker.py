@@ -22,6 +22,7 @@ from waitress.server import create_server
 
 from .. import logs
 from ..config import load
+from .bodies import SERVER_BODY_LIMIT
 from .device import DeviceEndpoints
 from .forward import Forward
 from .hub import HubClient
@@ -39,7 +40,8 @@ def run(sockets: list[socket.socket], hub: tuple[Any, bytes], control: Connectio
     logs.forward(level, client.log)
     runtime = Runtime(load(data_dir, create=False), writer=client)
     app = DeviceEndpoints(runtime, Forward(*private))
-    server = create_server(app, sockets=sockets, threads=threads, connection_limit=1000, ident="station")
+    server = create_server(app, sockets=sockets, threads=threads, connection_limit=1000, ident="station",
+                           max_request_body_size=SERVER_BODY_LIMIT)
     threading.Thread(target=_follow, args=(control,), name="station-control", daemon=True).start()
     control.send("ready")
     try:
