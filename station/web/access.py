@@ -11,6 +11,7 @@ operator pages' session the second. What a caller may do is decided here alone, 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,8 @@ TOUCH_EVERY = 60.0  # seconds between two notes of a token's last use: a write p
 REFUSALS_EVERY = 60.0  # seconds: one refusal event per address in this time, then one summary with the count
 REFUSED_ADDRESSES = 1024  # addresses whose refusals are counted apart; beyond, they share one count (bounded memory)
 OTHERS = "other addresses"
+
+log = logging.getLogger("station.web")
 
 
 @dataclass(frozen=True)
@@ -186,8 +189,11 @@ class Access:
         with self._lock:
             due = [details for address, window in self._refused.items() for details in window.summary(address)]
             self._refused.clear()
-        for details in due:
-            self._writer.call(Store.record, None, "refused", "device", details)
+        try:
+            for details in due:
+                self._writer.call(Store.record, None, "refused", "device", details)
+        except StationError as exc:  # the store is gone or full: say so, the stop goes on
+            log.warning("refusals not written", extra={"reason": str(exc), "events": len(due)})
 
     def caller(self, request: Request) -> Caller:
         """Who is calling the JSON API; refuses a request no way in accepts."""

@@ -27,6 +27,7 @@ from .app import create_app
 from .bodies import SERVER_BODY_LIMIT
 from .forward import Forwarded
 from .hub import Hub
+from .reserve import Reserve
 from .workers import Workers
 
 LOG_FILE = "web.log"
@@ -69,7 +70,7 @@ def serve(config: Config, host: str, port: int, on_ready: Callable[[str], None] 
         options: dict[str, Any] = {"threads": THREADS, "connection_limit": 1000, "ident": "station",
                                    "max_request_body_size": SERVER_BODY_LIMIT}
         if count == 0:
-            server = create_server(app, sockets=sockets, **options)
+            server = create_server(Reserve(app, THREADS), sockets=sockets, **options)  # devices keep threads of their own
         else:
             key = secrets.token_urlsafe(32)
             server = create_server(Forwarded(app, key), host="127.0.0.1", port=0, **options)

@@ -26,6 +26,7 @@ from .bodies import SERVER_BODY_LIMIT
 from .device import DeviceEndpoints
 from .forward import Forward
 from .hub import HubClient
+from .reserve import Reserve
 from .runtime import Runtime
 
 LOST = 3  # exit status of a worker whose main process is gone
@@ -39,7 +40,7 @@ def run(sockets: list[socket.socket], hub: tuple[Any, bytes], control: Connectio
     client = HubClient(*hub, on_lost=_lost)
     logs.forward(level, client.log)
     runtime = Runtime(load(data_dir, create=False), writer=client)
-    app = DeviceEndpoints(runtime, Forward(*private))
+    app = Reserve(DeviceEndpoints(runtime, Forward(*private)), threads)  # devices keep threads of their own
     server = create_server(app, sockets=sockets, threads=threads, connection_limit=1000, ident="station",
                            max_request_body_size=SERVER_BODY_LIMIT)
     threading.Thread(target=_follow, args=(control,), name="station-control", daemon=True).start()
@@ -50,6 +51,7 @@ def run(sockets: list[socket.socket], hub: tuple[Any, bytes], control: Connectio
         pass
     finally:
         server.close()
+        runtime.access.close()  # the refusals it counted but has not written yet
 
 
 def _follow(control: Connection) -> None:

@@ -179,7 +179,8 @@ def test_device_endpoints_can_be_limited_to_client_networks(tmp_path: Path) -> N
         assert reply.status == 403 and "10.99.0.0/16" in reply.json["error"] and "127.0.0.1" in reply.json["error"]
         assert outside.register({**IOTO_BODY, "id": "0000000000000000"}).status == 403
         assert count(outside.db, "SELECT count(*) FROM devices") == 0
-        assert count(outside.db, "SELECT count(*) FROM events WHERE kind = 'refused' AND details LIKE '%127.0.0.1%'") == 2
+        # The first refusal of an address is an event at once; later ones of its minute, one summary (test_hostile_access).
+        assert count(outside.db, "SELECT count(*) FROM events WHERE kind = 'refused' AND details LIKE '%127.0.0.1%'") >= 1
     finally:
         assert outside.stop() == 0
 
