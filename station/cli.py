@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 import click
 
 from . import config as config_mod
-from . import accounts, lifecycle, manifest
+from . import accounts, lifecycle, manifest, terminal
 from .errors import StationError
 from .store import Store
 
@@ -140,9 +140,10 @@ def echo_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     if not rows:
         click.echo("(none)")
         return
-    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
-    for row in (header, *rows):
-        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+    shown = [tuple(terminal.escape(str(cell)) for cell in row) for row in (header, *rows)]  # stored text: escaped
+    widths = [max(len(r[i]) for r in shown) for i in range(len(header))]
+    for row in shown:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
 # --- batches ----------------------------------------------------------------------------------------------
@@ -182,11 +183,11 @@ def show(station: Station, code: str) -> None:
     """Show a device by any typed form of its claim code, with its history."""
     device = station.store.find(code)
     for key in ("display", "uci", "product", "batch", "state", "serial", "created", "updated"):
-        click.echo(f"{key + ':':9s}{getattr(device, key) or '-'}")
+        click.echo(terminal.escape(f"{key + ':':9s}{getattr(device, key) or '-'}"))
     click.echo("events:")
     for event in station.store.events(device.uci):
         details = " ".join(f"{k}={v}" for k, v in event.details.items())
-        click.echo(f"  {event.time}  {event.kind:16s} {event.actor:9s} {details}".rstrip())
+        click.echo(terminal.escape(f"  {event.time}  {event.kind:16s} {event.actor:9s} {details}".rstrip()))
 
 
 @cli.command()
@@ -214,7 +215,7 @@ def export(station: Station, product: str | None, batch: str | None, state: str 
         count = manifest.write_file(devices, out, fmt)
         click.echo(f"wrote {count} devices to {out}", err=True)
     else:
-        manifest.write(devices, click.get_text_stream("stdout"), fmt)
+        manifest.write(devices, terminal.for_terminal(click.get_text_stream("stdout")), fmt)
 
 
 @cli.command()

@@ -14,11 +14,14 @@ from typing import Any
 
 import json5
 
+from . import files
 from .errors import Invalid
 
 DEFAULT_DATA_DIR = "station-data"
 CONFIG_NAME = "station.json5"
 DB_NAME = "station.db"
+# The station's own files in the data directory, tightened to owner-only when an older station left them open.
+PRIVATE_FILES = (f"{DB_NAME}-wal", f"{DB_NAME}-shm", "web.log", "web.log.*", "secret_key")
 
 DEFAULTS: dict[str, Any] = {
     # Fields of the device object that identify a unit, so that a repeated /ioto/serialize gets its UCI back.
@@ -54,12 +57,23 @@ class Config:
         return self.values.get(key, default)
 
 
+def secure_files(path: Path) -> None:
+    """The station's files in the data directory owner-only (0600): the database holds password and token
+    hashes. The database is created here, empty, so that SQLite gives its -wal and -shm files the same mode;
+    the log and the session key are made owner-only where they are written, and tightened here when a
+    station of before left them open."""
+    files.private_file(path / DB_NAME)
+    for name in PRIVATE_FILES:
+        for found in path.glob(name):
+            files.tighten(found)
+
+
 def load(data_dir: str | os.PathLike[str] | None = None, create: bool = True) -> Config:
     """Read the configuration, creating the data directory on first use."""
     path = resolve_data_dir(data_dir)
     if create:
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            files.private_dir(path)  # 0700 when made here; a directory that existed keeps its mode (the user's choice)
         except OSError as exc:
             raise Invalid(f"cannot create the data directory {path}: {exc.strerror}; choose another with --data-dir") from exc
     values = dict(DEFAULTS)
@@ -75,4 +89,10 @@ def load(data_dir: str | os.PathLike[str] | None = None, create: bool = True) ->
     timeout = values["database_timeout"]
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout <= 600:
         raise Invalid(f"database_timeout in {config_file} must be a number of seconds from 0 to 600, not {timeout!r}")
+    if create:  # only on a configuration that reads: a refused one leaves nothing behind
+        try:
+            secure_files(path)
+        except OSError as exc:
+            raise Invalid(f"cannot create the station database in {path}: {exc.strerror}; check the data directory's "
+                          f"permissions or choose another with --data-dir") from exc
     return Config(path, values)

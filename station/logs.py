@@ -11,7 +11,9 @@ import time
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from . import files
 
 SECRET_WORDS = ("password", "token", "secret", "authorization", "credential")
 BATCH_SECONDS = 0.1  # how long a worker process's log line may wait to be written
@@ -140,6 +142,13 @@ def replay(lines: str) -> None:
         {"name": "station", "levelno": logging.INFO, "levelname": "INFO", "msg": lines, "_station_json": lines}))
 
 
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log whose files are owner-only (0600) whatever the umask: lines name users and tokens."""
+
+    def _open(self) -> IO[str]:
+        return files.open_private(self.baseFilename, encoding=self.encoding, errors=self.errors)
+
+
 def setup(level: int = logging.WARNING, file: Path | None = None) -> None:
     """Send the station's logs to stderr, and to a rotating file when one is named."""
     _lean()
@@ -148,7 +157,7 @@ def setup(level: int = logging.WARNING, file: Path | None = None) -> None:
     root.handlers.clear()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if file is not None:
-        handlers.append(logging.handlers.RotatingFileHandler(file, maxBytes=5_000_000, backupCount=5, encoding="utf-8"))
+        handlers.append(PrivateRotatingFileHandler(file, maxBytes=5_000_000, backupCount=5, encoding="utf-8"))
     for handler in handlers:
         handler.setFormatter(JsonFormatter())
         root.addHandler(handler)

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
+from . import files
 from .errors import Invalid
 from .store import Device, Product
 
@@ -16,8 +17,21 @@ COLUMNS = ("uci", "display", "product", "batch", "state", "serial", "created")
 FORMATS = ("csv", "json")
 
 
+# A cell that starts with one of these is run as a formula by spreadsheets (OWASP's "CSV Injection"): a serial
+# scanned or sent as `=HYPERLINK(...)`, `+cmd|...`, `@SUM(...)` or `-2+3`, or led by a tab or a carriage return.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _row(device: Device) -> dict[str, object]:
     return {column: getattr(device, column) for column in COLUMNS}
+
+
+def csv_cell(value: object) -> object:
+    """A value as a CSV cell a spreadsheet shows and never runs: text that would start a formula gets a leading
+    single quote (OWASP's rule). Only CSV goes through here: JSON keeps every value exact."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def checked(devices: Iterable[Device]) -> Iterator[Device]:
@@ -35,10 +49,12 @@ def write(devices: Iterable[Device], out: IO[str], fmt: str) -> int:
     devices = checked(devices)
     count = 0
     if fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+        # RFC 4180's CRLF: the csv module quotes only cells holding the line terminator's characters, and a CR
+        # in an unquoted cell (stored by a station of before the field rules) would break the row apart.
+        writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\r\n")
         writer.writeheader()
         for count, device in enumerate(devices, 1):
-            writer.writerow(_row(device))
+            writer.writerow({column: csv_cell(value) for column, value in _row(device).items()})
     else:
         out.write("[")
         for count, device in enumerate(devices, 1):
@@ -48,19 +64,15 @@ def write(devices: Iterable[Device], out: IO[str], fmt: str) -> int:
 
 
 def write_file(devices: Iterable[Device], path: str | os.PathLike[str], fmt: str) -> int:
-    """Write to a file through a temporary name, so that a failed run leaves no half manifest."""
+    """Write to a file whole or not at all (files.replacing): a failed run leaves no half manifest, and a link
+    planted at the name or beside it is never written through."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".part")
     devices = checked(devices)
     try:
-        with open(tmp, "w", encoding="utf-8", newline="") as out:
-            count = write(devices, out, fmt)
-        os.replace(tmp, path)
+        with files.replacing(path) as out:
+            return write(devices, out, fmt)
     except OSError as exc:
         raise Invalid(f"cannot write {path}: {exc.strerror}; check the folder and free space") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-    return count
 
 
 def write_device_files(product: Product, devices: Iterable[Device], folder: str | os.PathLike[str]) -> int:
@@ -70,7 +82,7 @@ def write_device_files(product: Product, devices: Iterable[Device], folder: str 
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for count, device in enumerate(devices, 1):
-            (folder / f"{device.uci}.json5").write_bytes(product.device_file(device.uci))
+            files.write_bytes(folder / f"{device.uci}.json5", product.device_file(device.uci))
     except OSError as exc:
         raise Invalid(f"cannot write device files into {folder}: {exc.strerror}; check the folder and free space") from exc
     return count

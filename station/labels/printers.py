@@ -7,7 +7,6 @@ returns only once the job has been handed over whole.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import config as config_mod
+from .. import files
 from ..errors import Invalid, NotFound, Unavailable
 
 log = logging.getLogger("station.labels")
@@ -121,14 +121,10 @@ def _send_file(printer: Printer, data: bytes, title: str) -> str:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         target = printer.settings["path"] / f"{title}-{stamp}.{printer.format}"
     target = Path(target)
-    part = target.with_name(target.name + ".part")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        part.write_bytes(data)
-        os.replace(part, target)  # whole or not at all
+        files.write_bytes(target, data)  # whole or not at all, never through a planted link
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            part.unlink(missing_ok=True)
         raise Unavailable(f"cannot write the label to {target}: {exc.strerror}; check the folder and its permissions") from exc
     return str(target)
 

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 import click
 
+from .. import terminal
 from ..cli import Station, StationGroup, pass_station
 from ..errors import Invalid, StationError
 from ..store import Device
@@ -49,13 +50,13 @@ def _settings(station: Station, slot_name: str | None, port: str | None, baud: i
 
 
 def _echo(progress: Progress) -> None:
-    click.echo(f"[{progress.slot}] {progress.step}: {progress.message}")
+    click.echo(terminal.escape(f"[{progress.slot}] {progress.step}: {progress.message}"))  # may quote the unit's output
 
 
 def _flash(station: Station, settings: RigSettings, slot: SlotSettings, device: Device) -> None:
     click.echo(f"[{slot.name}] flashing {device.display} on {slot.port}")
     result: FlashResult = flash(station.store, settings, slot, device.uci, progress=_echo)
-    click.echo(result.summary())
+    click.echo(terminal.escape(result.summary()))
     if not result.passed:
         raise click.exceptions.Exit(1)
 
@@ -96,7 +97,7 @@ def run_command(station: Station, product_id: str, serial: str | None, with_labe
     try:
         open_port(slot).close()  # a wrong port fails here, before a claim ID is issued or a label printed
     except StepFailed as exc:
-        click.echo(f"FAIL at {exc.step}: {exc.reason}")
+        click.echo(terminal.escape(f"FAIL at {exc.step}: {exc.reason}"))
         raise click.exceptions.Exit(1) from exc
     device, _ = station.store.issue(product_id, serial=serial, actor=slot.actor)
     click.echo(f"[{slot.name}] issued {device.display} for {product_id}" + (f" (serial {serial})" if serial else ""))
