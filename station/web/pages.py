@@ -100,16 +100,21 @@ def signin() -> ResponseReturnValue:
     try:
         user = accounts.authenticate(runtime().reader(), name, request.form.get("password", ""))
     except StationError as exc:  # a disabled account, with its right password
+        _sign_in_refused(name, "disabled")
         return render_template("signin.html", next=target, error=str(exc), name=name), exc.status
     if user is None:
-        # Only the names of accounts are kept: what was typed may be a password in the wrong field.
-        known = accounts.exists(runtime().reader(), name)
-        details = {"user": name if known else "unknown", "remote": request.remote_addr}  # read here, not in the writer
-        runtime().writer.call(lambda store: store.record(None, "sign-in-refused", "operator", details))
+        _sign_in_refused(name if accounts.exists(runtime().reader(), name) else "unknown")
         return render_template("signin.html", next=target, error="wrong name or password", name=name), 401
     limiter.succeeded(attempt, *keys)
     sessions.sign_in(user)
     return redirect(target)
+
+
+def _sign_in_refused(user: str, reason: str | None = None) -> None:
+    """The refusal's event. Only names of accounts reach it ("unknown" for others): what was typed as a name
+    may be a password in the wrong field, and events are kept for ever."""
+    details = {"user": user, "remote": request.remote_addr, **({"reason": reason} if reason else {})}  # read here, not in the writer
+    runtime().writer.call(lambda store: store.record(None, "sign-in-refused", "operator", details))
 
 
 @bp.post("/signout")

@@ -191,6 +191,8 @@ def test_a_disabled_user_is_signed_out_and_cannot_sign_in(live: Server) -> None:
     assert page.status_code == 302 and write.status_code == 401
     refused = Person(live).sign_in("dan")
     assert refused.status_code == 403 and "disabled" in refused.text
+    assert count(live.db, "SELECT count(*) FROM events WHERE kind = 'sign-in-refused' AND json_extract(details, '$.user') = 'dan' "
+                          "AND json_extract(details, '$.reason') = 'disabled'") == 1
     assert re.search(r"dan\s+operator\s+no", station(live.data_dir, "user", "list").stdout)
     station(live.data_dir, "user", "enable", "dan")
     assert Person(live).sign_in("dan").status_code == 302
