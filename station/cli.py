@@ -159,12 +159,16 @@ def echo_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 @pass_station
 def generate(station: Station, product_id: str, count: int, batch_name: str | None, csv_file: str | None,
              json_file: str | None, device_json: str | None) -> None:
-    """Issue COUNT claim IDs in one batch, durably, and write the manifests."""
+    """Issue COUNT claim IDs in one batch, durably, and write the manifests.
+
+    The batch is committed in short transactions beside a live line and is usable once complete; an
+    interrupted one is named by `station stats` and finished by `station batch resume` or `station batch void`.
+    """
     store = station.store
     with progress_bar(count, "issuing") as update:
         batch = store.generate_batch(product_id, count, name=batch_name, actor="cli", progress=update)
     click.echo(f"issued {batch.count} claim IDs for {batch.product} in batch {batch.name}")
-    # Manifests are written from the database after the commit: only stored UCIs reach a file.
+    # Manifests are written from the database once the batch is complete: only stored UCIs reach a file.
     for path, fmt in ((csv_file, "csv"), (json_file, "json")):
         if path:
             manifest.write_file(store.devices(batch=batch.name), path, fmt)
@@ -172,6 +176,33 @@ def generate(station: Station, product_id: str, count: int, batch_name: str | No
     if device_json:
         manifest.write_device_files(store.product(product_id), store.devices(batch=batch.name), device_json)
         click.echo(f"wrote {batch.count} device files into {device_json}")
+
+
+@cli.group(cls=StationGroup)
+def batch() -> None:
+    """Batches whose generation was interrupted (`station stats` names them): finish them or give them up."""
+
+
+@batch.command("resume")
+@click.argument("name")
+@pass_station
+def batch_resume(station: Station, name: str) -> None:
+    """Issue the claim IDs the batch NAME still lacks and mark it complete."""
+    store = station.store
+    lacking = store.batch(name)
+    with progress_bar(lacking.count - lacking.issued, "issuing") as update:
+        done = store.resume_batch(name, actor="cli", progress=update)
+    click.echo(f"batch {done.name} is complete: {done.count} claim IDs for {done.product}")
+
+
+@batch.command("void")
+@click.argument("name")
+@click.option("--reason", required=True, help="Why the batch is given up (recorded).")
+@pass_station
+def batch_void(station: Station, name: str, reason: str) -> None:
+    """Give up the incomplete batch NAME: its devices become void and their claim IDs are never issued again."""
+    done = station.store.void_batch(name, reason, actor="cli")
+    click.echo(f"voided batch {done.name}: its {done.issued} devices are void")
 
 
 # --- look-ups and corrections -----------------------------------------------------------------------------
@@ -221,9 +252,12 @@ def export(station: Station, product: str | None, batch: str | None, state: str 
 @cli.command()
 @pass_station
 def stats(station: Station) -> None:
-    """Device counts by product, batch and state."""
+    """Device counts by product, batch and state, and the batches that are incomplete."""
     rows = [(r["product"], r["batch"] or "-", r["state"], str(r["devices"])) for r in station.store.stats()]
     echo_table(("product", "batch", "state", "devices"), rows)
+    for unsettled in station.store.batches():
+        if not unsettled.complete:
+            click.echo(unsettled.incomplete())
 
 
 @cli.command()

@@ -12,11 +12,12 @@ import json
 import logging
 import secrets
 import sqlite3
+import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Generator, Iterator
 
 import sqlite_utils
 
@@ -25,6 +26,8 @@ from .errors import Conflict, Invalid, NotFound, StationError, Unavailable
 
 APPLICATION_ID = 0x53544E31  # "STN1": marks the file as a station database
 CHUNK = 50_000  # UCIs per bulk INSERT: one JSON array bound once, sorted by SQLite for sequential B-tree inserts
+HOLD_SHARE = 3  # a batch holds the write lock for at most this fraction (1/3) of the busy timeout other writers wait
+GIVE_WAY = 0.12  # s a batch leaves the lock free between its transactions: longer than SQLite's longest busy poll (0.1 s)
 TRIES = 100  # draws (or bulk chunks) in a row that store nothing new before a product's IDs count as used up
 RELEASED = "its claim ID was voided; the unit gets a new one"  # why a key leaves a void device
 REPEAT_WINDOW = 24 * 3600.0  # seconds after its issue that a unit still in the factory gets its UCI again by its hardware key
@@ -72,6 +75,27 @@ class RepeatRefused(Conflict):
 
 def _used_up(product: "Product") -> Unavailable:
     return Unavailable(f"product {product.id} has run out of fresh claim IDs at {product.bits} bits; use more bits")
+
+
+def _draws(product: "Product", count: int) -> Generator[list[str], int, None]:
+    """``count`` fresh UCIs in key order, as sorted lists of at most CHUNK; send back how many of each list were
+    stored, and the shortfall (UCIs already used, or drawn twice) is drawn again in the same range.
+
+    Drawing how many UCIs start with each symbol (one CSPRNG symbol per UCI), then the rest of each UCI, gives
+    the same UCIs as drawing them whole and sorting them (every symbol is uniform and independent, DESIGN.md 1),
+    with one range in memory at a time.
+    """
+    firsts = "".join(uci.generate_many(-(-count // uci.symbols(product.bits)), product.bits))[:count]
+    for symbol in uci.ALPHABET:
+        wanted, fruitless = firsts.count(symbol), 0
+        while wanted:
+            codes = sorted([symbol + code[1:] for code in uci.generate_many(wanted, product.bits)])
+            before = wanted
+            for i in range(0, len(codes), CHUNK):
+                wanted -= yield codes[i : i + CHUNK]
+            fruitless = 0 if wanted < before else fruitless + 1
+            if fruitless == TRIES:
+                raise _used_up(product)
 
 
 def now() -> str:
@@ -138,6 +162,13 @@ class Batch:
     created: str
     actor: str
     complete: bool = True  # False while a batch's chunks are being committed, or when that was interrupted
+    issued: int = 0  # UCIs stored so far: ``count`` once complete
+
+    def incomplete(self) -> str:
+        """Why an incomplete batch cannot be used yet, and what finishes it (refusals and `station stats` say it)."""
+        return (f"batch {self.name!r} is incomplete ({self.issued:,} of {self.count:,} claim IDs stored: its generation was "
+                f"interrupted, or is still running); `station batch resume {self.name}` finishes it, "
+                f"`station batch void {self.name} --reason TEXT` gives it up")
 
 
 @dataclass(frozen=True)
@@ -229,8 +260,15 @@ def _v2(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE batches ADD COLUMN complete INTEGER NOT NULL DEFAULT 1")
 
 
+def _v3(db: sqlite_utils.Database) -> None:
+    """Batches count the UCIs they hold, under the write lock, so that resuming an interrupted batch (even by
+    two commands at once) stops exactly at its count without counting millions of rows per chunk."""
+    db.execute("ALTER TABLE batches ADD COLUMN issued INTEGER NOT NULL DEFAULT 0")
+    db.execute("UPDATE batches SET issued = count")
+
+
 # Each migration moves the schema one version up; they run in order inside one transaction.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -257,6 +295,7 @@ class Store:
 
     def __init__(self, path: str | Path, *, timeout: float = 5.0) -> None:
         self.path = Path(path)
+        self.timeout = timeout  # how long this connection waits for another's write lock (a batch holds it for less)
         try:
             conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -419,59 +458,143 @@ class Store:
 
     def generate_batch(self, product_id: str, count: int, *, name: str | None = None, actor: str = "cli",
                        progress: Callable[[int], None] | None = None) -> Batch:
-        """Issue ``count`` UCIs in one durable transaction with one event for the batch.
+        """Issue ``count`` UCIs as one batch, committed in short transactions (``_fill``), with one event at the end.
 
-        UCIs are bound a chunk at a time as one JSON array; a UCI that is already stored (or drawn twice) is
-        ignored by the insert and drawn again, so none is ever reused.
+        The batch row is committed first, incomplete: until its last UCI is in, the batch cannot be used
+        (``usable_batch``: no labels, manifests, exports by batch or moves of its devices) and `station stats`
+        names it, so that an interrupted batch is finished (``resume_batch``) or given up (``void_batch``),
+        never used by halves.
         """
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise Invalid(f"count must be a whole number of at least 1, not {count!r}")
         product = self._issuable(product_id)
         created = now()
         name = name or f"{product_id}-{created[:19].replace(':', '').replace('-', '')}"
-        # The product was checked and the batch is created in this transaction, so per-row foreign key
-        # look-ups would only repeat that work (they cost about a quarter of the insert time).
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM batches WHERE name = ?", (name,)).fetchone():
+                raise Conflict(f"batch name {name!r} is already used; choose another with --batch")
+            conn.execute(
+                "INSERT INTO batches(name, product, count, created, actor, complete, issued) VALUES (?, ?, ?, ?, ?, 0, 0)",
+                (name, product.id, count, created, actor),
+            )
+        return self._fill(self.batch(name), actor, progress)
+
+    def resume_batch(self, name: str, *, actor: str = "cli", progress: Callable[[int], None] | None = None) -> Batch:
+        """Finish an interrupted batch: issue the UCIs it still lacks, then mark it complete with its event."""
+        batch = self.batch(name)
+        if batch.complete:
+            raise Conflict(f"batch {name!r} is complete ({batch.count:,} claim IDs); there is nothing to resume")
+        return self._fill(batch, actor, progress)
+
+    def void_batch(self, name: str, reason: str, *, actor: str = "cli") -> Batch:
+        """Give up an incomplete batch: its devices become void (their UCIs are never issued again), with one
+        ``batch-voided`` event that each device's history shows; the batch then counts as settled."""
+        if not reason or not reason.strip():
+            raise Invalid("voiding a batch needs a reason (--reason)")
+        batch = self.batch(name)
+        if batch.complete:
+            raise Conflict(f"batch {name!r} is complete; void its devices one by one with `station void CODE --reason TEXT`")
+        void, issued = lifecycle.void(lifecycle.STATES[0]), lifecycle.STATES[0]  # the one state an incomplete batch holds
+        last = voided = 0
+        while True:  # short transactions, as the batch was made: a live line keeps its turns at the lock
+            with self.transaction() as conn:
+                self._unsettled(conn, batch)
+                began, upto = time.monotonic(), last
+                while upto is not None and time.monotonic() - began < self._hold():
+                    last = upto
+                    upto = conn.execute(
+                        "SELECT max(rowid) FROM (SELECT rowid FROM devices WHERE batch = ? AND rowid > ? ORDER BY rowid LIMIT ?)",
+                        (batch.id, last, CHUNK)).fetchone()[0]
+                    if upto is not None:
+                        voided += conn.execute(
+                            "UPDATE devices SET state = ?, updated = ? WHERE batch = ? AND rowid > ? AND rowid <= ? AND state = ?",
+                            (void, now(), batch.id, last, upto, issued)).rowcount
+                if upto is None:
+                    conn.execute("UPDATE batches SET complete = 1 WHERE id = ?", (batch.id,))
+                    self._event(conn, "batch-voided", actor, {"reason": reason.strip(), "devices": voided,
+                                                              "count": batch.count}, batch=batch.id)
+                    return self.batch(name)
+            time.sleep(GIVE_WAY)
+
+    def _hold(self) -> float:
+        """Seconds a batch may hold the write lock at a time: well inside the busy timeout other writers wait."""
+        return max(self.timeout / HOLD_SHARE, 0.01)
+
+    def _unsettled(self, conn: sqlite3.Connection, batch: Batch) -> int:
+        """How many UCIs the incomplete batch holds, read under the write lock; refused once another command
+        completed or voided it."""
+        row = conn.execute("SELECT complete, issued FROM batches WHERE id = ?", (batch.id,)).fetchone()
+        if row is None or row[0]:
+            raise Conflict(f"batch {batch.name!r} was completed or voided by another command meanwhile; `station stats` shows it")
+        return row[1]
+
+    def _fill(self, batch: Batch, actor: str, progress: Callable[[int], None] | None) -> Batch:
+        """Store the UCIs an incomplete batch lacks, in transactions of at most ``_hold()`` seconds each with a
+        pause of ``GIVE_WAY`` between them, so that the server's writer and the line get the lock in time
+        (they wait ``database_timeout``); the last one marks the batch complete and writes ``batch-issued``.
+
+        UCIs come in key order (``_draws``), so each transaction inserts into one range of the UCI index: the
+        index is written about once per batch, not once per transaction, whatever the registry's size.
+        """
+        product = self._issuable(batch.product)
+        insert = ("INSERT OR IGNORE INTO devices(uci, product, batch, state) "
+                  "SELECT value, ?, ?, 'issued' FROM json_each(?) ORDER BY value")
+        draws = _draws(product, batch.count - batch.issued)
+        part, redrawn = next(draws), 0
+        # The product was checked and the batch row exists, so per-row foreign key look-ups would only repeat
+        # that work (they cost about a quarter of the insert time).
         self.conn.execute("PRAGMA foreign_keys=OFF")
         try:
-            with self.transaction() as conn:
-                if conn.execute("SELECT 1 FROM batches WHERE name = ?", (name,)).fetchone():
-                    raise Conflict(f"batch name {name!r} is already used; choose another with --batch")
-                if conn.execute("SELECT 1 FROM products WHERE id = ?", (product_id,)).fetchone() is None:
-                    raise NotFound(f"unknown product {product_id!r}: it was removed while the batch started")
-                batch_id = conn.execute(
-                    "INSERT INTO batches(name, product, count, created, actor) VALUES (?, ?, ?, ?, ?)",
-                    (name, product_id, count, created, actor),
-                ).lastrowid
-                insert = (
-                    "INSERT OR IGNORE INTO devices(uci, product, batch, state) "
-                    "SELECT value, ?, ?, 'issued' FROM json_each(?) ORDER BY value"
-                )
-                done = redrawn = fruitless = 0
-                while done < count:
-                    wanted = min(CHUNK, count - done)
-                    codes = json.dumps(uci.generate_many(wanted, product.bits))
-                    stored = conn.execute(insert, (product_id, batch_id, codes)).rowcount
-                    redrawn += wanted - stored
-                    done += stored
-                    fruitless = 0 if stored else fruitless + 1
-                    if fruitless == TRIES:
-                        raise _used_up(product)
-                    if progress:
-                        progress(stored)
-                self._event(conn, "batch-issued", actor, {"product": product_id, "count": count, "redrawn": redrawn},
-                            batch=batch_id, time=created)
+            while True:
+                with self.transaction() as conn:
+                    issued = self._unsettled(conn, batch)
+                    began, added = time.monotonic(), 0
+                    while issued < batch.count and time.monotonic() - began < self._hold():
+                        part = part[: batch.count - issued]  # another command resuming it may have added some
+                        stored = conn.execute(insert, (product.id, batch.id, json.dumps(part))).rowcount
+                        issued, added, redrawn = issued + stored, added + stored, redrawn + len(part) - stored
+                        if issued < batch.count:
+                            part = draws.send(stored)
+                    conn.execute("UPDATE batches SET issued = ? WHERE id = ?", (issued, batch.id))
+                    if issued == batch.count:
+                        conn.execute("UPDATE batches SET complete = 1 WHERE id = ?", (batch.id,))
+                        self._event(conn, "batch-issued", actor, {"product": product.id, "count": batch.count,
+                                                                  "redrawn": redrawn}, batch=batch.id)
+                if progress:
+                    progress(added)
+                if issued == batch.count:
+                    return self.batch(batch.name)
+                time.sleep(GIVE_WAY)
+        except StationError as exc:
+            raise type(exc)(f"{exc}; {self.batch(batch.name).incomplete()}") from exc
         finally:
             self.conn.execute("PRAGMA foreign_keys=ON")
-        return Batch(batch_id, name, product_id, count, created, actor)
+
+    @staticmethod
+    def _batch(row: dict[str, Any]) -> Batch:
+        return Batch(**{**row, "complete": bool(row["complete"])})
 
     def batch(self, name: str) -> Batch:
         for row in self._query("SELECT * FROM batches WHERE name = ?", (name,)):
-            return Batch(**{**row, "complete": bool(row["complete"])})
+            return self._batch(row)
         raise NotFound(f"unknown batch {name!r}: `station stats` lists the batches")
+
+    def _usable_batch_of(self, conn: sqlite3.Connection, batch_id: int) -> None:
+        """Refuse a move of a device whose batch is incomplete (voiding it stays allowed)."""
+        row = conn.execute("SELECT name FROM batches WHERE id = ? AND NOT complete", (batch_id,)).fetchone()
+        if row is not None:
+            raise Conflict(self.batch(row[0]).incomplete())
+
+    def usable_batch(self, name: str) -> Batch:
+        """The batch, if it is complete: the one check before its devices are labelled, exported or listed."""
+        found = self.batch(name)
+        if not found.complete:
+            raise Conflict(found.incomplete())
+        return found
 
     def batches(self, product: str | None = None) -> list[Batch]:
         where, params = ("WHERE product = ?", (product,)) if product else ("", ())
-        return [Batch(**{**r, "complete": bool(r["complete"])}) for r in self._query(f"SELECT * FROM batches {where} ORDER BY id", params)]
+        return [self._batch(r) for r in self._query(f"SELECT * FROM batches {where} ORDER BY id", params)]
 
     # --- devices ------------------------------------------------------------------------------------------
 
@@ -514,7 +637,7 @@ class Store:
 
     def devices(self, *, product: str | None = None, batch: str | None = None, state: str | None = None,
                 serial: str | None = None, limit: int | None = None, offset: int = 0) -> Iterator[Device]:
-        """Devices in issue order, filtered; a generator, so that exports of millions stream."""
+        """Devices in issue order, filtered; an iterator, so that exports of millions stream."""
         clauses, params = [], []
         if product:
             self.product(product)
@@ -522,7 +645,9 @@ class Store:
             params.append(product)
         if batch:
             clauses.append("d.batch = ?")
-            params.append(self.batch(batch).id)
+            params.append(self.usable_batch(batch).id)
+        else:  # a batch is all or nothing: none of its devices is listed before it is complete
+            clauses.append("(d.batch IS NULL OR b.complete)")
         if state:
             clauses.append("d.state = ?")
             params.append(lifecycle.check_state(state))
@@ -533,8 +658,7 @@ class Store:
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
             params += [limit, offset]
-        for row in self._query(sql, params):
-            yield self._device(row)
+        return (self._device(row) for row in self._query(sql, params))  # the filters are checked before the first row
 
     def issue(self, product_id: str, *, serial: str | None = None, hwkey: str | None = None,
               idempotency_key: str | None = None, remote: str = "", actor: str = "operator", kind: str = "issued",
@@ -702,11 +826,13 @@ class Store:
         refusals: list[StationError] = []
         with self.transaction() as conn:
             for code, kind in moves:
-                row = conn.execute("SELECT state FROM devices WHERE uci = ?", (code,)).fetchone()
+                row = conn.execute("SELECT state, batch FROM devices WHERE uci = ?", (code,)).fetchone()
                 try:
                     if row is None:
                         raise NotFound(f"no device has claim ID {code}")
                     new = rule(row[0])
+                    if row[1] is not None and new != lifecycle.VOID:
+                        self._usable_batch_of(conn, row[1])
                 except StationError as exc:
                     refusals.append(exc if row is None else type(exc)(f"{code}: {exc}"))
                     self._event(conn, "refused", actor, {**details, "attempted": kind, "reason": str(exc)}, code=code)

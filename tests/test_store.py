@@ -72,17 +72,19 @@ def test_batch_bad_input_changes_nothing(store: Store) -> None:
 
 
 def test_colliding_ids_are_drawn_again_never_reused(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = uci.generate_many
+    planned: list[list[str]] = []
+
+    def drawing(count: int, bits: int = 80) -> list[str]:
+        # A batch draws its UCIs' first symbols, then the rest of each range's UCIs; planned draws come first.
+        return planned.pop(0)[:count] if planned else real(count, bits)
+
+    monkeypatch.setattr(store_mod.uci, "generate_many", drawing)
+    planned.append(["D" * 16])  # the first symbols: all five UCIs start with D
     store.generate_batch(PRODUCT, 5, name="old")
     old = {d.uci: d for d in store.devices(batch="old")}
-    real = uci.generate_many
-    draws = iter([list(old)[:3] + ["DUPLICATEDUPLICA", "DUPLICATEDUPLICA"]])
-
-    def colliding(count: int, bits: int = 80) -> list[str]:
-        # The first draw repeats three stored IDs and one ID twice; later draws are the real generator.
-        first = next(draws, None)
-        return first[:count] if first is not None else real(count, bits)
-
-    monkeypatch.setattr(store_mod.uci, "generate_many", colliding)
+    # The new batch's first draw of its D range repeats three stored IDs and one ID twice.
+    planned += [["D" * 16], list(old)[:3] + ["DUPLICATEDUPLICA", "DUPLICATEDUPLICA"]]
     batch = store.generate_batch(PRODUCT, 5, name="new")
     new = [d.uci for d in store.devices(batch="new")]
     assert len(new) == 5 == len(set(new))
@@ -191,11 +193,13 @@ def test_a_locked_database_is_a_clear_error_and_changes_nothing(store: Store) ->
 def test_a_full_database_is_a_clear_error_and_stores_nothing(store: Store) -> None:
     pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
     store.conn.execute(f"PRAGMA max_page_count={pages + 5}")
-    with pytest.raises(Unavailable, match="full"):
-        store.generate_batch(PRODUCT, 20_000)
+    with pytest.raises(Unavailable, match="full.*batch 'big' is incomplete .*station batch resume big"):
+        store.generate_batch(PRODUCT, 20_000, name="big")
     store.conn.execute("PRAGMA max_page_count=1073741823")
     assert store.conn.execute("SELECT count(*) FROM devices").fetchone()[0] == 0
-    assert store.conn.execute("SELECT count(*) FROM batches").fetchone()[0] == 0
+    batch = store.batch("big")  # committed first, incomplete: resumed once there is room, or voided
+    assert (batch.complete, batch.issued) == (False, 0)
+    assert store.resume_batch("big").issued == 20_000
 
 
 def test_other_files_are_refused(tmp_path: Path) -> None:
@@ -321,22 +325,27 @@ def test_the_daily_counts_use_the_kind_time_index(store: Store) -> None:
 
 
 def test_a_batch_that_draws_only_stored_ids_gives_up(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    store.generate_batch(PRODUCT, 5, name="old")
-    old = [d.uci for d in store.devices(batch="old")]
-    before = dump(store.path)
+    real = uci.generate_many
     draws = []
 
     def stale(count: int, bits: int = 80) -> list[str]:
+        # The first symbols of every UCI are D; the old batch's D range is drawn for real, every later one is stale.
         draws.append(count)
         assert len(draws) <= 1000, "the batch draws forever"
-        return old[:count]
+        if len(draws) in (1, 3):
+            return ["D" * 16] * count
+        return real(count, bits) if len(draws) == 2 else old[:count]
 
     monkeypatch.setattr(store_mod.uci, "generate_many", stale)
-    with pytest.raises(Unavailable, match="run out of fresh claim IDs at 80 bits"):
+    store.generate_batch(PRODUCT, 5, name="old")
+    old = [d.uci for d in store.devices(batch="old")]
+    before = [line for line in dump(store.path) if "INSERT INTO \"devices\"" in line]
+    with pytest.raises(Unavailable, match="run out of fresh claim IDs at 80 bits.*batch 'new' is incomplete"):
         store.generate_batch(PRODUCT, 3, name="new")
-    assert len(draws) == store_mod.TRIES
-    assert dump(store.path) == before
+    assert len(draws) == 3 + store_mod.TRIES
+    assert [line for line in dump(store.path) if "INSERT INTO \"devices\"" in line] == before
     assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert store.void_batch("new", "no fresh claim IDs left").complete
 
 
 def test_a_serial_whose_claim_id_was_voided_gets_a_new_one(store: Store) -> None:

@@ -112,7 +112,10 @@ SCHEMAS: dict[str, Any] = {
     "Batch": {
         "type": "object", "required": ["id", "name", "product", "count", "created", "actor"],
         "properties": {"id": {"type": "integer"}, "name": _TEXT, "product": _TEXT, "count": {"type": "integer"},
-                       "created": _TEXT, "actor": _TEXT},
+                       "created": _TEXT, "actor": _TEXT,
+                       "complete": {"type": "boolean", "description": "False until every claim ID is stored; "
+                                    "an incomplete batch's devices cannot be used yet."},
+                       "issued": {"type": "integer", "description": "Claim IDs stored so far (count once complete)."}},
     },
     "Batches": {"type": "object", "required": ["batches"], "properties": {"batches": {"type": "array", "items": _ref("Batch")}}},
     "Device": {

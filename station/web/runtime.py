@@ -27,8 +27,9 @@ class Runtime:
     def __init__(self, config: Config, writer: HubClient | None = None) -> None:
         """``writer``: a worker process's way to the main process's writer; else this runtime opens the writer."""
         self.config = config
+        self.timeout = float(config.get("database_timeout"))  # a batch beside the line holds the lock for less
         self.hardware_keys = self._hardware_keys(config.get("hardware_keys"))
-        self.writer: Writer | HubClient = writer or Writer(config.db_path)
+        self.writer: Writer | HubClient = writer or Writer(config.db_path, timeout=self.timeout)
         self._local = threading.local()
         self._readers: list[Store] = []
         self._lock = threading.Lock()
@@ -49,7 +50,7 @@ class Runtime:
         """This thread's read connection, opened on its first use."""
         store = getattr(self._local, "store", None)
         if store is None:
-            store = self._local.store = Store.open(self.config.db_path)
+            store = self._local.store = Store.open(self.config.db_path, timeout=self.timeout)
             with self._lock:
                 self._readers.append(store)
         return store

@@ -50,8 +50,9 @@ class Job(NamedTuple):
 class Writer:
     """Runs every write of the service on one thread; issuance requests are committed in groups."""
 
-    def __init__(self, db_path: Path) -> None:
-        self._store = Store.open(db_path)  # opened here, so that a bad database fails at start-up
+    def __init__(self, db_path: Path, timeout: float = 5.0) -> None:
+        """``timeout``: seconds to wait for another process's write lock (database_timeout)."""
+        self._store = Store.open(db_path, timeout=timeout)  # opened here, so that a bad database fails at start-up
         self._queue: queue.SimpleQueue[tuple[Any, Any] | None] = queue.SimpleQueue()
         self._attached: queue.SimpleQueue[Connection] = queue.SimpleQueue()
         self._wake, self._waker = socket.socketpair()  # a byte on it: look at the queues
