@@ -139,9 +139,20 @@
     box.querySelector(".void").addEventListener("click", act("void", "Why void this claim ID for good?"));
   });
 
-  const source = new EventSource("/line/events");
-  source.addEventListener("tile", (event) => render(JSON.parse(event.data)));
-  source.onerror = () => { if (source.readyState === EventSource.CLOSED) problem("lost the station: reload the page"); };
+  // The browser reconnects a dropped stream itself, but gives up on a refusal (503: enough pages already
+  // follow the line, or the station restarts): then this page tries again every few seconds.
+  const LOST = "not following the line now (too many open line pages, or the station is restarting): trying again…";
+  function follow() {
+    const source = new EventSource("/line/events");
+    source.addEventListener("tile", (event) => render(JSON.parse(event.data)));
+    source.onopen = () => { if ($("problem").textContent === LOST) problem(""); };
+    source.onerror = () => {
+      if (source.readyState !== EventSource.CLOSED) return;
+      problem(LOST);
+      setTimeout(follow, 5000);
+    };
+  }
+  follow();
 
   select($("slot").value);
   refreshCounts();
