@@ -56,3 +56,27 @@ def test_user_commands(tmp_path: Path) -> None:
     assert "ann   admin" in listed.stdout
     with Store.open(Path(data) / "station.db") as store:
         assert accounts.authenticate(store, "ann", "a good password") is not None
+
+
+def test_sessions_are_rows_that_end(store: Store) -> None:
+    accounts.add_user(store, "eve", "operator", "long enough")
+    token = accounts.open_session(store, "eve")
+    assert accounts.session_user(store, token) == accounts.User("eve", "operator")
+    assert accounts.session_user(store, token + "x") is None
+    stored = store.conn.execute("SELECT id, expires FROM sessions WHERE user = 'eve'").fetchall()
+    assert len(stored) == 1 and token not in stored[0][0]  # only its hash is kept
+    store.conn.execute("UPDATE sessions SET expires = '2000-01-01T00:00:00.000Z'")  # a shift long past
+    assert accounts.session_user(store, token) is None
+    again = accounts.open_session(store, "eve")  # a new sign-in sweeps expired rows
+    assert store.conn.execute("SELECT count(*) FROM sessions").fetchone()[0] == 1
+    accounts.set_enabled(store, "eve", False)
+    assert accounts.session_user(store, again) is None and store.conn.execute("SELECT count(*) FROM sessions").fetchone()[0] == 0
+    with pytest.raises(Forbidden, match="disabled"):
+        accounts.authenticate(store, "eve", "long enough")
+    with pytest.raises(Forbidden, match="disabled"):
+        accounts.open_session(store, "eve")
+    assert accounts.authenticate(store, "eve", "wrong password") is None  # a disabled account tells nothing to guessers
+    accounts.set_enabled(store, "eve", True)
+    token = accounts.open_session(store, "eve")
+    accounts.end_session(store, token)
+    assert accounts.session_user(store, token) is None
