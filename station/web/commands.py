@@ -24,7 +24,7 @@ def token_create(station: Station, name: str, scopes: tuple[str, ...]) -> None:
     granted = scopes or DEFAULT_SCOPES
     secret = station.store.create_token(name, granted, actor="cli")
     click.echo(secret)
-    click.echo(f"token {name!r} created with scope {' '.join(dict.fromkeys(granted))}; keep it now, it cannot be shown "
+    click.echo(f"token {name!r} created with scopes {' '.join(s for s in TOKEN_SCOPES if s in granted)}; keep it now, it cannot be shown "
                f"again (send it as `Authorization: Bearer <token>`)", err=True)
 
 
