@@ -14,11 +14,12 @@ before any reply carries it, and a request that gives up after ``ANSWER_TIMEOUT`
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable
-from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection, Listener, answer_challenge, deliver_challenge
 from typing import Any, NoReturn, TypeVar
 
@@ -32,6 +33,11 @@ log = logging.getLogger("station.web")
 
 # Seconds a request waits more once it has cancelled: a write under way ends within the database's busy timeout.
 OVERDUE = ANSWER_TIMEOUT
+# A worker's thread answers the handshake at once; a caller that does not within this many seconds is dropped, and
+# at most MAX_HANDSHAKES run at a time (later callers wait in the listening queue): local programs that connect
+# and say nothing hold neither threads nor file descriptors of the main process for long.
+HANDSHAKE_TIMEOUT = 3.0
+MAX_HANDSHAKES = 32
 STUCK = (f"the station's database writer has not answered for {ANSWER_TIMEOUT + OVERDUE:.0f} s (a slow disk, or another "
          f"program holding the database); try again: a unit that sends its hardware key or an Idempotency-Key gets "
          f"the same UCI")
@@ -49,6 +55,7 @@ class Hub:
         self._listener = Listener()
         self.address = self._listener.address
         self._closed = False
+        self._handshakes = threading.BoundedSemaphore(MAX_HANDSHAKES)
         threading.Thread(target=self._accept, name="station-hub", daemon=True).start()
 
     def close(self) -> None:
@@ -58,9 +65,11 @@ class Hub:
 
     def _accept(self) -> None:
         while not self._closed:
+            self._handshakes.acquire()  # a slot frees within HANDSHAKE_TIMEOUT
             try:
                 conn = self._listener.accept()
             except OSError:
+                self._handshakes.release()
                 if not self._closed:  # out of file descriptors, say: the next accept may well succeed
                     log.warning("hub could not accept a worker's connection", exc_info=True)
                     time.sleep(0.1)
@@ -68,13 +77,71 @@ class Hub:
             threading.Thread(target=self._admit, args=(conn,), name="station-hub-conn", daemon=True).start()
 
     def _admit(self, conn: Connection) -> None:
+        """The handshake, bounded: a caller without this run's key, or that does not answer in time, gets nothing."""
+        deadline = _Deadline(conn, time.monotonic() + HANDSHAKE_TIMEOUT)
         try:
-            deliver_challenge(conn, self.authkey)
-            answer_challenge(conn, self.authkey)
-        except (AuthenticationError, EOFError, OSError):  # a caller without this run's key gets nothing
+            deliver_challenge(deadline, self.authkey)  # type: ignore[arg-type]  # it uses send_bytes and recv_bytes
+            answer_challenge(deadline, self.authkey)  # type: ignore[arg-type]
+            admitted = deadline.finish()
+        except Exception:  # a caller that breaks the handshake in any way gets nothing
+            deadline.finish()
+            admitted = False
+        try:
+            if admitted:
+                self.writer.attach(conn)
+            else:
+                conn.close()
+        finally:
+            self._handshakes.release()
+
+
+class _Deadline:
+    """The part of a connection that the handshake uses, every read waiting at most until the deadline. A caller
+    that sent part of a message would still hold the read: a timer then shuts the connection, which ends the read."""
+
+    def __init__(self, conn: Connection, deadline: float) -> None:
+        self.conn, self.deadline = conn, deadline
+        self._lock = threading.Lock()
+        self._over = False  # the handshake ended, or the timer shut the connection
+        self._timer = threading.Timer(HANDSHAKE_TIMEOUT, self._shut)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def send_bytes(self, data: bytes) -> None:
+        self.conn.send_bytes(data)
+
+    def recv_bytes(self, maxlength: int | None = None) -> bytes:
+        left = self.deadline - time.monotonic()
+        if left <= 0 or not self.conn.poll(left):
+            raise TimeoutError(f"no answer to the hub's handshake within {HANDSHAKE_TIMEOUT:g} s")
+        return self.conn.recv_bytes(maxlength)
+
+    def finish(self) -> bool:
+        """End the handshake's time; True if it ended before the deadline (the connection is intact)."""
+        self._timer.cancel()
+        with self._lock:
+            intact, self._over = not self._over, True
+        return intact
+
+    def _shut(self) -> None:
+        with self._lock:
+            if self._over:
+                return
+            self._over = True
+        _shutdown(self.conn)
+
+
+def _shutdown(conn: Connection) -> None:
+    """End a read under way on ``conn`` from another thread: shutting its socket wakes it (closing alone may
+    not); a Windows pipe's read ends when its handle is closed."""
+    try:
+        if os.name == "nt":
             conn.close()
-            return
-        self.writer.attach(conn)
+        else:
+            with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed by its handshake
+        pass
 
 
 class HubClient:

@@ -341,3 +341,32 @@ def test_a_workers_direct_line_is_the_line_its_logging_would_write(monkeypatch: 
 
     monkeypatch.setattr(logs, "_direct", None)  # the main process, or a station of one process
     assert not logs.direct(logger, "request", fields)
+
+
+def test_callers_that_never_finish_the_handshake_are_dropped_and_a_worker_still_connects(
+        hub: Hub, client: HubClient, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Local programs that connect and say nothing, or half a message, hold a handshake for HANDSHAKE_TIMEOUT at most,
+    at most MAX_HANDSHAKES at once: the main process's threads stay bounded and every caller is dropped."""
+    monkeypatch.setattr(hub_module, "HANDSHAKE_TIMEOUT", 0.5)
+    callers = []
+    most = 0
+    for n in range(3 * hub_module.MAX_HANDSHAKES):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        callers.append(sock)
+        in_thread(lambda: sock.connect(hub.address))  # waits in the listening queue while every handshake is taken
+        sock.settimeout(WAIT)
+        if n % 2:
+            sock.sendall((1000).to_bytes(4, "big")[:2])  # half a message's length: its read would wait for ever
+        most = max(most, sum(t.name == "station-hub-conn" for t in threading.enumerate()))
+    assert most <= hub_module.MAX_HANDSHAKES + 2  # and perhaps a thread or two that has given back its slot and is ending
+    code, created = in_thread(lambda: client.issue(product_id=PRODUCT, hwkey="mac:after-silent-callers"), timeout=WAIT * 3)
+    assert created and devices_with(data_dir / "station.db", "uci", code) == 1
+    for sock in callers:
+        with sock:
+            received = b""
+            while chunk := sock.recv(4096):  # the hub's challenge, then the end: it has dropped this caller
+                received += chunk
+            assert received and len(received) < 100
+    for thread in [t for t in threading.enumerate() if t.name == "station-hub-conn"]:
+        thread.join(WAIT)  # each ends once its caller is dropped
+        assert not thread.is_alive()
