@@ -12,9 +12,10 @@ import logging
 import re
 import threading
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
 import serial
+from serial import rfc2217
 
 from .errors import Cancelled, PortLost, StepFailed, StepTimeout
 from .settings import SlotSettings
@@ -26,45 +27,70 @@ KEEP = 65536  # bytes of unmatched console output kept (boot logs can be long)
 SETTLE = 0.1  # seconds of silence after which an unfinished line is taken for a prompt
 
 
-# pyserial's RFC 2217 client refuses a write timeout (NotImplementedError at open): its writes are bounded by
-# the timeout of its socket instead (see _bound_writes).
-NO_WRITE_TIMEOUT = ("rfc2217",)
-# The rig never reads the modem lines, and an RFC 2217 server whose device cannot set DTR or RTS (a
-# pseudo-terminal, a virtual machine's console) never confirms them: pyserial then fails the open after 3 s.
-# Not waiting for those confirmations is pyserial's own option.
-RFC2217_OPTION = "ign_set_control"
+class _Rfc2217(rfc2217.Serial):
+    """pyserial's RFC 2217 client, made to behave as the rig's other ports do.
+
+    - A write timeout: pyserial refuses one (NotImplementedError at open) and sends with ``sendall`` on its
+      socket, bounded only by the socket's timeout; that timeout becomes the write timeout, and running out
+      of it is the SerialTimeoutException other ports raise.
+    - Modem lines: the rig never reads them, and a server whose device cannot set DTR or RTS (a
+      pseudo-terminal, a virtual machine's console) never confirms them, which fails pyserial's open after 3 s.
+      It does not wait for those confirmations (pyserial's own ``ign_set_control``).
+    - A server that goes away while pyserial's reader thread answers it: that thread ends quietly (no traceback
+      on the operator's terminal) and the next read says the port went away.
+    """
+
+    def from_url(self, url: str) -> tuple[str, int]:
+        address = super().from_url(url)
+        self._ignore_set_control_answer = True
+        return address
+
+    def _reconfigure_port(self) -> None:
+        timeout, self._write_timeout = self._write_timeout, None
+        try:
+            super()._reconfigure_port()
+        finally:
+            self._write_timeout = timeout
+        self._socket.settimeout(timeout)
+
+    def write(self, data: bytes) -> int:
+        try:
+            return super().write(data)
+        except serial.SerialException as exc:
+            if isinstance(exc.__context__, TimeoutError):
+                raise serial.SerialTimeoutException("Write timeout") from exc
+            raise
+
+    def _telnet_read_loop(self) -> None:
+        try:
+            super()._telnet_read_loop()
+        except OSError:
+            self._read_buffer.put(None)  # wakes a waiting read, which then finds the thread gone
+
+
+def _serial(url: str, **settings: Any) -> serial.SerialBase:
+    """A closed port for ``url``, of pyserial's class for it (ours for ``rfc2217://``)."""
+    if url.lower().startswith("rfc2217://"):
+        port = _Rfc2217(None, **settings)
+        port.port = url
+        return port
+    return serial.serial_for_url(url, do_not_open=True, **settings)
 
 
 def open_port(slot: SlotSettings, step: str = "connect") -> serial.SerialBase:
     """Open the slot's port with its line settings, or fail with an error that says what to check.
-
     Every write is bounded by the slot's ``command_timeout``, whatever the kind of port."""
-    scheme = slot.port.partition("://")[0].lower() if "://" in slot.port else ""
-    write_timeout = None if scheme in NO_WRITE_TIMEOUT else slot.command_timeout
-    url = slot.port
-    if scheme == "rfc2217" and RFC2217_OPTION not in url:
-        url += ("&" if "?" in url else "?") + RFC2217_OPTION
     try:
-        port = serial.serial_for_url(
-            url, do_not_open=True, baudrate=slot.baud, bytesize=slot.bytesize, parity=slot.parity,
-            stopbits=slot.stopbits, xonxoff=slot.xonxoff, rtscts=slot.rtscts, timeout=POLL,
-            write_timeout=write_timeout, exclusive=True,  # one slot, one program on a port
-        )
+        port = _serial(slot.port, baudrate=slot.baud, bytesize=slot.bytesize, parity=slot.parity, stopbits=slot.stopbits,
+                       xonxoff=slot.xonxoff, rtscts=slot.rtscts, timeout=POLL, write_timeout=slot.command_timeout,
+                       exclusive=True)  # one slot, one program on a port
         port.open()
-        if write_timeout is None:
-            _bound_writes(port, slot.command_timeout)
     except ValueError as exc:
         raise StepFailed(step, f"cannot use serial port {slot.port!r} of slot {slot.name}: {exc}") from exc
     except (serial.SerialException, OSError) as exc:
         raise StepFailed(step, f"serial port {slot.port} of slot {slot.name} {_open_hint(exc)}") from exc
     log.info("port opened", extra={"slot": slot.name, "port": slot.port, "baud": slot.baud})
     return port
-
-
-def _bound_writes(port: serial.SerialBase, seconds: float) -> None:
-    """Bound the writes of a port that takes no write timeout: pyserial's RFC 2217 client sends with
-    ``sendall`` on a socket whose timeout (5 s, set at connect) is the only limit; make it the slot's."""
-    port._socket.settimeout(seconds)  # type: ignore[attr-defined]
 
 
 def _open_hint(exc: Exception) -> str:
@@ -111,11 +137,9 @@ class Link:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _lost(self, step: str, exc: Exception) -> StepFailed:
-        if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):  # an RFC 2217 socket's bound
-            return StepTimeout(step, "the unit does not take input (the port's output is stuck)")
-        shown = str(self.port.port).replace(f"?{RFC2217_OPTION}", "").replace(f"&{RFC2217_OPTION}", "")  # as configured
-        return PortLost(step, f"the serial port {shown} went away ({exc}): check the cable, the adapter or the serial server")
+    def _lost(self, step: str, exc: Exception) -> PortLost:
+        return PortLost(step, f"the serial port {self.port.port} went away ({exc}): check the cable, the adapter or the "
+                              f"serial server")
 
     def write(self, data: bytes, step: str, secret: bool = False) -> None:
         """Send ``data``; a secret is never logged."""

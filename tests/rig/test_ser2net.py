@@ -176,12 +176,25 @@ def test_a_raw_tcp_port_named_as_rfc2217_says_so(share, tmp_path) -> None:
         os.close(slave)
 
 
-def test_a_serial_server_without_its_device_says_what_to_check(share, tmp_path) -> None:
-    server = share(str(tmp_path / "ttyUSB-unplugged"))
-    port = server.urls["rfc2217"]
-    with pytest.raises(StepFailed, match=rf"^connect: serial port {port} of slot cli was closed by the serial server: check "
-                                         r"that its serial device exists and that no other client holds the port$"):
-        open_port(from_mapping({}, {}).slot(port=port))
+@pytest.mark.parametrize("kind", ["rfc2217", "socket"])
+def test_a_serial_server_without_its_device_is_one_line_and_no_traceback(kind, station, store, share, tmp_path) -> None:
+    """ser2net accepts, finds no device (an adapter unplugged) and hangs up: one line saying what to check."""
+    port = share(str(tmp_path / "ttyUSB-unplugged")).urls[kind]
+    before = sum(1 for _ in store.devices(product=PRODUCT))
+    config = _with_slot(station, port)
+    try:
+        result = _station_cli(station["data_dir"], "rig", "run", "--slot", "A", "--product", PRODUCT)
+    finally:
+        config.unlink()
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr  # pyserial's reader thread ends quietly too
+    if kind == "rfc2217":  # the telnet negotiation finds the closed connection at once
+        assert result.stdout == (f"FAIL at connect: serial port {port} of slot A was closed by the serial server: check "
+                                 f"that its serial device exists and that no other client holds the port\n")
+        assert sum(1 for _ in store.devices(product=PRODUCT)) == before
+    else:  # a raw TCP port opens; the first read finds it closed
+        assert re.fullmatch(rf"(.*\n)*FAIL at login: the serial port {re.escape(port)} went away \(.+\): check the cable, "
+                            r"the adapter or the serial server\n", result.stdout), result.stdout
 
 
 @pytest.mark.parametrize("kind", ["rfc2217", "socket"])
