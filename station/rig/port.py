@@ -1,8 +1,9 @@
-"""Serial links: a port opened through pyserial's ``serial_for_url`` and a receive buffer to wait on.
+"""Serial links: a port opened through pyserial (``serial_for_url``, and for ``rfc2217://`` its RFC 2217 client
+adapted below) and a receive buffer to wait on.
 
-Device paths (/dev/ttyUSB0, COM3), ``socket://``, ``rfc2217://`` and ``loop://`` all open the same way. Every
-wait has a deadline and every failure names the step it happened in; the bytes that cross the wire are
-counted, so that a transfer can be compared with its wire time.
+Device paths (/dev/ttyUSB0, COM3), ``socket://``, ``rfc2217://`` and ``loop://`` all open the same way, with
+the same line settings and write timeout. Every wait has a deadline and every failure names the step it
+happened in; the bytes that cross the wire are counted, so that a transfer can be compared with its wire time.
 """
 
 from __future__ import annotations
