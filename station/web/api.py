@@ -35,6 +35,9 @@ MAX_PAGE = 1000
 PRODUCT_FIELDS = ("id", "name", "model", "description", "bits", "check_symbol", "claim_url", "layout")
 
 
+View = TypeVar("View", bound=Callable[..., ResponseReturnValue])
+
+
 @bp.before_request
 def who_calls() -> None:
     g.who = runtime().access.caller(request)
