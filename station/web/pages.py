@@ -7,14 +7,13 @@ write goes through the app's one writer, as the JSON API's do.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from urllib.parse import urlsplit
 from typing import Any, Callable, TypeVar
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from .. import accounts, lifecycle, uci
+from .. import accounts, lifecycle, resources, uci
 from ..labels import layout as layout_mod
 from ..errors import StationError
 from . import session as sessions
@@ -22,12 +21,12 @@ from .access import Caller, Unauthorized, allowed, require
 from .bodies import parse_int
 from .runtime import runtime
 
-ROOT = Path(__file__).resolve().parents[2]
 PAGE = 50
 MAX_PAGE = 10**6  # pages of the device list: far beyond any registry, within what SQLite's OFFSET takes
 
-bp = Blueprint("pages", __name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
-               static_url_path="/static")
+# create_app checks that both are there (resources.check) before any page is served.
+bp = Blueprint("pages", __name__, template_folder=str(resources.location("templates")),
+               static_folder=str(resources.location("static")), static_url_path="/static")
 limiter = sessions.SignInLimiter()
 
 View = TypeVar("View", bound=Callable[..., ResponseReturnValue])
