@@ -37,7 +37,8 @@ def template(devices: int) -> Path:
         store.add_product(PRODUCT, "Blank", "Blank-01", description="Blank slate app")
         with store.transaction() as conn:
             batch = conn.execute(
-                "INSERT INTO batches(name, product, count, created, actor, complete, issued) VALUES ('registry', ?, ?, ?, 'bench', 1, ?)",
+                "INSERT INTO batches(name, product, count, created, actor, complete, issued) "
+                "VALUES ('registry', ?, ?, ?, 'bench', 1, ?)",
                 (PRODUCT, devices, now(), devices)).lastrowid
             stored = 0
             for n, symbol in enumerate(uci.ALPHABET):  # one key range at a time: the index is written in order
@@ -45,7 +46,8 @@ def template(devices: int) -> Path:
                 codes = sorted({symbol + code[1:] for code in uci.generate_many(share)})
                 for i in range(0, len(codes), PIECE):
                     stored += conn.execute(
-                        "INSERT OR IGNORE INTO devices(uci, product, batch, state) SELECT value, ?, ?, 'issued' FROM json_each(?)",
+                        "INSERT OR IGNORE INTO devices(uci, product, batch, state) "
+                        "SELECT value, ?, ?, 'issued' FROM json_each(?)",
                         (PRODUCT, batch, json.dumps(codes[i : i + PIECE]))).rowcount
             conn.execute("UPDATE batches SET count = ?, issued = ? WHERE id = ?", (stored, stored, batch))
         store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -8,6 +8,11 @@ p99 latency and errors for both, the ratio, and checks that every 200 left one s
 a Flask app that answers without a database: what Flask on waitress alone reaches on this machine now.
 
     python bench/serialize.py [--duration 10] [--runs 3] [--concurrency 16] [--workers N] [--keep-alive] [--ceiling]
+                              [--registry N]
+
+--registry N also loads a station that already holds N devices (bench/registry.py: built once with plain SQL,
+reused), started for each run on a fresh copy dropped from the page cache (cold, as after a reboot), and prints
+its requests/s against the near-empty station's: a registry that grows for years must not slow the line.
 
 Each server takes --runs loads in a row; the figures are the medians of the runs. The CPU time the virtual
 machine lost to its host (steal) and spent waiting for the disk (iowait) are printed for each run: on a shared
@@ -32,6 +37,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import registry  # noqa: E402  (bench/registry.py, beside this file)
 
 BODY = '{"product":"01H4R15D3478JD26YDYK408XE6","name":"Blank","description":"Blank slate app","model":"Blank-01"}'
 PRODUCT = "01H4R15D3478JD26YDYK408XE6"
@@ -141,6 +149,8 @@ def main() -> None:
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads [1: leaves the cores to the server]")
     parser.add_argument("--keep-alive", action="store_true", help="reuse connections (Ioto agents do not)")
     parser.add_argument("--ceiling", action="store_true", help="also load a Flask app that answers without a database")
+    parser.add_argument("--registry", type=int, default=0, metavar="N",
+                        help="also load a station holding N devices, cold for each run")
     parser.add_argument("--reference-server", nargs=2, metavar=("KIND", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -172,6 +182,18 @@ def main() -> None:
                 runs[name] = [load(url, args, work) for _ in range(args.runs)]
             finally:
                 stop(proc)
+        if args.registry:
+            template = registry.template(args.registry)
+            runs["registry"] = []
+            for _ in range(args.runs):  # a fresh cold copy for each run, so that every run starts cold
+                shutil.rmtree(work / "registry", ignore_errors=True)
+                registry.cold_copy(template, work / "registry")
+                proc, url = start([*servers["station"][:3], "--data-dir", str(work / "registry"), *servers["station"][5:]],
+                                  work / "registry.log")
+                try:
+                    runs["registry"].append(load(url, args, work))
+                finally:
+                    stop(proc)
         with Store.open(work / "data" / "station.db") as store:
             stored = sum(row["devices"] for row in store.stats())
         serving = re.search(r'"workers": (\d+)', (work / "station.log").read_text(errors="replace"))
@@ -194,6 +216,9 @@ def main() -> None:
     for name, f in figures.items():
         print(row(name, f))
     print(f"ratio station/baseline requests/s (medians): {figures['station']['rps'] / figures['baseline']['rps']:.2f}")
+    if args.registry:
+        print(f"ratio station holding {args.registry:,} devices (cold) / near-empty station, requests/s (medians): "
+              f"{figures['registry']['rps'] / figures['station']['rps']:.2f} (goal >= 0.9)")
     answered = figures["station"]["requests"] - figures["station"]["errors"]
     print(f"station devices stored: {stored} (answered with 200: {answered}; a stored device may be unanswered "
           f"when the load stops mid-request, never the other way)")

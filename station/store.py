@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import secrets
 import sqlite3
 import time
@@ -75,6 +76,26 @@ class RepeatRefused(Conflict):
 
 def _used_up(product: "Product") -> Unavailable:
     return Unavailable(f"product {product.id} has run out of fresh claim IDs at {product.bits} bits; use more bits")
+
+
+def prefetch(path: Path) -> None:
+    """Read the database file once, in order, so that the operating system caches it (where it fits in half the
+    memory); run on a thread of its own at start.
+
+    Why: a station started cold on a registry of millions reads one random page of the UCI index from disk for
+    each UCI it issues; measured on 9 million devices (900 MB), /ioto/serialize answered 0.62 of a near-empty
+    station's requests/s cold and 0.87 once the file was cached, and reading it in order took about a second.
+    (POSIX_FADV_WILLNEED, tried first, read almost nothing on this machine.)
+    """
+    buffer = bytearray(1 << 20)
+    try:
+        with open(path, "rb", buffering=0) as file:
+            if os.fstat(file.fileno()).st_size > os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2:
+                return
+            while file.readinto(buffer):
+                pass
+    except (OSError, ValueError, AttributeError):  # no such file or counters (Windows): the station only starts colder
+        return
 
 
 def _draws(product: "Product", count: int) -> Generator[list[str], int, None]:
@@ -507,7 +528,8 @@ class Store:
                         (batch.id, last, CHUNK)).fetchone()[0]
                     if upto is not None:
                         voided += conn.execute(
-                            "UPDATE devices SET state = ?, updated = ? WHERE batch = ? AND rowid > ? AND rowid <= ? AND state = ?",
+                            "UPDATE devices SET state = ?, updated = ? "
+                            "WHERE batch = ? AND rowid > ? AND rowid <= ? AND state = ?",
                             (void, now(), batch.id, last, upto, issued)).rowcount
                 if upto is None:
                     conn.execute("UPDATE batches SET complete = 1 WHERE id = ?", (batch.id,))
@@ -541,6 +563,8 @@ class Store:
                   "SELECT value, ?, ?, 'issued' FROM json_each(?) ORDER BY value")
         draws = _draws(product, batch.count - batch.issued)
         part, redrawn = next(draws), 0
+        if batch.count - batch.issued >= CHUNK:  # a big batch touches most pages of the UCI index: read them in order first
+            prefetch(self.path)
         # The product was checked and the batch row exists, so per-row foreign key look-ups would only repeat
         # that work (they cost about a quarter of the insert time).
         self.conn.execute("PRAGMA foreign_keys=OFF")

@@ -23,7 +23,8 @@ WAIT = 120.0  # seconds, at most, for the batch's first transactions to be commi
 
 
 def run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*STATION, "--data-dir", str(data_dir), *args], capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run([*STATION, "--data-dir", str(data_dir), *args], capture_output=True, text=True, timeout=300,
+                          check=False)
 
 
 def interrupted(data_dir: Path, name: str) -> int:
@@ -78,8 +79,8 @@ def test_an_interrupted_batch_is_reported_refused_and_resumed_to_its_count(data_
         assert batch.complete and batch.issued == batch.count == COUNT
         codes = [d.uci for d in store.devices(batch="killed")]
         assert len(codes) == len(set(codes)) == COUNT
-        issued = store.conn.execute("SELECT count(*) FROM events WHERE kind = 'batch-issued' AND batch = ?", (batch.id,)).fetchone()[0]
-        assert issued == 1
+        issued = store.conn.execute("SELECT count(*) FROM events WHERE kind = 'batch-issued' AND batch = ?", (batch.id,))
+        assert issued.fetchone()[0] == 1
         assert store.advance(codes[0], "labeled", "printed", "cli").state == "labeled"
     assert "incomplete" not in run(data_dir, "stats").stdout
     again = run(data_dir, "batch", "resume", "killed")

@@ -14,7 +14,7 @@ from flask import current_app
 
 from ..config import Config
 from ..errors import Invalid
-from ..store import Store
+from ..store import Store, prefetch
 from .access import Access
 from .bodies import MAX_KEY, field
 from .hub import HubClient
@@ -30,6 +30,8 @@ class Runtime:
         self.timeout = float(config.get("database_timeout"))  # a batch beside the line holds the lock for less
         self.hardware_keys = self._hardware_keys(config.get("hardware_keys"))
         self.writer: Writer | HubClient = writer or Writer(config.db_path, timeout=self.timeout)
+        if writer is None:  # the process that owns the writer warms the registry's pages, once, in the background
+            threading.Thread(target=prefetch, args=(config.db_path,), name="station-prefetch", daemon=True).start()
         self._local = threading.local()
         self._readers: list[Store] = []
         self._lock = threading.Lock()
