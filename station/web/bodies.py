@@ -96,9 +96,8 @@ def idempotency_key(header: str | None) -> str | None:
 
 
 def bad_target(environ: Mapping[str, Any]) -> str | None:
-    """Why the request's target (path and query, as sent and as decoded) is no URL, or None: control characters
-    (C0 and DEL) never belong in one, and http.client refuses to relay them."""
-    for part in (environ.get("REQUEST_URI", ""), environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")):
-        if _CONTROL.search(part):
-            return "the URL holds a control character (such as NUL, a line break or DEL); percent-encode only printable text"
+    """Why the request's target (path and query as sent) is no URL, or None: control characters (C0 and DEL) never
+    belong in one, and http.client refuses to relay them. Percent-encoded ones are URL text: the routes decide."""
+    if _CONTROL.search(environ.get("REQUEST_URI") or environ.get("PATH_INFO", "") + environ.get("QUERY_STRING", "")):
+        return "the URL holds a control character (such as NUL, ESC or DEL); send printable text, percent-encoded"
     return None
