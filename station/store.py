@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import secrets
 import sqlite3
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -29,6 +30,7 @@ APPLICATION_ID = 0x53544E31  # "STN1": marks the file as a station database
 CHUNK = 50_000  # UCIs per bulk INSERT: one JSON array bound once, sorted by SQLite for sequential B-tree inserts
 HOLD_SHARE = 3  # a batch holds the write lock for at most this fraction (1/3) of the busy timeout other writers wait
 GIVE_WAY = 0.12  # s a batch leaves the lock free between its transactions: longer than SQLite's longest busy poll (0.1 s)
+LIVE_HOLD = 0.25  # s a batch holds the lock at most while another process writes too (a live line waits no longer)
 TRIES = 100  # draws (or bulk chunks) in a row that store nothing new before a product's IDs count as used up
 RELEASED = "its claim ID was voided; the unit gets a new one"  # why a key leaves a void device
 REPEAT_WINDOW = 24 * 3600.0  # seconds after its issue that a unit still in the factory gets its UCI again by its hardware key
@@ -78,23 +80,31 @@ def _used_up(product: "Product") -> Unavailable:
     return Unavailable(f"product {product.id} has run out of fresh claim IDs at {product.bits} bits; use more bits")
 
 
+# Run by prefetch in a child process: reads the file in order where it fits in half the memory.
+_READ_IN_ORDER = """
+import os, sys
+with open(sys.argv[1], "rb", buffering=0) as file:
+    if os.fstat(file.fileno()).st_size < os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2:
+        buffer = bytearray(1 << 20)
+        while file.readinto(buffer):
+            pass
+"""
+
+
 def prefetch(path: Path) -> None:
-    """Read the database file once, in order, so that the operating system caches it (where it fits in half the
-    memory); run on a thread of its own at start.
+    """Read the database file once, in order, so that the operating system caches it; returns when it is read.
 
     Why: a station started cold on a registry of millions reads one random page of the UCI index from disk for
     each UCI it issues; measured on 9 million devices (900 MB), /ioto/serialize answered 0.62 of a near-empty
     station's requests/s cold and 0.87 once the file was cached, and reading it in order took about a second.
-    (POSIX_FADV_WILLNEED, tried first, read almost nothing on this machine.)
+    (POSIX_FADV_WILLNEED, tried first, read almost nothing on this machine.) A child process reads it: a process
+    that holds SQLite connections must never open and close the database file itself, since closing any
+    descriptor of a file drops all of that process's POSIX locks on it, SQLite's included.
     """
-    buffer = bytearray(1 << 20)
     try:
-        with open(path, "rb", buffering=0) as file:
-            if os.fstat(file.fileno()).st_size > os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2:
-                return
-            while file.readinto(buffer):
-                pass
-    except (OSError, ValueError, AttributeError):  # no such file or counters (Windows): the station only starts colder
+        subprocess.run([sys.executable, "-c", _READ_IN_ORDER, str(path)], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600, check=False)
+    except (OSError, subprocess.SubprocessError):  # the station only starts colder
         return
 
 
@@ -538,9 +548,12 @@ class Store:
                     return self.batch(name)
             time.sleep(GIVE_WAY)
 
-    def _hold(self) -> float:
-        """Seconds a batch may hold the write lock at a time: well inside the busy timeout other writers wait."""
-        return max(self.timeout / HOLD_SHARE, 0.01)
+    def _hold(self, live: bool = False) -> float:
+        """Seconds a batch may hold the write lock at a time: well inside the busy timeout other writers wait, and
+        short while another process wrote since the batch's last transaction (``live``): the line's requests wait
+        for the lock once per transaction."""
+        hold = max(self.timeout / HOLD_SHARE, 0.01)
+        return min(hold, LIVE_HOLD) if live else hold
 
     def _unsettled(self, conn: sqlite3.Connection, batch: Batch) -> int:
         """How many UCIs the incomplete batch holds, read under the write lock; refused once another command
@@ -568,12 +581,15 @@ class Store:
         # The product was checked and the batch row exists, so per-row foreign key look-ups would only repeat
         # that work (they cost about a quarter of the insert time).
         self.conn.execute("PRAGMA foreign_keys=OFF")
+        seen = None  # PRAGMA data_version at the last transaction: it changes when another connection commits
         try:
             while True:
                 with self.transaction() as conn:
                     issued = self._unsettled(conn, batch)
+                    version = conn.execute("PRAGMA data_version").fetchone()[0]
+                    hold, seen = self._hold(live=seen is not None and version != seen), version
                     began, added = time.monotonic(), 0
-                    while issued < batch.count and time.monotonic() - began < self._hold():
+                    while issued < batch.count and time.monotonic() - began < hold:
                         part = part[: batch.count - issued]  # another command resuming it may have added some
                         stored = conn.execute(insert, (product.id, batch.id, json.dumps(part))).rowcount
                         issued, added, redrawn = issued + stored, added + stored, redrawn + len(part) - stored
