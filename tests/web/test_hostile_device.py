@@ -265,11 +265,13 @@ def test_a_repeat_window_of_station_json5_applies(tmp_path: Path) -> None:
     (tmp_path / "station.json5").write_text("{repeat_window: 10000000}")  # about 116 days
     running = Server(tmp_path)
     try:
-        unit = {**IOTO_BODY, "serial": "SN-LONG-REPEAT"}
-        code = running.serialize(unit).json["id"]
-        month_ago = (datetime.now(timezone.utc) - timedelta(days=30)).isoformat(timespec="milliseconds")[:23] + "Z"
+        unit, older = {**IOTO_BODY, "serial": "SN-LONG-REPEAT"}, {**IOTO_BODY, "serial": "SN-TOO-OLD"}
+        code, old = running.serialize(unit).json["id"], running.serialize(older).json["id"]
         with Store.open(running.db) as store, store.transaction() as conn:
-            conn.execute("UPDATE devices SET created = ? WHERE uci = ?", (month_ago, code))
+            for uci, days in ((code, 30), (old, 200)):
+                then = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(timespec="milliseconds")[:23] + "Z"
+                conn.execute("UPDATE devices SET created = ? WHERE uci = ?", (then, uci))
         assert running.serialize(unit).json["id"] == code  # past the default day, within the configured window
+        assert running.serialize(older).status == 409  # past the configured window too
     finally:
         assert running.stop() == 0
