@@ -632,6 +632,13 @@ class Store:
             raise Conflict(found.incomplete())
         return found
 
+    def usable_device(self, code: str) -> Device:
+        """The device, refused while its batch is incomplete: no label or unit may carry its claim ID yet."""
+        found = self.device(code)
+        if found.batch is not None:
+            self.usable_batch(found.batch)
+        return found
+
     def batches(self, product: str | None = None) -> list[Batch]:
         where, params = ("WHERE product = ?", (product,)) if product else ("", ())
         return [self._batch(r) for r in self._query(f"SELECT * FROM batches {where} ORDER BY id", params)]

@@ -145,3 +145,31 @@ def test_a_batch_draws_every_symbol_at_every_position_uniformly(store: Store, bi
     assert len(set(codes)) == SAMPLE and codes == sorted(codes)  # stored in key order
     stats = chi_square_by_position(codes)
     assert len(stats) == bits // 5 and max(stats) < CRITICAL_31_DOF, stats
+
+
+class _Stop(Exception):
+    """Ends a batch after its first transaction, as a crash would."""
+
+
+def test_a_device_of_an_incomplete_batch_gets_no_label_and_reaches_no_unit(data_dir: Path) -> None:
+    (data_dir / "station.json5").write_text("{database_timeout: 0.3}")  # short transactions: the batch stops mid-way
+
+    def stop(stored: int) -> None:
+        raise _Stop
+
+    with Store.open(data_dir / "station.db", timeout=0.3) as store:
+        store.add_product(PRODUCT, "Blank", "Blank-01")
+        with pytest.raises(_Stop):
+            store.generate_batch(PRODUCT, 3 * CHUNK, name="cut", progress=stop)
+        assert not store.batch("cut").complete
+        code = store.conn.execute("SELECT uci FROM devices WHERE batch = ? LIMIT 1", (store.batch("cut").id,)).fetchone()[0]
+    label = data_dir / "label.png"
+    printed = run(data_dir, "label", code, "--out", str(label))
+    assert printed.returncode == 1 and "incomplete" in printed.stderr and "batch resume cut" in printed.stderr
+    assert not label.exists()
+    # The refusal comes before the port is opened: a port that does not exist would be the other error.
+    flashed = run(data_dir, "rig", "flash", code, "--port", str(data_dir / "no-such-port"))
+    assert flashed.returncode == 1 and "incomplete" in flashed.stdout + flashed.stderr
+    with Store.open(data_dir / "station.db") as store:
+        kinds = [event.kind for event in store.events(code)]
+    assert "flash-started" not in kinds and "labeled" not in kinds

@@ -105,8 +105,8 @@ def has_label(store: Store, uci: str) -> bool:
 
 
 def _device(store: Store, device: Device | str) -> Device:
-    """The stored device now (its state may have moved since the caller read it)."""
-    return store.device(device.uci) if isinstance(device, Device) else store.find(device)
+    """The stored device now (its state may have moved since the caller read it), if its batch is complete."""
+    return store.usable_device(device.uci if isinstance(device, Device) else store.find(device).uci)
 
 
 def _print(store: Store, config: Config, devices: list[Device], *, printer: str | None, layout: str | None,

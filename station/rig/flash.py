@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from ..errors import Conflict
 from ..store import Store
 from . import registration
 from .errors import Cancelled, StepFailed
@@ -97,6 +98,10 @@ class Cycle:
         try:
             if device.state == "void":
                 raise StepFailed("connect", f"{device.display} is void: its claim ID must never reach a unit")
+            try:
+                store.usable_device(self.uci)
+            except Conflict as exc:  # its batch is incomplete: the claim ID must not reach a unit yet
+                raise StepFailed("connect", str(exc)) from None
             data = store.product(device.product).device_file(self.uci)
             store.record(self.uci, "flash-started", actor, self._details(path=settings.device_json_path))
             self._report("connect", f"opening {slot.port} at {slot.baud} baud")
