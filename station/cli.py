@@ -44,7 +44,7 @@ class Station:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store.open(self.config.db_path, timeout=float(self.config.get("database_timeout")))
+            self._store = Store.open(self.config.db_path, timeout=self.config.database_timeout)
         return self._store
 
     def close(self) -> None:

@@ -56,6 +56,11 @@ class Config:
     def get(self, key: str, default: Any = None) -> Any:
         return self.values.get(key, default)
 
+    @property
+    def database_timeout(self) -> float:
+        """Seconds every connection of this station waits for another's write (``load`` checked the value)."""
+        return float(self.values.get("database_timeout", DEFAULTS["database_timeout"]))
+
 
 def secure_files(path: Path) -> None:
     """The station's files in the data directory owner-only (0600): the database holds password and token

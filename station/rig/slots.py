@@ -4,7 +4,7 @@ but its own slot.
 
 This is the API the operator page drives::
 
-    rig = Rig(settings, config.db_path)
+    rig = Rig(settings, config.db_path, config.database_timeout)
     job = rig.start("A", uci)                 # Conflict if slot A is busy
     for progress in job.progress():           # steps as they happen, until the cycle ends
         ...
@@ -45,9 +45,9 @@ class Job:
         if self._on_progress:
             self._on_progress(event)
 
-    def _run(self, settings: RigSettings, db_path: Path) -> None:
+    def _run(self, settings: RigSettings, db_path: Path, timeout: float) -> None:
         try:
-            with Store.open(db_path) as store:
+            with Store.open(db_path, timeout=timeout) as store:
                 self.result = Cycle(store, settings, self.slot, self.uci, progress=self._progress,
                                     cancel=self._cancel).run()
         except Exception as exc:  # a fault of the station, not of the unit: the slot still ends with a FAIL
@@ -85,9 +85,11 @@ class Job:
 class Rig:
     """The station's fixtures: start a cycle on a free slot, look at what each slot is doing."""
 
-    def __init__(self, settings: RigSettings, db_path: str | Path) -> None:
+    def __init__(self, settings: RigSettings, db_path: str | Path, timeout: float = 5.0) -> None:
+        """``timeout``: seconds a cycle's connection waits for another's write (database_timeout)."""
         self.settings = settings
         self.db_path = Path(db_path)
+        self.timeout = timeout
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
@@ -99,7 +101,7 @@ class Rig:
             if running is not None and not running.done:
                 raise Conflict(f"slot {settings.name} is busy with {running.uci}; wait for it or cancel it")
             job = Job(settings, uci, on_progress)
-            job.thread = threading.Thread(target=job._run, args=(self.settings, self.db_path),
+            job.thread = threading.Thread(target=job._run, args=(self.settings, self.db_path, self.timeout),
                                           name=f"rig-{settings.name}", daemon=True)
             self._jobs[settings.name] = job
             job.thread.start()

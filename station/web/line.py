@@ -69,7 +69,7 @@ class Line:
         self.config = config
         self.writer = writer
         self.settings = rig_settings.load(config)
-        self.rig = Rig(self.settings, config.db_path)
+        self.rig = Rig(self.settings, config.db_path, config.database_timeout)
         self.tiles = {name: Tile(name) for name in self.settings.slots}
         self._lock = threading.Lock()
         self._watchers: list[queue.Queue[str]] = []
@@ -165,7 +165,7 @@ class Line:
     def retry(self, actor: str, slot: str) -> dict[str, Any]:
         """Run the failed unit's cycle again: the label only if it has none yet, then the flash."""
         with self._working(slot, "retry") as (tile, _):
-            with Store.open(self.config.db_path) as store:
+            with Store.open(self.config.db_path, timeout=self.config.database_timeout) as store:
                 label = not has_label(store, tile.uci or "")
             with self._lock:
                 tile.reason, tile.steps = "", []
@@ -176,7 +176,7 @@ class Line:
         if not reason.strip():
             raise Invalid("say why the label is printed again (for example: smudged, torn, lost)")
         with self._working(slot, "reprint") as (tile, before):
-            with Store.open(self.config.db_path) as store:
+            with Store.open(self.config.db_path, timeout=self.config.database_timeout) as store:
                 print_label(store, self.config, tile.uci or "", printer=tile.printer, actor=actor, reason=reason.strip())
             with self._lock:
                 tile.status = before
@@ -213,7 +213,7 @@ class Line:
         uci = tile.uci or ""
         passed, step, reason = False, "label", ""
         try:
-            with Store.open(self.config.db_path) as store:
+            with Store.open(self.config.db_path, timeout=self.config.database_timeout) as store:
                 if label:
                     self._step(slot, "label", f"printing on {tile.printer}")
                     try:

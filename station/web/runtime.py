@@ -27,7 +27,7 @@ class Runtime:
     def __init__(self, config: Config, writer: HubClient | None = None) -> None:
         """``writer``: a worker process's way to the main process's writer; else this runtime opens the writer."""
         self.config = config
-        self.timeout = float(config.get("database_timeout"))  # a batch beside the line holds the lock for less
+        self.timeout = config.database_timeout  # a batch beside the line holds the lock for less
         self.hardware_keys = self._hardware_keys(config.get("hardware_keys"))
         self.writer: Writer | HubClient = writer or Writer(config.db_path, timeout=self.timeout)
         if writer is None:  # the process that owns the writer warms the registry's pages, once, in the background
