@@ -192,7 +192,7 @@ def batch_resume(station: Station, name: str) -> None:
     lacking = store.batch(name)
     with progress_bar(lacking.count - lacking.issued, "issuing") as update:
         done = store.resume_batch(name, actor="cli", progress=update)
-    click.echo(f"batch {done.name} is complete: {done.count} claim IDs for {done.product}")
+    click.echo(terminal.escape(f"batch {done.name} is complete: {done.count} claim IDs for {done.product}"))
 
 
 @batch.command("void")
@@ -202,7 +202,7 @@ def batch_resume(station: Station, name: str) -> None:
 def batch_void(station: Station, name: str, reason: str) -> None:
     """Give up the incomplete batch NAME: its devices become void and their claim IDs are never issued again."""
     done = station.store.void_batch(name, reason, actor="cli")
-    click.echo(f"voided batch {done.name}: its {done.issued} devices are void")
+    click.echo(terminal.escape(f"voided batch {done.name}: its {done.issued} devices are void"))
 
 
 # --- look-ups and corrections -----------------------------------------------------------------------------
@@ -257,7 +257,7 @@ def stats(station: Station) -> None:
     echo_table(("product", "batch", "state", "devices"), rows)
     for unsettled in station.store.batches():
         if not unsettled.complete:
-            click.echo(unsettled.incomplete())
+            click.echo(terminal.escape(unsettled.incomplete()))
 
 
 @cli.command()

@@ -500,7 +500,7 @@ class Store:
             raise Invalid(f"count must be a whole number of at least 1, not {count!r}")
         product = self._issuable(product_id)
         created = now()
-        name = name or f"{product_id}-{created[:19].replace(':', '').replace('-', '')}"
+        name = fields.text(name, "a batch name") if name else f"{product_id}-{created[:19].replace(':', '').replace('-', '')}"
         with self.transaction() as conn:
             if conn.execute("SELECT 1 FROM batches WHERE name = ?", (name,)).fetchone():
                 raise Conflict(f"batch name {name!r} is already used; choose another with --batch")

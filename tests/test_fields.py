@@ -153,6 +153,15 @@ def test_product_add_on_the_command_line_refuses_a_huge_or_escaping_name(data_di
     assert PRODUCT not in done.stdout
 
 
+@pytest.mark.parametrize(("name", "problem"), [("B" * 201, "longer than 200"), ("lot\x1b[2J", r"U\+001B"),
+                                              ("lot\u202e1", r"U\+202E"), ("  ", "must not be empty")])
+def test_a_batch_name_follows_the_text_rule_and_stores_nothing(store: Store, name: str, problem: str) -> None:
+    before = dump(store.path)
+    with pytest.raises(Invalid, match=problem):
+        store.generate_batch(PRODUCT, 3, name=name)
+    assert dump(store.path) == before
+
+
 def test_hardware_key_repeats_end_when_the_unit_leaves_the_factory(store: Store) -> None:
     unit, created = store.issue(PRODUCT, hwkey="mac:AA", actor="device")
     assert created and store.issue(PRODUCT, hwkey="mac:AA", actor="device") == (unit, False)
