@@ -85,6 +85,15 @@ def parse_int(text: str | None, name: str, low: int, high: int, *, default: int 
     return int(digits)
 
 
+def content_length(environ: Mapping[str, Any]) -> int:
+    """The body's declared size in bytes (0 when absent or chunked), refused above MAX_BODY before any of it is
+    read."""
+    text = str(environ.get("CONTENT_LENGTH") or "0").strip()
+    if text.isascii() and text.isdigit() and int(text) > MAX_BODY:
+        raise TooLarge(TOO_LARGE)
+    return parse_int(text, "the Content-Length header", 0, MAX_BODY)
+
+
 def query_int(args: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
     """A whole-number query parameter within ``low..high``."""
     return parse_int(args.get(key), key, low, high, default=default)

@@ -21,7 +21,14 @@ from ..errors import Forbidden, Invalid, NotFound, StationError
 from ..store import IDEMPOTENCY_WINDOW, REPEAT_WINDOW, Device, Store
 from ..uci import MAX_BITS
 from .access import Unauthorized, bearer
-from .bodies import MAX_BODY, TOO_LARGE, TooLarge, bad_target, field, idempotency_key, parse_object
+from .bodies import (
+    MAX_BODY,
+    bad_target,
+    content_length,
+    field,
+    idempotency_key,
+    parse_object,
+)
 from .requestlog import log_request
 from .runtime import Runtime
 
@@ -103,13 +110,7 @@ ENDPOINTS: dict[str, Callable[[Runtime, dict[str, Any], dict[str, Any]], dict[st
 
 def read_body(environ: dict[str, Any]) -> bytes:
     """The request body, refused above MAX_BODY before it is read."""
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise Invalid("the Content-Length header is not a number") from None
-    if length > MAX_BODY:
-        raise TooLarge(TOO_LARGE)
-    return environ["wsgi.input"].read(max(length, 0))
+    return environ["wsgi.input"].read(content_length(environ))
 
 
 class DeviceEndpoints:

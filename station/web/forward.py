@@ -14,9 +14,11 @@ import http.client
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from http import HTTPStatus
 from typing import Any
 
-from .bodies import MAX_BODY, TOO_LARGE
+from ..errors import StationError
+from .bodies import MAX_BODY, TOO_LARGE, content_length
 
 KEY_HEADER = "X-Station-Forward-Key"
 PEER_HEADER = "X-Station-Peer"
@@ -43,9 +45,9 @@ class Forward:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return _reply(start_response, "400 Bad Request", "the Content-Length header is not a number")
+            length = content_length(environ)
+        except StationError as exc:
+            return _reply(start_response, f"{exc.status} {HTTPStatus(exc.status).phrase}", str(exc))
         body = environ["wsgi.input"].read(min(length, MAX_BODY + 1) if length else MAX_BODY + 1)
         if len(body) > MAX_BODY:  # the app refuses these too: no need to carry them across
             return _reply(start_response, "413 Request Entity Too Large", TOO_LARGE)

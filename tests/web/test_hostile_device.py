@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
+from station.errors import StationError
 from station.store import Store
+from station.web.bodies import MAX_BODY, content_length
 from tests.conftest import PRODUCT, dump
 
 from .conftest import IOTO_BODY, STATION, Server, count, prepare
@@ -275,3 +277,15 @@ def test_a_repeat_window_of_station_json5_applies(tmp_path: Path) -> None:
         assert running.serialize(older).status == 409  # past the configured window too
     finally:
         assert running.stop() == 0
+
+
+@pytest.mark.parametrize(("sent", "status"), [("²", 400), ("1_0", 400), ("-1", 400), ("+5", 400), ("99999999999999999999", 413),
+                                              (str(MAX_BODY + 1), 413)])
+def test_a_content_length_that_is_no_size_is_refused_before_reading(sent: str, status: int) -> None:
+    """Waitress checks the header before the app sees it; the device endpoints and the relay check it again,
+    through the one parser of numbers, in case another server sits in front."""
+    with pytest.raises(StationError) as refused:
+        content_length({"CONTENT_LENGTH": sent})
+    assert refused.value.status == status
+    assert ("Content-Length" if status == 400 else "larger than") in str(refused.value)
+    assert content_length({"CONTENT_LENGTH": " 12 "}) == 12 and content_length({}) == 0
