@@ -21,6 +21,27 @@ from .conftest import PRODUCT, dump
 STATION = shutil.which("station") or pytest.fail("the station command is not installed: pip install -e '.[test]'")
 
 
+def run_on_terminal(command: list[str], stream: str = "stdout") -> tuple[int, bytes, str]:
+    """Run ``command`` with its ``stream`` (stdout or stderr) on a real pseudo-terminal: its exit status, what
+    reached the terminal, and the other stream's text."""
+    leader, follower = pty.openpty()
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, stream: follower}
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, **streams)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closes when the process exits
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    out, err = process.communicate(timeout=60)
+    return process.returncode, seen, (err if stream == "stdout" else out).decode(errors="replace")
+
+
 def run(data_dir: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run([STATION, "--data-dir", str(data_dir), *args], capture_output=True, text=True, timeout=60)
     if ok:
@@ -146,21 +167,9 @@ def test_bad_config_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_progress_bar_on_a_terminal(station_dir: Path) -> None:
-    leader, follower = pty.openpty()
-    process = subprocess.Popen([STATION, "--data-dir", str(station_dir), "generate", "--product", PRODUCT,
-                                "--count", "120000"], stdout=subprocess.PIPE, stderr=follower, text=True)
-    os.close(follower)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the terminal closes when the process exits
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(leader)
-    assert process.wait(timeout=60) == 0
+    status, seen, _ = run_on_terminal([STATION, "--data-dir", str(station_dir), "generate", "--product", PRODUCT,
+                                   "--count", "120000"], stream="stderr")
+    assert status == 0
     assert b"issuing" in seen and b"100%" in seen
 
 

@@ -8,8 +8,6 @@ refuse such text now) stored them.
 
 from __future__ import annotations
 
-import os
-import pty
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -20,7 +18,7 @@ from station import terminal
 from station.store import Store
 
 from .conftest import PRODUCT
-from .test_cli import STATION, run
+from .test_cli import STATION, run, run_on_terminal
 
 NAME = "Blank\x1b]0;owned\x07\x1b[2J"  # sets the window title, clears the screen
 SERIAL = "SN\x1b[31m-RED\r\u202eFAKE\x9b"  # colour, carriage return, right-to-left override, C1 CSI
@@ -28,22 +26,8 @@ SERIAL = "SN\x1b[31m-RED\r\u202eFAKE\x9b"  # colour, carriage return, right-to-l
 
 def on_terminal(data_dir: Path, *args: str) -> bytes:
     """What a command writes to a real terminal (its standard output is a pseudo-terminal)."""
-    leader, follower = pty.openpty()
-    process = subprocess.Popen([STATION, "--data-dir", str(data_dir), *args], stdout=follower,
-                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    os.close(follower)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the terminal closes when the process exits
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(leader)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 0, err
+    status, seen, err = run_on_terminal([STATION, "--data-dir", str(data_dir), *args])
+    assert status == 0, err
     return seen
 
 
