@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from station import fields
-from station.errors import Conflict, Invalid
+from station.errors import Invalid
 from station.store import RepeatRefused, Store
 
 from .conftest import PRODUCT, dump

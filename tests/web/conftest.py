@@ -53,6 +53,25 @@ class Reply:
         return json.loads(self.raw)
 
 
+def read_reply(sock: socket.socket) -> Reply:
+    """One HTTP reply as it came over the socket: its body up to Content-Length, or to the close without one."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed before the reply's headers: {data!r}"
+        data += chunk
+    top, _, body = data.partition(b"\r\n\r\n")
+    lines = top.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    length = int(headers.get("content-length", -1))
+    while len(body) < length or length < 0:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return Reply(int(lines[0].split()[1]), headers, body)
+
+
 @dataclass
 class Server:
     """`station serve --port 0` on a data directory; the port and the process ids come from its `serving` log line."""
@@ -111,20 +130,10 @@ class Server:
                 f"Content-Length: {len(body)}\r\n{extra}\r\n")
         with socket.create_connection(("127.0.0.1", self.port), timeout=30) as sock:
             sock.sendall(head.encode() + body)
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = sock.recv(65536)
-                assert chunk, f"connection closed before the reply's headers: {data!r}"
-                data += chunk
-            top, _, rest = data.partition(b"\r\n\r\n")
-            lines = top.decode("latin-1").split("\r\n")
-            headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-            assert "content-length" in headers, "the Ioto agent reads only replies that carry Content-Length"
-            while len(rest) < int(headers["content-length"]):
-                chunk = sock.recv(65536)
-                assert chunk, "connection closed before the reply's body"
-                rest += chunk
-            return Reply(int(lines[0].split()[1]), headers, rest)
+            reply = read_reply(sock)
+        assert "content-length" in reply.headers, "the Ioto agent reads only replies that carry Content-Length"
+        assert len(reply.raw) == int(reply.headers["content-length"]), "connection closed before the reply's body"
+        return reply
 
     def serialize(self, device: dict[str, Any] | None = None, extra: str = "") -> Reply:
         """POST /ioto/serialize with a device object, compact JSON as the agent sends it."""

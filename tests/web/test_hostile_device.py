@@ -21,7 +21,7 @@ from station.store import Store
 from station.web.bodies import MAX_BODY, content_length
 from tests.conftest import PRODUCT, dump
 
-from .conftest import IOTO_BODY, STATION, Server, count, prepare
+from .conftest import IOTO_BODY, STATION, Server, count, prepare, read_reply
 
 WAIT = 30.0  # seconds any one exchange may take, at most
 HUGE = 50_000_000  # bytes a hostile client says it will send
@@ -46,25 +46,8 @@ def exchange(server: Server, data: bytes, source: str = "127.0.0.1") -> tuple[in
     """Send raw bytes on a new connection and read one reply (to its Content-Length, or until the server closes)."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT, source_address=(source, 0)) as sock:
         sock.sendall(data)
-        return read_reply(sock)
-
-
-def read_reply(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"connection closed before the reply's headers: {data!r}"
-        data += chunk
-    top, _, body = data.partition(b"\r\n\r\n")
-    lines = top.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-    length = int(headers.get("content-length", -1))
-    while len(body) < length or length < 0:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    return int(lines[0].split()[1]), headers, body
+        reply = read_reply(sock)
+    return reply.status, reply.headers, reply.raw
 
 
 def post(path: str, body: bytes, port: int, extra: str = "") -> bytes:
@@ -186,8 +169,7 @@ def test_a_huge_content_length_is_refused_before_its_body_is_sent(any_server: Se
             f"Content-Length: {HUGE}\r\n\r\n").encode()
     with socket.create_connection(("127.0.0.1", any_server.port), timeout=WAIT) as sock:
         sock.sendall(head)  # and not one byte of the body: the answer must come without it
-        status, headers, _ = read_reply(sock)
-        assert status == 413
+        assert read_reply(sock).status == 413
         assert sock.recv(1) == b""  # and the server has closed the connection: it will read nothing of the body
 
 
@@ -205,7 +187,7 @@ def test_a_chunked_body_is_not_read_beyond_the_cap(any_server: Server, path: str
                 sent += len(chunk)
         except OSError:  # the server answered and closed while the client was still sending
             pass
-        status, _, _ = read_reply(sock)
+        status = read_reply(sock).status
     assert status == 413 and sent < HUGE // 10
 
 
