@@ -770,7 +770,11 @@ class Store:
                 refusal = {"reason": "internal error of the station; its log has the details"}
             refusal.update({"attempted": kind}, **{name: fields.shown(request.get(key))
                                                    for name, key in REFUSAL_FIELDS if request.get(key) is not None})
-            self._event(conn, "refused", actor, refusal, code=getattr(exc, "uci", None))
+            try:
+                self._event(conn, "refused", actor, refusal, code=getattr(exc, "uci", None))
+            except (TypeError, ValueError):  # the request's details do not store: the refusal without them
+                self._event(conn, "refused", actor, {k: v for k, v in refusal.items() if k not in details},
+                            code=getattr(exc, "uci", None))
             result = exc
         conn.execute("RELEASE request")
         return result
@@ -816,6 +820,10 @@ class Store:
             # Expired keys go first (lazily, by the index on their age): the same key is then a new request.
             conn.execute("DELETE FROM idempotency WHERE created < ?", (_ago(stamp, windows[1]),))
             existing = self._known(conn, "idempotency-key", (idem[0], idem[1]), product, actor)
+            if existing is not None and existing[1] not in IN_FACTORY:
+                raise RepeatRefused(
+                    f"the Idempotency-Key {idem[0]} of product {product.id} names a unit that has left the factory "
+                    f"(registered): its claim ID is not given out again; send a new key for a new unit", existing[0])
         if existing is not None:
             self._event(conn, kind + "-repeat", actor, details, code=existing[0])
             return existing[0], False

@@ -184,6 +184,15 @@ def test_hardware_key_repeats_end_when_the_unit_leaves_the_factory(store: Store)
     assert store.issue(PRODUCT, hwkey="mac:AA", actor="device")[0].uci not in (unit.uci, old.uci)
 
 
+def test_an_idempotency_key_gives_no_claim_id_of_a_unit_that_left_the_factory(store: Store) -> None:
+    unit, _ = store.issue(PRODUCT, idempotency_key="boot-1", remote="10.0.0.1")
+    store.advance(unit.uci, "registered", "registered", "device")
+    with pytest.raises(RepeatRefused) as refused:
+        store.issue(PRODUCT, idempotency_key="boot-1", remote="10.0.0.1")
+    assert unit.uci not in str(refused.value) and refused.value.status == 409
+    assert [e.kind for e in store.events(unit.uci)][-1] == "refused"
+
+
 def test_an_idempotency_key_is_scoped_to_its_client_and_expires(store: Store) -> None:
     first, _ = store.issue(PRODUCT, idempotency_key="boot-1", remote="10.0.0.1")
     assert store.issue(PRODUCT, idempotency_key="boot-1", remote="10.0.0.1") == (first, False)
@@ -197,3 +206,14 @@ def test_an_idempotency_key_is_scoped_to_its_client_and_expires(store: Store) ->
     store.issue(PRODUCT, idempotency_key="other", remote="10.0.0.3")
     rows = store.conn.execute("SELECT remote, uci FROM idempotency ORDER BY remote").fetchall()
     assert rows == [("10.0.0.1", later.uci), ("10.0.0.3", store.issue(PRODUCT, idempotency_key="other", remote="10.0.0.3")[0].uci)]
+
+
+def test_a_refusal_whose_details_do_not_store_still_fails_only_its_request(store: Store) -> None:
+    results = store.issue_group([
+        {"product_id": "01UNKNOWNPRODUCT0000000000", "details": {"unwritable": object(), "text": "\ud800"}},
+        {"product_id": PRODUCT, "hwkey": "mac:GOOD"},
+    ])
+    assert isinstance(results[0], Exception) and "unknown product" in str(results[0])
+    assert results[1][1] is True and store.device(results[1][0]).hwkey == "mac:GOOD"
+    refused = store.conn.execute("SELECT details FROM events WHERE kind = 'refused' ORDER BY id DESC LIMIT 1").fetchone()[0]
+    assert "unknown product" in refused and "unwritable" not in refused
