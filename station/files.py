@@ -49,14 +49,14 @@ def tighten(path: Path) -> None:
     if not _POSIX:
         return
     with contextlib.suppress(OSError):
-        mode = os.stat(path).st_mode
-        if stat.S_IMODE(mode) & 0o077:
+        mode = os.lstat(path).st_mode
+        if stat.S_ISREG(mode) and stat.S_IMODE(mode) & 0o077:  # a link is left alone: its target is not ours
             os.chmod(path, stat.S_IMODE(mode) & 0o700)
 
 
 def open_private(path: str | os.PathLike[str], encoding: str | None = "utf-8", errors: str | None = None) -> IO[str]:
     """Open a text file for appending, created owner-only (the service's log and its rotated files)."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, OWNER_FILE)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), OWNER_FILE)
     try:
         if stat.S_IMODE(os.fstat(fd).st_mode) != OWNER_FILE:  # a file of before, or the umask cut the mode
             _exact(fd)

@@ -24,8 +24,8 @@ def location(part: str) -> Path:
     """Where a shipped part (a key of PARTS) is, or would be in this installation; ``folder`` checks it."""
     try:
         return Path(str(files(PARTS[part][0])))
-    except ModuleNotFoundError:  # an installation without the part: where a whole one would have it
-        return Path(__file__).resolve().parent / part
+    except ModuleNotFoundError:  # not installed (a checkout on PYTHONPATH): the repository's own folder
+        return Path(__file__).resolve().parents[1] / part
 
 
 def folder(part: str) -> Path:

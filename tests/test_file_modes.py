@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from station import logs
+from station import files, logs
 
 from .conftest import PRODUCT
 from .test_cli import STATION
@@ -90,3 +90,17 @@ def test_rotated_logs_stay_owner_only(tmp_path: Path) -> None:
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == ["web.log", "web.log.1", "web.log.2"]
     assert {name: mode(tmp_path / name) for name in files} == dict.fromkeys(files, 0o600)
+
+
+def test_the_stations_files_are_never_opened_or_tightened_through_a_planted_link(tmp_path: Path) -> None:
+    """A data directory the user chose may hold links planted by another account: neither the log's append nor
+    the tightening of old files may reach the file a link points at."""
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("someone else's\n")
+    os.chmod(elsewhere, 0o644)
+    link = tmp_path / "web.log"
+    link.symlink_to(elsewhere)
+    with pytest.raises(OSError):
+        files.open_private(link)
+    files.tighten(link)
+    assert elsewhere.read_text() == "someone else's\n" and stat.S_IMODE(elsewhere.stat().st_mode) == 0o644

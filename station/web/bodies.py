@@ -89,7 +89,7 @@ def content_length(environ: Mapping[str, Any]) -> int:
     """The body's declared size in bytes (0 when absent or chunked), refused above MAX_BODY before any of it is
     read."""
     text = str(environ.get("CONTENT_LENGTH") or "0").strip()
-    if text.isascii() and text.isdigit() and int(text) > MAX_BODY:
+    if text.isascii() and text.isdigit() and (len(text) > len(str(MAX_BODY)) or int(text) > MAX_BODY):
         raise TooLarge(TOO_LARGE)
     return parse_int(text, "the Content-Length header", 0, MAX_BODY)
 

@@ -24,6 +24,7 @@ from .. import accounts
 from ..accounts import User
 from ..config import Config
 from ..errors import Forbidden, StationError
+from ..store import Store
 from .access import Caller
 from .runtime import runtime
 
@@ -44,8 +45,9 @@ def secret_key(data_dir: Path) -> bytes:
         return path.read_bytes()
     # Missing, or cut short (an interrupted first start): a new key, written whole under another name, then
     # renamed into place, so that two processes starting at once both end up reading one key.
-    tmp = data_dir / f"{SECRET_FILE}.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # The temporary name is made exclusively (a planted file or link there is refused, never written through).
+    tmp = data_dir / f"{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(secrets.token_bytes(32))
     if path.exists() and path.stat().st_size >= 32:
@@ -89,8 +91,16 @@ def check_csrf() -> None:
 
 
 def sign_in(user: User) -> None:
-    """A new session for ``user`` (a new row and a new cookie: nothing of an earlier session carries over)."""
-    token = runtime().writer.call(lambda store: accounts.open_session(store, user.name))
+    """A new session for ``user`` (a new row and a new cookie: nothing of an earlier session carries over, and
+    the earlier session of this browser ends, so a copy of its cookie opens nothing)."""
+    earlier = session.get("sid")
+
+    def swap(store: Store) -> str:
+        if isinstance(earlier, str):
+            accounts.end_session(store, earlier)
+        return accounts.open_session(store, user.name)
+
+    token = runtime().writer.call(swap)
     session.clear()
     session.permanent = True
     session["sid"] = token

@@ -168,6 +168,15 @@ def test_a_copied_cookie_is_refused_after_sign_out(live: Server) -> None:
     assert write.status_code == 401
 
 
+def test_signing_in_again_ends_the_browsers_earlier_session(live: Server) -> None:
+    person = Person(live)
+    person.sign_in(OPERATOR)
+    cookie, csrf = person.cookie(), person.csrf
+    person.sign_in(ADMIN)  # another person takes the same browser without signing out first
+    page, write = replay(live, cookie, csrf)
+    assert page.status_code == 302 and write.status_code == 401
+
+
 def test_a_new_password_ends_every_session_of_the_user(live: Server) -> None:
     with Store.open(live.db) as store:
         accounts.add_user(store, "pat", "operator", PASSWORD, actor="test")
