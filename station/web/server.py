@@ -85,7 +85,9 @@ def serve(config: Config, host: str, port: int, on_ready: Callable[[str], None] 
                                        "pids": [os.getpid(), *(pool.pids() if pool else [])]})
         if on_ready:
             on_ready(urls[0])
-        server.run()
+        server.run()  # waitress ends its loop on KeyboardInterrupt (Ctrl-C, or SIGTERM through _interrupt)
+    except KeyboardInterrupt:  # the stop came before its loop took over (right after the serving line): a stop too
+        pass
     finally:
         if pool is not None:
             pool.stop()  # before the writer: every write a worker sent gets its answer
