@@ -116,6 +116,14 @@ def text(value: str, name: str, max_len: int = NAME_MAX, *, required: bool = Tru
     return stripped
 
 
+def reason(value: str | None, what: str) -> str:
+    """Why something is done (``what``: "voiding a device", ...): required, and text people read, at most
+    DESCRIPTION_MAX characters, since it stays in the append-only events for ever."""
+    if value is None or not isinstance(value, str) or not value.strip():
+        raise Invalid(f"{what} needs a reason (--reason)")
+    return text(value, "the reason", DESCRIPTION_MAX)
+
+
 def _ascii(value: str, name: str, max_len: int, example: str) -> str:
     if not isinstance(value, str):
         raise Invalid(f"{name} must be a string, not {shown(value)}")

@@ -520,8 +520,7 @@ class Store:
     def void_batch(self, name: str, reason: str, *, actor: str = "cli") -> Batch:
         """Give up an incomplete batch: its devices become void (their UCIs are never issued again), with one
         ``batch-voided`` event that each device's history shows; the batch then counts as settled."""
-        if not reason or not reason.strip():
-            raise Invalid("voiding a batch needs a reason (--reason)")
+        reason = fields.reason(reason, "voiding a batch")
         batch = self.batch(name)
         if batch.complete:
             raise Conflict(f"batch {name!r} is complete; void its devices one by one with `station void CODE --reason TEXT`")
@@ -543,7 +542,7 @@ class Store:
                             (void, now(), batch.id, last, upto, issued)).rowcount
                 if upto is None:
                     conn.execute("UPDATE batches SET complete = 1 WHERE id = ?", (batch.id,))
-                    self._event(conn, "batch-voided", actor, {"reason": reason.strip(), "devices": voided,
+                    self._event(conn, "batch-voided", actor, {"reason": reason, "devices": voided,
                                                               "count": batch.count}, batch=batch.id)
                     return self.batch(name)
             time.sleep(GIVE_WAY)
@@ -869,9 +868,8 @@ class Store:
 
     def void(self, code: str, reason: str, actor: str) -> Device:
         """Void a device for good, with the reason; its UCI is never issued again."""
-        if not reason or not reason.strip():
-            raise Invalid("voiding a device needs a reason (--reason)")
-        self._move([(code, "void")], lifecycle.void, actor, {"reason": reason.strip()})
+        reason = fields.reason(reason, "voiding a device")
+        self._move([(code, "void")], lifecycle.void, actor, {"reason": reason})
         return self.device(code)
 
     def _move(self, moves: list[tuple[str, str]], rule: Callable[[str], str], actor: str,

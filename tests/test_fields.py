@@ -217,3 +217,13 @@ def test_a_refusal_whose_details_do_not_store_still_fails_only_its_request(store
     assert results[1][1] is True and store.device(results[1][0]).hwkey == "mac:GOOD"
     refused = store.conn.execute("SELECT details FROM events WHERE kind = 'refused' ORDER BY id DESC LIMIT 1").fetchone()[0]
     assert "unknown product" in refused and "unwritable" not in refused
+
+
+@pytest.mark.parametrize(("reason", "problem"), [("", "needs a reason"), ("  ", "needs a reason"), ("R" * 1001, "longer than 1000"),
+                                                 ("smudged\x1b[2J", r"U\+001B"), ("torn\x00", r"U\+0000")])
+def test_a_void_reason_follows_the_text_rule_and_changes_nothing(store: Store, reason: str, problem: str) -> None:
+    unit, _ = store.issue(PRODUCT, serial="SN-REASON")
+    before = dump(store.path)
+    with pytest.raises(Invalid, match=problem):
+        store.void(unit.uci, reason, actor="test")
+    assert dump(store.path) == before

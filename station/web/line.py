@@ -29,6 +29,7 @@ from ..rig import settings as rig_settings
 from ..rig.flash import Progress
 from ..rig.slots import Rig
 from ..store import Store
+from .bodies import parse_object
 from .pages import signed_in
 from .runtime import runtime
 from .writer import Writer
@@ -288,9 +289,7 @@ def _actor() -> str:
 
 
 def _field(name: str) -> str:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise Invalid("send a JSON object")
+    body = parse_object(request.get_data(cache=True))  # NUL and lone surrogates are refused here, as everywhere
     value = body.get(name, "")
     if not isinstance(value, str):
         raise Invalid(f"{name} must be text")

@@ -421,3 +421,15 @@ def test_pages_never_take_the_threads_kept_for_devices() -> None:
         thread.join(30)
     call("/devices")  # the pages' places came back when their replies closed
     assert entered[-1] == "/devices"
+
+
+@pytest.mark.parametrize("body", [b'{"product": "P", "printer": "x", "slot": "A", "serial": "SN\\u0000"}',
+                                  b'{"product": "P\\ud800", "printer": "x", "slot": "A"}', b"not json", b""])
+def test_the_lines_bodies_are_read_by_the_one_checked_reader(live: Server, body: bytes) -> None:
+    person = Person(live)
+    person.sign_in(OPERATOR)
+    before = count(live.db, "SELECT count(*) FROM devices")
+    reply = person.http.post(person.url + "/line/units", data=body, allow_redirects=False, timeout=30,
+                             headers={"X-CSRF-Token": person.csrf, "Content-Type": "application/json"})
+    assert reply.status_code == 400 and "error" in reply.json()
+    assert count(live.db, "SELECT count(*) FROM devices") == before
