@@ -605,7 +605,13 @@ class Store:
                     return self.batch(batch.name)
                 time.sleep(GIVE_WAY)
         except StationError as exc:
-            raise type(exc)(f"{exc}; {self.batch(batch.name).incomplete()}") from exc
+            try:  # say what is left to do, where something is (another command may have settled it meanwhile)
+                now_stored = self.batch(batch.name)
+            except StationError:  # the database is gone too: the first error is the one to act on
+                raise exc from None
+            if now_stored.complete:
+                raise
+            raise type(exc)(f"{exc}; {now_stored.incomplete()}") from exc
         finally:
             self.conn.execute("PRAGMA foreign_keys=ON")
 
