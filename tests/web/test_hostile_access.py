@@ -5,6 +5,7 @@ form-encoded calls to the JSON API."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import socket
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
 
 from station import accounts
 from station.store import Store
@@ -207,6 +209,13 @@ def test_a_disabled_user_is_signed_out_and_cannot_sign_in(live: Server) -> None:
     assert Person(live).sign_in("dan").status_code == 302
 
 
+def _app_with_key(server: Server) -> Flask:
+    """A bare Flask app with the station's cookie key, to read a cookie the way the station does."""
+    app = Flask("reader")
+    app.secret_key = (server.data_dir / "secret_key").read_bytes()
+    return app
+
+
 def test_the_cookie_holds_no_name_and_the_store_only_a_hash(live: Server) -> None:
     person = Person(live)
     person.sign_in(OPERATOR)
@@ -214,6 +223,11 @@ def test_the_cookie_holds_no_name_and_the_store_only_a_hash(live: Server) -> Non
         stored = [row[0] for row in store.conn.execute("SELECT id FROM sessions WHERE user = ?", (OPERATOR,))]
     assert stored and all(re.fullmatch(r"[0-9a-f]{64}", sid) for sid in stored)
     assert not any(sid in person.cookie() for sid in stored)
+    # What the signed cookie carries, read as Flask reads it: a session token, neither a name nor a hash.
+    cookie = next(c.value for c in person.http.cookies if c.name == "station_session")
+    carried = SecureCookieSessionInterface().get_signing_serializer(_app_with_key(live)).loads(cookie)
+    assert set(carried) <= {"sid", "csrf", "_permanent"} and OPERATOR not in json.dumps(carried)
+    assert hashlib.sha256(carried["sid"].encode()).hexdigest() in stored
 
 
 # --- point 8: every number through one bounded parser --------------------------------------------------------
