@@ -16,6 +16,7 @@ import json5
 
 from . import files
 from .errors import Invalid
+from .store import IDEMPOTENCY_WINDOW, REPEAT_WINDOW
 
 DEFAULT_DATA_DIR = "station-data"
 CONFIG_NAME = "station.json5"
@@ -30,6 +31,16 @@ DEFAULTS: dict[str, Any] = {
     "database_timeout": 5.0,
     # Processes that answer devices on the service's port (null: one per CPU, at most 8; 0: one process alone).
     "workers": None,
+    # Seconds after its issue that a unit still in the factory gets its UCI back by its hardware key.
+    "repeat_window": REPEAT_WINDOW,
+    # Seconds an Idempotency-Key names its request (of one client address and product).
+    "idempotency_window": IDEMPOTENCY_WINDOW,
+}
+# Settings in seconds, each checked at load: its key, the most it may be, and what it is for.
+SECONDS = {
+    "database_timeout": (600, "seconds"),
+    "repeat_window": (366 * 24 * 3600, "seconds (a year at most: a unit asking again after that is not still in the factory)"),
+    "idempotency_window": (366 * 24 * 3600, "seconds (a year at most)"),
 }
 
 
@@ -61,6 +72,11 @@ class Config:
         """Seconds every connection of this station waits for another's write (``load`` checked the value)."""
         return float(self.values.get("database_timeout", DEFAULTS["database_timeout"]))
 
+    @property
+    def issue_windows(self) -> dict[str, float]:
+        """Store.issue's ``repeat_window`` and ``idempotency_window`` (``load`` checked them)."""
+        return {key: float(self.values.get(key, DEFAULTS[key])) for key in ("repeat_window", "idempotency_window")}
+
 
 def secure_files(path: Path) -> None:
     """The station's files in the data directory owner-only (0600): the database holds password and token
@@ -91,9 +107,11 @@ def load(data_dir: str | os.PathLike[str] | None = None, create: bool = True) ->
         if not isinstance(loaded, dict):
             raise Invalid(f"{config_file} must hold an object of settings")
         values.update(loaded)
-    timeout = values["database_timeout"]
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout <= 600:
-        raise Invalid(f"database_timeout in {config_file} must be a number of seconds from 0 to 600, not {timeout!r}")
+    for key, (high, unit) in SECONDS.items():
+        value = values[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high:
+            raise Invalid(f"{key} in {config_file} must be a number of {unit} from 0 to {high} "
+                          f"(default {DEFAULTS[key]:g}), not {value!r}")
     if create:  # only on a configuration that reads: a refused one leaves nothing behind
         try:
             secure_files(path)

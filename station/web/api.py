@@ -25,7 +25,6 @@ from .bodies import (
     parse_object,
     query_int,
 )
-from .device import issue_windows
 from .runtime import runtime
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
@@ -125,7 +124,7 @@ def issue() -> ResponseReturnValue:
     rt = runtime()
     code, created = rt.writer.issue(product_id=product_id, serial=fields.serial(serial) if serial else None,
                                     idempotency_key=key, remote=request.remote_addr or "", actor=g.caller, kind="issued",
-                                    **issue_windows(rt.config))
+                                    **rt.config.issue_windows)
     return _detail(rt.reader().device(code)), 201 if created else 200
 
 

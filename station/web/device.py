@@ -16,9 +16,8 @@ from http import HTTPStatus
 from typing import Any
 
 from .. import fields
-from ..config import Config
 from ..errors import Forbidden, Invalid, NotFound, StationError
-from ..store import IDEMPOTENCY_WINDOW, REPEAT_WINDOW, Device, Store
+from ..store import Device, Store
 from ..uci import MAX_BITS
 from .access import Unauthorized, bearer
 from .bodies import (
@@ -36,25 +35,6 @@ log = logging.getLogger("station.web")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 DEVICE_TEXT = ("name", "description", "model")  # fields of the device object that must be strings when present
-# station.json5's issuance windows in seconds: (its key, Store.issue's keyword, the default).
-WINDOWS = (("repeat_window", "repeat_window", REPEAT_WINDOW), ("idempotency_window", "idempotency_window", IDEMPOTENCY_WINDOW))
-MAX_WINDOW = 366 * 24 * 3600  # a year: a unit that asks again after that is not still in the factory
-
-
-def issue_windows(config: Config) -> dict[str, float]:
-    """How long a repeat gets its UCI back (Store.issue's ``repeat_window`` and ``idempotency_window``), from
-    station.json5's ``repeat_window`` (by hardware key, while the unit is in the factory) and
-    ``idempotency_window`` (by Idempotency-Key), checked."""
-    windows = {}
-    for key, keyword, default in WINDOWS:
-        value = config.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_WINDOW:
-            raise Invalid(f"{key} in station.json5 must be a number of seconds from 0 to {MAX_WINDOW} "
-                          f"(default {default:.0f}: a day), not {value!r}")
-        windows[keyword] = float(value)
-    return windows
-
-
 def serialize(rt: Runtime, body: dict[str, Any], environ: dict[str, Any]) -> dict[str, Any]:
     """Issue the unit's UCI, committed before the reply; a unit that says who it is gets the same UCI again."""
     product = field(body, "product", str, required=True, max_len=64)
@@ -65,7 +45,7 @@ def serialize(rt: Runtime, body: dict[str, Any], environ: dict[str, Any]) -> dic
     code, _ = rt.writer.issue(
         product_id=fields.product_id(product), hwkey=hwkey and fields.hardware_key(hwkey), remote=remote,
         idempotency_key=idempotency_key(environ.get("HTTP_IDEMPOTENCY_KEY")), actor="device", kind="issued",
-        details={"remote": remote}, **issue_windows(rt.config),
+        details={"remote": remote}, **rt.config.issue_windows,
     )
     return {"id": code}
 
@@ -117,7 +97,6 @@ class DeviceEndpoints:
     """WSGI middleware: answers the device endpoints itself (POST only) and passes every other path on."""
 
     def __init__(self, runtime: Runtime, app: WSGIApp) -> None:
-        issue_windows(runtime.config)  # a bad setting stops the station at its start, not a unit later
         self.runtime = runtime
         self.app = app
 
