@@ -114,25 +114,25 @@ def product_list(station: Station) -> None:
     echo_table(("product", "name", "model", "bits", "check", "claim url", "layout", "status"), rows)
 
 
-def _enabling(enabled: bool) -> click.Command:
-    """``product enable`` and ``product disable``: one command each, one rule."""
-    verb = "enable" if enabled else "disable"
-    summary = ("Allow claim IDs to be issued for a product again." if enabled else
-               "Stop issuing claim IDs for a product (devices and their history stay).")
+def _switches(group: click.Group, noun: str, metavar: str, apply: Callable[[Station, str, bool], None],
+              helps: tuple[str, str], until: str) -> None:
+    """``<noun> enable`` and ``<noun> disable`` in ``group``: one command each, one rule (``apply``); ``until``
+    says, after a disable, what it stops until the enable (``{name}`` is the argument)."""
+    for enabled, summary in zip((True, False), helps):
+        verb = "enable" if enabled else "disable"
 
-    @product.command(verb, help=summary)
-    @click.argument("product_id")
-    @pass_station
-    def command(station: Station, product_id: str) -> None:
-        station.store.set_product_enabled(product_id, enabled)
-        click.echo(f"product {product_id} {verb}d" + ("" if enabled else
-                   f": no claim IDs are issued for it until `station product enable {product_id}`"))
-
-    return command
+        @group.command(verb, help=summary)
+        @click.argument("name", metavar=metavar)
+        @pass_station
+        def command(station: Station, name: str, enabled: bool = enabled, verb: str = verb) -> None:
+            apply(station, name, enabled)
+            click.echo(terminal.escape(f"{noun} {name} {verb}d" + ("" if enabled else until.format(name=name))))
 
 
-_enabling(True)
-_enabling(False)
+_switches(product, "product", "PRODUCT_ID", lambda station, name, on: station.store.set_product_enabled(name, on),
+          ("Allow claim IDs to be issued for a product again.",
+           "Stop issuing claim IDs for a product (devices and their history stay)."),
+          ": no claim IDs are issued for it until `station product enable {name}`")
 
 
 def echo_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
@@ -324,24 +324,10 @@ def user_passwd(station: Station, name: str, password_stdin: bool) -> None:
     click.echo(f"password of {name} changed; their sessions are ended")
 
 
-def _user_enabling(enabled: bool) -> click.Command:
-    """``user enable`` and ``user disable``: one command each, one rule (accounts.set_enabled)."""
-    verb = "enable" if enabled else "disable"
-    summary = ("Let a disabled user sign in again." if enabled else
-               "Stop a user signing in and end their sessions (the account and its history stay).")
-
-    @user.command(verb, help=summary)
-    @click.argument("name")
-    @pass_station
-    def command(station: Station, name: str) -> None:
-        accounts.set_enabled(station.store, name, enabled)
-        click.echo(f"user {name} {verb}d" + ("" if enabled else f"; their sessions are ended until `station user enable {name}`"))
-
-    return command
-
-
-_user_enabling(True)
-_user_enabling(False)
+_switches(user, "user", "NAME", lambda station, name, on: accounts.set_enabled(station.store, name, on),
+          ("Let a disabled user sign in again.",
+           "Stop a user signing in and end their sessions (the account and its history stay)."),
+          "; their sessions are ended until `station user enable {name}`")
 
 
 @user.command("list")
