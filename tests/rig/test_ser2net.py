@@ -122,12 +122,16 @@ def _station_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]
                           env={**os.environ, "STATION_RIG_PASSWORD": PASSWORD})
 
 
-def _with_slot(station: dict[str, Any], port: str) -> Path:
-    """station.json5 with slot A on ``port`` (the test's quick limits); the caller removes it."""
+def _rig_run(station: dict[str, Any], port: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`station rig run --slot A` as a process, with slot A on ``port`` in station.json5 for this run only (the
+    test's quick limits)."""
     config = station["data_dir"] / "station.json5"
     config.write_text(json.dumps({"rig": {"password": PASSWORD, "baud": FAST, "register_timeout": 20, **QUICK},
                                   "slots": {"A": {"port": port}}}))
-    return config
+    try:
+        return _station_cli(station["data_dir"], "rig", "run", "--slot", "A", "--product", PRODUCT, *args)
+    finally:
+        config.unlink()
 
 
 @pytest.mark.parametrize("kind", ["rfc2217", "socket", "path"])
@@ -135,12 +139,7 @@ def test_rig_run_passes_on_every_kind_of_port(kind, station, store, make_unit, s
     """`station rig run --slot A`, a real process, through ser2net's RFC 2217 and raw TCP ports and the device path."""
     unit = make_unit()
     port = unit.path if kind == "path" else share(unit.path).urls[kind]
-    config = _with_slot(station, port)
-    try:
-        result = _station_cli(station["data_dir"], "rig", "run", "--slot", "A", "--product", PRODUCT, "--serial",
-                              f"SN-ser2net-{kind}")
-    finally:
-        config.unlink()
+    result = _rig_run(station, port, "--serial", f"SN-ser2net-{kind}")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     [device] = store.devices(product=PRODUCT, serial=f"SN-ser2net-{kind}")
@@ -153,11 +152,7 @@ def test_rig_run_passes_on_every_kind_of_port(kind, station, store, make_unit, s
 def test_a_serial_server_that_refuses_is_one_line_and_issues_nothing(kind, station, store) -> None:
     port = f"{kind}://127.0.0.1:{_free_port()}"  # nothing listens there
     before = sum(1 for _ in store.devices(product=PRODUCT))
-    config = _with_slot(station, port)
-    try:
-        result = _station_cli(station["data_dir"], "rig", "run", "--slot", "A", "--product", PRODUCT)
-    finally:
-        config.unlink()
+    result = _rig_run(station, port)
     assert result.returncode == 1
     assert result.stdout == (f"FAIL at connect: serial port {port} of slot A refused the connection: is the serial "
                              f"server running, and is this its port?\n")
@@ -181,11 +176,7 @@ def test_a_serial_server_without_its_device_is_one_line_and_no_traceback(kind, s
     """ser2net accepts, finds no device (an adapter unplugged) and hangs up: one line saying what to check."""
     port = share(str(tmp_path / "ttyUSB-unplugged")).urls[kind]
     before = sum(1 for _ in store.devices(product=PRODUCT))
-    config = _with_slot(station, port)
-    try:
-        result = _station_cli(station["data_dir"], "rig", "run", "--slot", "A", "--product", PRODUCT)
-    finally:
-        config.unlink()
+    result = _rig_run(station, port)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr, result.stderr  # pyserial's reader thread ends quietly too
     if kind == "rfc2217":  # the telnet negotiation finds the closed connection at once
