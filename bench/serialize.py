@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import registry  # noqa: E402  (bench/registry.py, beside this file)
@@ -88,17 +89,54 @@ def reference_server(kind: str, db_path: str, threads: int) -> None:
     server.run()
 
 
+def granian_server(data_dir: str, workers: int, threads: int) -> None:
+    """The station's own app under Granian's WSGI server (Rust I/O, Python app threads), in ``workers`` processes
+    that each open the station as `station serve --workers 0` does: the candidate serving layer of issue 13."""
+    import functools
+    import socket
+
+    from granian.constants import Interfaces
+    from granian.server import MPServer
+
+    with socket.socket() as probe:  # a free port, for the benchmark only
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = MPServer("station", address="127.0.0.1", port=port, interface=Interfaces.WSGI, workers=workers,
+                      blocking_threads=threads, log_enabled=False)
+    print(f"serving http://127.0.0.1:{port}", file=sys.stderr, flush=True)
+    server.serve(target_loader=functools.partial(_station_app, data_dir), wrap_loader=False)
+
+
+def _station_app(data_dir: str) -> Any:
+    from station import config
+    from station.web.app import create_app
+
+    return create_app(config.load(data_dir))
+
+
 def start(command: list[str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
     """Start a server whose stderr names its URL; wait (bounded) until it does."""
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline and proc.poll() is None:
         found = re.search(r"http://127\.0\.0\.1:\d+", log.read_text(errors="replace"))
-        if found:
+        if found and _accepts(found.group(0)):
             return proc, found.group(0)
         time.sleep(0.05)
     proc.kill()
     sys.exit(f"server did not start: {' '.join(command)}\n{log.read_text(errors='replace')[-2000:]}")
+
+
+def _accepts(url: str) -> bool:
+    """Whether the server named in its log takes connections yet (Granian names its port before it listens)."""
+    import socket
+
+    host, port = url.rsplit("/", 1)[1].rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def cpu_times() -> list[int]:
@@ -151,12 +189,18 @@ def main() -> None:
     parser.add_argument("--ceiling", action="store_true", help="also load a Flask app that answers without a database")
     parser.add_argument("--registry", type=int, default=0, metavar="N",
                         help="also load a station holding N devices, cold for each run")
+    parser.add_argument("--serving", action="store_true",
+                        help="also load the station's app served by waitress alone and by Granian in 1 and 2 processes")
+    parser.add_argument("--granian", nargs=2, metavar=("WORKERS", "DATA"), help=argparse.SUPPRESS)
     parser.add_argument("--reference-server", nargs=2, metavar=("KIND", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     from station.store import Store
     from station.web.server import THREADS
 
+    if args.granian:
+        granian_server(args.granian[1], int(args.granian[0]), THREADS)
+        return
     if args.reference_server:
         reference_server(*args.reference_server, THREADS)
         return
@@ -174,6 +218,12 @@ def main() -> None:
                         *(["--workers", str(args.workers)] if args.workers is not None else [])],
             "baseline": [sys.executable, __file__, "--reference-server", "baseline", str(work / "baseline.db")],
         }
+        if args.serving:
+            for name in ("waitress", "granian-1", "granian-2"):
+                shutil.copytree(work / "data", work / name)
+            servers["waitress"] = [*STATION, "--data-dir", str(work / "waitress"), "serve", "--port", "0", "--workers", "0"]
+            for n in (1, 2):
+                servers[f"granian-{n}"] = [sys.executable, __file__, "--granian", str(n), str(work / f"granian-{n}")]
         if args.ceiling:
             servers["ceiling"] = [sys.executable, __file__, "--reference-server", "ceiling", str(work / "ceiling.db")]
         for name, command in servers.items():
