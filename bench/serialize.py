@@ -2,12 +2,13 @@
 
 Starts `station serve` on a free port in a fresh data directory (with the Blank product), loads it with the
 Ioto body from wrk (a separate C process, light enough to share 2 cores with the server) at concurrency 16,
-then loads the baseline the same way: a few-line Flask app on the same waitress settings that inserts and
+then loads the baseline the same way: a few-line Flask app on the same server settings (Granian, one process
+of 16 threads) that inserts and
 commits one row per request on the same SQLite settings (WAL, synchronous=FULL). Prints requests/s, p50 and
 p99 latency and errors for both, the ratio, and checks that every 200 left one stored device. --ceiling adds
-a Flask app that answers without a database: what Flask on waitress alone reaches on this machine now.
+a Flask app that answers without a database: what Flask on Granian alone reaches on this machine now.
 
-    python bench/serialize.py [--duration 10] [--runs 3] [--concurrency 16] [--workers N] [--keep-alive] [--ceiling]
+    python bench/serialize.py [--duration 10] [--runs 3] [--concurrency 16] [--keep-alive] [--ceiling]
                               [--registry N]
 
 --registry N also loads a station that already holds N devices (bench/registry.py: built once with plain SQL,
@@ -63,9 +64,24 @@ end
 
 def reference_server(kind: str, db_path: str, threads: int) -> None:
     """The baseline (one row inserted and committed per request, on the station's SQLite settings), or the
-    ceiling (the same app without the database)."""
+    ceiling (the same app without the database), on the station's server settings: Granian, one process."""
+    import functools
+    import socket
+
+    from granian.constants import Interfaces
+    from granian.server import MPServer
+
+    with socket.socket() as probe:  # a free port, for the benchmark only
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = MPServer(kind, address="127.0.0.1", port=port, interface=Interfaces.WSGI, workers=1,
+                      blocking_threads=threads, log_enabled=False)
+    print(f"serving http://127.0.0.1:{port}", file=sys.stderr, flush=True)
+    server.serve(target_loader=functools.partial(_reference_app, kind, db_path), wrap_loader=False)
+
+
+def _reference_app(kind: str, db_path: str) -> Any:
     from flask import Flask, jsonify, request
-    from waitress.server import create_server
 
     conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -84,34 +100,7 @@ def reference_server(kind: str, db_path: str, threads: int) -> None:
                 conn.execute("COMMIT")
         return jsonify(id=code)
 
-    server = create_server(app, host="127.0.0.1", port=0, threads=threads)
-    print(f"serving http://127.0.0.1:{server.effective_port}", file=sys.stderr, flush=True)
-    server.run()
-
-
-def granian_server(data_dir: str, workers: int, threads: int) -> None:
-    """The station's own app under Granian's WSGI server (Rust I/O, Python app threads), in ``workers`` processes
-    that each open the station as `station serve --workers 0` does: the candidate serving layer of issue 13."""
-    import functools
-    import socket
-
-    from granian.constants import Interfaces
-    from granian.server import MPServer
-
-    with socket.socket() as probe:  # a free port, for the benchmark only
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = MPServer("station", address="127.0.0.1", port=port, interface=Interfaces.WSGI, workers=workers,
-                      blocking_threads=threads, log_enabled=False)
-    print(f"serving http://127.0.0.1:{port}", file=sys.stderr, flush=True)
-    server.serve(target_loader=functools.partial(_station_app, data_dir), wrap_loader=False)
-
-
-def _station_app(data_dir: str) -> Any:
-    from station import config
-    from station.web.app import create_app
-
-    return create_app(config.load(data_dir))
+    return app
 
 
 def start(command: list[str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -183,24 +172,17 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per server [10]")
     parser.add_argument("--runs", type=int, default=3, help="loads of each server; the medians are printed [3]")
     parser.add_argument("--concurrency", type=int, default=16, help="connections at once [16]")
-    parser.add_argument("--workers", type=int, help="station serve --workers [its default: one per CPU]")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads [1: leaves the cores to the server]")
     parser.add_argument("--keep-alive", action="store_true", help="reuse connections (Ioto agents do not)")
     parser.add_argument("--ceiling", action="store_true", help="also load a Flask app that answers without a database")
     parser.add_argument("--registry", type=int, default=0, metavar="N",
                         help="also load a station holding N devices, cold for each run")
-    parser.add_argument("--serving", action="store_true",
-                        help="also load the station's app served by waitress alone and by Granian in 1 and 2 processes")
-    parser.add_argument("--granian", nargs=2, metavar=("WORKERS", "DATA"), help=argparse.SUPPRESS)
     parser.add_argument("--reference-server", nargs=2, metavar=("KIND", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     from station.store import Store
     from station.web.server import THREADS
 
-    if args.granian:
-        granian_server(args.granian[1], int(args.granian[0]), THREADS)
-        return
     if args.reference_server:
         reference_server(*args.reference_server, THREADS)
         return
@@ -214,16 +196,9 @@ def main() -> None:
             store.add_product(PRODUCT, "Blank", "Blank-01", description="Blank slate app")
         runs: dict[str, list[dict[str, float]]] = {}
         servers = {
-            "station": [*STATION, "--data-dir", str(work / "data"), "serve", "--port", "0",
-                        *(["--workers", str(args.workers)] if args.workers is not None else [])],
+            "station": [*STATION, "--data-dir", str(work / "data"), "serve", "--port", "0"],
             "baseline": [sys.executable, __file__, "--reference-server", "baseline", str(work / "baseline.db")],
         }
-        if args.serving:
-            for name in ("waitress", "granian-1", "granian-2"):
-                shutil.copytree(work / "data", work / name)
-            servers["waitress"] = [*STATION, "--data-dir", str(work / "waitress"), "serve", "--port", "0", "--workers", "0"]
-            for n in (1, 2):
-                servers[f"granian-{n}"] = [sys.executable, __file__, "--granian", str(n), str(work / f"granian-{n}")]
         if args.ceiling:
             servers["ceiling"] = [sys.executable, __file__, "--reference-server", "ceiling", str(work / "ceiling.db")]
         for name, command in servers.items():
@@ -246,12 +221,10 @@ def main() -> None:
                     stop(proc)
         with Store.open(work / "data" / "station.db") as store:
             stored = sum(row["devices"] for row in store.stats())
-        serving = re.search(r'"workers": (\d+)', (work / "station.log").read_text(errors="replace"))
-        served_workers = serving.group(1) if serving else "?"
 
     mode = "keep-alive" if args.keep_alive else "a new connection per request"
     print(f"POST /ioto/serialize, concurrency {args.concurrency}, {args.runs} runs of {args.duration} s each, {mode}, "
-          f"waitress threads {THREADS}, synchronous=FULL, station workers {served_workers}")
+          f"Granian, one server process of {THREADS} threads, synchronous=FULL")
     columns = f"{'':10s}{'requests/s':>12s}{'p50 ms':>9s}{'p99 ms':>9s}{'max ms':>9s}{'errors':>8s}{'requests':>10s}{'steal %':>9s}{'iowait %':>10s}"
     print(columns)
     figures = {}

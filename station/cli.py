@@ -263,16 +263,14 @@ def stats(station: Station) -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--workers", type=int, default=None,
-              help="Processes that answer devices [workers of station.json5, else one per CPU]; 0: one process serves alone.")
 @click.option("--demo", is_flag=True, help="Add a demo product, file printer, simulated unit and operator account.")
 @pass_station
-def serve(station: Station, host: str, port: int, workers: int | None, demo: bool) -> None:
+def serve(station: Station, host: str, port: int, demo: bool) -> None:
     """Run the station's HTTP service and operator pages (port 0 takes a free port, named in the log)."""
     from .web.server import serve as serve_http  # Flask loads only for this command
 
     if not demo:
-        serve_http(station.config, host, port, workers=workers, on_ready=lambda url: click.echo(
+        serve_http(station.config, host, port, on_ready=lambda url: click.echo(
             f"station: open {url}/ (data in {station.config.data_dir}); Ctrl-C stops it", err=True))
         return
     from .web.demo import OPERATOR, Demo
@@ -284,7 +282,7 @@ def serve(station: Station, host: str, port: int, workers: int | None, demo: boo
         click.echo(f"demo: open {url}/ and sign in as {OPERATOR} with password {the_demo.password}", err=True)
 
     try:
-        serve_http(station.config, host, port, workers=workers, on_ready=ready)
+        serve_http(station.config, host, port, on_ready=ready)
     finally:
         the_demo.stop()
 

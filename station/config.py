@@ -29,8 +29,6 @@ DEFAULTS: dict[str, Any] = {
     "hardware_keys": ["serial", "mac", "hwid"],
     # Seconds a command waits for another process's write to the database before it gives up.
     "database_timeout": 5.0,
-    # Processes that answer devices on the service's port (null: one per CPU, at most 8; 0: one process alone).
-    "workers": None,
     # Seconds after its issue that a unit still in the factory gets its UCI back by its hardware key.
     "repeat_window": REPEAT_WINDOW,
     # Seconds an Idempotency-Key names its request (of one client address and product).

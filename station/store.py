@@ -60,9 +60,6 @@ class SerialTaken(Conflict):
         super().__init__(message)
         self.uci = code
 
-    def __reduce__(self) -> tuple[Any, ...]:  # it crosses from the writer to worker processes (web/hub.py)
-        return SerialTaken, (str(self), self.uci)
-
 
 class RepeatRefused(Conflict):
     """A repeat by hardware key of a unit that has left the factory: the refusal concerns that device (``uci``),
@@ -71,9 +68,6 @@ class RepeatRefused(Conflict):
     def __init__(self, message: str, code: str) -> None:
         super().__init__(message)
         self.uci = code
-
-    def __reduce__(self) -> tuple[Any, ...]:  # it crosses from the writer to worker processes (web/hub.py)
-        return RepeatRefused, (str(self), self.uci)
 
 
 def _used_up(product: "Product") -> Unavailable:

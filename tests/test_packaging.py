@@ -65,7 +65,7 @@ class Demo:
 
     def __init__(self, venv: Path, data_dir: Path) -> None:
         self.proc = subprocess.Popen([str(venv / "bin" / "station"), "--data-dir", str(data_dir), "serve", "--demo",
-                                      "--port", "0", "--workers", "1"],
+                                      "--port", "0"],
                                      cwd=data_dir.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.url, self.password = self._started()
         self.http = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))

@@ -23,7 +23,6 @@ from flask import Request
 from ..accounts import ROLES, User
 from ..errors import Forbidden, Invalid, StationError
 from ..store import TOKEN_SCOPES, Store, now
-from .hub import HubClient
 from .writer import Writer
 
 TOUCH_EVERY = 60.0  # seconds between two notes of a token's last use: a write per API call would be waste
@@ -132,7 +131,7 @@ class _Refusals:
 class Access:
     """The access rules of one app: client networks for devices, ways in for the JSON API."""
 
-    def __init__(self, networks: Any, reader: Callable[[], Store], writer: Writer | HubClient) -> None:
+    def __init__(self, networks: Any, reader: Callable[[], Store], writer: Writer) -> None:
         self.networks = parse_networks(networks)
         self._reader = reader
         self._writer = writer

@@ -9,14 +9,15 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from .. import resources
 from ..config import Config
 from ..errors import StationError
 from . import api, line, openapi, pages, session
-from .bodies import MAX_BODY, TOO_LARGE
+from . import replies
+from .bodies import Capped
 from .device import DeviceEndpoints
 from .requestlog import log_request
 from .runtime import Runtime
@@ -26,7 +27,6 @@ log = logging.getLogger("station.web")
 HTTP_HINTS = {
     404: "no such endpoint or resource; /api/openapi.json lists the endpoints",
     405: "this endpoint does not take {method}; /api/openapi.json lists the methods",
-    413: TOO_LARGE,
 }
 
 
@@ -34,10 +34,9 @@ def create_app(config: Config) -> Flask:
     """The station's WSGI app on the data directory of ``config``; close it with ``app.extensions["station"].close()``."""
     resources.check()  # an installation without its pages or layouts refuses to start, saying how to mend it
     app = Flask(__name__, static_folder=None)  # the pages blueprint serves the shipped static files
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.json.sort_keys = False  # type: ignore[attr-defined]
     runtime = app.extensions["station"] = Runtime(config)
-    app.wsgi_app = DeviceEndpoints(runtime, app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = Capped(DeviceEndpoints(runtime, app.wsgi_app))  # type: ignore[method-assign]
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     try:
@@ -60,9 +59,8 @@ def create_app(config: Config) -> Flask:
 
 def error_reply(message: str, status: int) -> tuple[Response, int]:
     """The one shape of every error: a JSON object with a message that says what to do."""
-    response = jsonify(error=message)
-    if status == 401:
-        response.headers["WWW-Authenticate"] = "Bearer"
+    response = Response(replies.json_body({"error": message}), mimetype="application/json")
+    response.headers.extend(replies.error_headers(status))
     return response, status
 
 

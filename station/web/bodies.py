@@ -4,26 +4,24 @@ that the Flask API and the bare-WSGI device endpoints share them."""
 
 from __future__ import annotations
 
+import io
 import json
-import re
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .. import fields
 from ..errors import Invalid, StationError
+from . import replies
+from .replies import StartResponse, WSGIApp
+from .requestlog import log_request
 
 MAX_KEY = fields.IDEMPOTENCY_MAX  # characters of any key a client sends: longer ones are not identifiers but junk
 # Bytes of the largest body any endpoint takes: a device object is a few hundred, the JSON API's bodies and the
-# pages' forms (sign-in, products) less. Flask refuses more (MAX_CONTENT_LENGTH), and so does waitress:
+# pages' forms (sign-in, products) less. ``Capped`` refuses more, in front of every path.
 MAX_BODY = 16 * 1024
-# waitress's max_request_body_size: it refuses a body of at least this many bytes itself (a plain-text 413), by its
-# Content-Length before reading a byte of it, a chunked one as soon as it has come this far. Below it, a body is
-# held in memory (waitress spools to a temporary file only above its inbuf_overflow of 512 KiB) and one over
-# MAX_BODY gets the station's own JSON 413, which names the limit.
-SERVER_BODY_LIMIT = 4 * MAX_BODY
 TOO_LARGE = f"the body is larger than {MAX_BODY // 1024} KiB; a device object is a few hundred bytes"
 _KINDS = {str: "a string", bool: "true or false", int: "a whole number"}
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 class TooLarge(StationError):
@@ -101,12 +99,35 @@ def query_int(args: Mapping[str, str], key: str, default: int, low: int, high: i
 
 def idempotency_key(header: str | None) -> str | None:
     """The ``Idempotency-Key`` header: a client's name for one request, so that its retry is not a second one."""
-    return fields.idempotency_key(header) if header and header.strip() else None
+    if header is None:
+        return None
+    if not header.strip():  # Granian hands on a value with bytes beyond ASCII as an empty one
+        raise Invalid("the Idempotency-Key header is empty, or held bytes that are not ASCII: "
+                      "send printable ASCII such as a UUID, or no header")
+    return fields.idempotency_key(header)
 
 
-def bad_target(environ: Mapping[str, Any]) -> str | None:
-    """Why the request's target (path and query as sent) is no URL, or None: control characters (C0 and DEL) never
-    belong in one, and http.client refuses to relay them. Percent-encoded ones are URL text: the routes decide."""
-    if _CONTROL.search(environ.get("REQUEST_URI") or environ.get("PATH_INFO", "") + environ.get("QUERY_STRING", "")):
-        return "the URL holds a control character (such as NUL, ESC or DEL); send printable text, percent-encoded"
-    return None
+class Capped:
+    """In front of the whole app: no body over MAX_BODY reaches it, on any path. A declared one is refused by its
+    Content-Length before a byte of it is read, a chunked one once MAX_BODY of it came; the connection is then
+    closed, so that the rest is never read. (Granian, unlike waitress, has no limit of its own.)"""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+                data = environ["wsgi.input"].read(MAX_BODY + 1)
+                if len(data) > MAX_BODY:
+                    raise TooLarge(TOO_LARGE)
+                environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(data), str(len(data))
+            else:
+                content_length(environ)
+        except StationError as exc:
+            started = time.perf_counter()
+            reply = replies.error(start_response, exc.status, str(exc), [("Connection", "close")])
+            log_request(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""), exc.status, started,
+                        environ.get("REMOTE_ADDR"), None)
+            return reply
+        return self.app(environ, start_response)

@@ -8,32 +8,23 @@ two endpoints need none of it. Everything else goes on to Flask.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from http import HTTPStatus
 from typing import Any
 
 from .. import fields
-from ..errors import Forbidden, Invalid, NotFound, StationError
+from ..errors import Forbidden, NotFound, StationError
 from ..store import Device, Store
 from ..uci import MAX_BITS
 from .access import Unauthorized, bearer
-from .bodies import (
-    MAX_BODY,
-    bad_target,
-    content_length,
-    field,
-    idempotency_key,
-    parse_object,
-)
+from . import replies
+from .bodies import MAX_BODY, content_length, field, idempotency_key, parse_object
 from .requestlog import log_request
 from .runtime import Runtime
 
 log = logging.getLogger("station.web")
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 DEVICE_TEXT = ("name", "description", "model")  # fields of the device object that must be strings when present
 def serialize(rt: Runtime, body: dict[str, Any], environ: dict[str, Any]) -> dict[str, Any]:
     """Issue the unit's UCI, committed before the reply; a unit that says who it is gets the same UCI again."""
@@ -96,22 +87,19 @@ def read_body(environ: dict[str, Any]) -> bytes:
 class DeviceEndpoints:
     """WSGI middleware: answers the device endpoints itself (POST only) and passes every other path on."""
 
-    def __init__(self, runtime: Runtime, app: WSGIApp) -> None:
+    def __init__(self, runtime: Runtime, app: replies.WSGIApp) -> None:
         self.runtime = runtime
         self.app = app
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(self, environ: dict[str, Any], start_response: replies.StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         endpoint = ENDPOINTS.get(path)
-        problem = bad_target(environ)  # the first app of every process: no later part sees such a URL
-        if endpoint is None and problem is None:
+        if endpoint is None:
             return self.app(environ, start_response)
         started = time.perf_counter()
         method, remote = environ.get("REQUEST_METHOD", ""), environ.get("REMOTE_ADDR")
-        headers = [("Content-Type", "application/json")]
+        headers: list[tuple[str, str]] = []
         try:
-            if endpoint is None or problem is not None:  # without an endpoint, the target was bad
-                raise Invalid(str(problem))
             if method != "POST":
                 headers.append(("Allow", "POST"))
                 raise _MethodNotAllowed(f"{path} takes POST, not {method}; /api/openapi.json lists the methods")
@@ -119,16 +107,13 @@ class DeviceEndpoints:
             reply, status = endpoint(self.runtime, parse_object(read_body(environ)), environ), 200
         except StationError as exc:
             reply, status = {"error": str(exc)}, exc.status
+            headers += replies.error_headers(status)
         except Exception:  # a bug answers 500 and is logged; the agent retries
             log.exception("unexpected error", extra={"method": method, "path": path})
             reply, status = {"error": "internal error of the station; its log has the details"}, 500
-        if status == 401:
-            headers.append(("WWW-Authenticate", "Bearer"))
-        body = json.dumps(reply, separators=(",", ":")).encode()
-        headers.append(("Content-Length", str(len(body))))
-        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+        answered = replies.answer(start_response, status, reply, headers)
         log_request(method, path, status, started, remote, None)
-        return [body]
+        return answered
 
 
 class _MethodNotAllowed(StationError):

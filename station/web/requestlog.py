@@ -6,8 +6,6 @@ from __future__ import annotations
 import logging
 import time
 
-from .. import logs
-
 log = logging.getLogger("station.web")
 
 
@@ -18,5 +16,4 @@ def log_request(method: str, path: str, status: int, started: float | None, remo
         "ms": round((time.perf_counter() - started) * 1000, 2) if started is not None else None,
         "remote": remote, "caller": caller,
     }
-    if not logs.direct(log, "request", fields):
-        log.info("request", extra=fields)
+    log.info("request", extra=fields)

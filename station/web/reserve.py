@@ -1,7 +1,7 @@
 """Request threads kept for devices: whatever the pages, the JSON API and the line's event streams do, a unit
 calling ``/ioto/serialize`` or ``/api/device/register`` finds a thread of its process free.
 
-waitress runs every request of a process on one pool of threads. A page request holds its thread until its
+Granian runs every request on one pool of threads. A page request holds its thread until its
 reply is sent (an event stream for minutes), so a burst of them could leave none for devices. ``Reserve``
 sits in front of a process's app and lets at most ``threads - DEVICE_THREADS`` requests that are not for the
 device endpoints run at once; one more is answered 503 at once, which frees its thread again.
@@ -9,38 +9,33 @@ device endpoints run at once; one more is answered 503 at once, which frees its 
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from . import replies
 from .device import ENDPOINTS
 
 DEVICE_THREADS = 4  # threads of each process that only the device endpoints may use
 BUSY = "the station is busy with other page and API requests; try again in a moment"
 
-StartResponse = Callable[..., Any]
-App = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class Reserve:
     """A process's app, with DEVICE_THREADS of its ``threads`` request threads kept for the device endpoints."""
 
-    def __init__(self, app: App, threads: int) -> None:
+    def __init__(self, app: replies.WSGIApp, threads: int) -> None:
         if threads <= DEVICE_THREADS:
             raise ValueError(f"a process needs more than {DEVICE_THREADS} request threads, not {threads}")
         self.app = app
         self.others = threads - DEVICE_THREADS  # requests of pages, API and line that may run at once
         self._free = threading.BoundedSemaphore(self.others)
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(self, environ: dict[str, Any], start_response: replies.StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") in ENDPOINTS:
             return self.app(environ, start_response)
         if not self._free.acquire(blocking=False):
-            body = json.dumps({"error": BUSY}).encode()
-            start_response("503 Service Unavailable", [("Content-Type", "application/json"), ("Retry-After", "1"),
-                                                       ("Content-Length", str(len(body)))])
-            return [body]
+            return replies.error(start_response, 503, BUSY, [("Retry-After", "1")])
         try:
             reply = self.app(environ, start_response)
         except BaseException:

@@ -17,21 +17,19 @@ from ..errors import Invalid
 from ..store import Store, prefetch
 from .access import Access
 from .bodies import MAX_KEY, field
-from .hub import HubClient
 from .writer import Writer
 
 
 class Runtime:
     """The shared state of one app; ``close`` it when the server stops."""
 
-    def __init__(self, config: Config, writer: HubClient | None = None) -> None:
-        """``writer``: a worker process's way to the main process's writer; else this runtime opens the writer."""
+    def __init__(self, config: Config) -> None:
         self.config = config
         self.timeout = config.database_timeout  # a batch beside the line holds the lock for less
         self.hardware_keys = self._hardware_keys(config.get("hardware_keys"))
-        self.writer: Writer | HubClient = writer or Writer(config.db_path, timeout=self.timeout)
-        if writer is None:  # the process that owns the writer warms the registry's pages, once, in the background
-            threading.Thread(target=prefetch, args=(config.db_path,), name="station-prefetch", daemon=True).start()
+        self.writer = Writer(config.db_path, timeout=self.timeout)
+        # The registry's pages are warmed once, in the background: a cold station reads one page per UCI it issues.
+        threading.Thread(target=prefetch, args=(config.db_path,), name="station-prefetch", daemon=True).start()
         self._local = threading.local()
         self._readers: list[Store] = []
         self._lock = threading.Lock()
@@ -70,8 +68,7 @@ class Runtime:
             close()
         if hasattr(self, "access"):
             self.access.close()  # its counted refusals are written before the writer stops
-        if isinstance(self.writer, Writer):
-            self.writer.close()
+        self.writer.close()
         with self._lock:
             for store in self._readers:
                 store.close()

@@ -1,135 +1,184 @@
-"""Running the app: waitress (pure Python, so the station runs on Windows too), logs to stderr and a rotating
-file in the data directory, and a clean stop on Ctrl-C or SIGTERM that lets queued writes finish.
+"""Running the app: Granian's WSGI server (HTTP in native code, on Linux, macOS and Windows alike) in one
+server process, logs to stderr and a rotating file in the data directory, and a clean stop on Ctrl-C or
+SIGTERM that lets queued writes finish.
 
-With workers (the default: one per CPU), worker processes take the connections of the station's port and
-answer the device endpoints; this process keeps the one writer, the log and the Flask app, which it serves
-to the workers on a private port (workers.py, hub.py, forward.py). With ``--workers 0`` this process serves
-the port alone, as the one process that Python's one-thread-at-a-time limit allows it to be.
+`station serve` binds the port itself (so that port 0 and a taken port behave as they should), then Granian
+starts the one server process, which builds the Flask app and answers everything: devices, API, pages and
+the line, whose state lives there. One process was measured faster than today's alternatives (README,
+"Serving"): its writer group-commits every request of the station. The server process tells this one when it
+is ready or why it could not start, and stops by itself when this one is gone.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import multiprocessing
 import os
-import secrets
 import signal
 import socket
+import sys
+import threading
+import time
 from collections.abc import Callable
-from types import FrameType
+from multiprocessing.connection import Connection
 from typing import Any
 
-from waitress.server import create_server
+from flask import Flask
+from granian.constants import Interfaces
+from granian.http import HTTP1Settings
+from granian.net import SocketHolder
+from granian.server import MPServer
 
 from .. import logs
 from ..config import Config
-from ..errors import Invalid, Unavailable
+from ..errors import StationError, Unavailable
 from .app import create_app
-from .bodies import SERVER_BODY_LIMIT
-from .forward import Forwarded
-from .hub import Hub
 from .reserve import Reserve
-from .workers import Workers
 
 LOG_FILE = "web.log"
-# Request threads of each process. Each waits on the writer while its group commits, so a group can hold as
-# many requests as there are threads: 16 lets 16 clients share one commit. 8 and 32 measured no better
-# (bench/serialize.py).
+# Request threads of the server process. Each waits on the writer while its group commits, so a group can hold
+# as many requests as there are threads: 16 lets 16 clients share one commit (bench/serialize.py).
 THREADS = 16
-MAX_WORKERS = 8  # one writer commits for all of them; beyond this, more processes only add memory
-BACKLOG = 1024  # connections the system holds for the workers while they are busy
+BACKLOG = 1024  # connections the system holds while every thread is busy
+HEADER_TIMEOUT_MS = 10_000  # a client that has not sent its headers by then is dropped (slow clients hold nothing)
+ORPHAN_CHECK = 0.5  # s between the server process's looks at whether `station serve` is still there
 
 log = logging.getLogger("station.web")
 
 
-def worker_count(config: Config, override: int | None = None) -> int:
-    """Workers to start: ``--workers``, else ``workers`` of station.json5, else one per CPU (at most 8);
-    0 serves from this process alone."""
-    value = override if override is not None else config.get("workers")
-    if value is None:
-        return min(os.cpu_count() or 1, MAX_WORKERS)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 64:
-        raise Invalid(f"workers must be a whole number from 0 to 64 (0: one process serves alone), not {value!r}")
-    return value
-
-
-def serve(config: Config, host: str, port: int, on_ready: Callable[[str], None] | None = None,
-          workers: int | None = None) -> None:
-    """Serve until interrupted; port 0 takes a free port (the log line ``serving`` names it, and
-    ``on_ready`` is called with the first URL once the server listens)."""
-    count = worker_count(config, workers)
+def serve(config: Config, host: str, port: int, on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve until interrupted; port 0 takes a free port (the log line ``serving`` names it, and ``on_ready``
+    is called with the URL once the server process answers)."""
     logs.setup(logging.INFO, config.data_dir / LOG_FILE)
-    waitress_log = logging.getLogger("waitress")  # its warnings (a full task queue, socket errors) as JSON too
-    waitress_log.handlers[:] = logging.getLogger("station").handlers
-    waitress_log.propagate = False
-    app = create_app(config)
-    sockets: list[socket.socket] = []
-    hub: Hub | None = None
-    pool: Workers | None = None
+    sock = listen(host, port)
+    url = _url(sock)
+    news, told = multiprocessing.Pipe(duplex=False)
+    server = _Server(sock, interface=Interfaces.WSGI, workers=1, blocking_threads=THREADS, backlog=BACKLOG,
+                     http1_settings=HTTP1Settings(header_read_timeout=HEADER_TIMEOUT_MS),
+                     respawn_failed_workers=True, log_enabled=False)
+    listener = threading.Thread(target=server.hear, args=(news, on_ready, url), name="station-ready", daemon=True)
+    multiprocessing.set_start_method("spawn", force=True)  # as on Windows and macOS: nothing half-copied by fork
     try:
-        sockets = listen(host, port)
-        options: dict[str, Any] = {"threads": THREADS, "connection_limit": 1000, "ident": "station",
-                                   "max_request_body_size": SERVER_BODY_LIMIT}
-        if count == 0:
-            server = create_server(Reserve(app, THREADS), sockets=sockets, **options)  # devices keep threads of their own
-        else:
-            key = secrets.token_urlsafe(32)
-            server = create_server(Forwarded(app, key), host="127.0.0.1", port=0, **options)
-            hub = Hub(app.extensions["station"].writer)
-            pool = Workers(count, sockets, hub, config.data_dir, ("127.0.0.1", server.effective_port, key),
-                           THREADS, logging.INFO)
-            pool.start()
-        signal.signal(signal.SIGTERM, _interrupt)
-        urls = [_url(sock) for sock in sockets]
-        for url in urls:
-            log.info("serving", extra={"url": url, "data_dir": str(config.data_dir), "workers": count,
-                                       "pids": [os.getpid(), *(pool.pids() if pool else [])]})
-        if on_ready:
-            on_ready(urls[0])
-        server.run()  # waitress ends its loop on KeyboardInterrupt (Ctrl-C, or SIGTERM through _interrupt)
-    except KeyboardInterrupt:  # the stop came before its loop took over (right after the serving line): a stop too
+        listener.start()
+        try:
+            server.serve(spawn_target=_run, target_loader=functools.partial(_load, config, url, os.getpid(), told),
+                         wrap_loader=False)
+        except SystemExit as exc:  # Granian's way of saying that the server process kept failing
+            if not exc.code:
+                raise
+            listener.join(5)
+            raise server.error or Unavailable(
+                f"the station's server process stopped unexpectedly; {config.data_dir / LOG_FILE} says why") from None
+        if server.error:  # it could not start: Granian was stopped at once, not left to start it again
+            raise server.error
+    except KeyboardInterrupt:  # a stop that came before Granian took over the signals: a stop too
         pass
     finally:
-        if pool is not None:
-            pool.stop()  # before the writer: every write a worker sent gets its answer
-        if hub is not None:
-            hub.close()
-        for sock in sockets:
-            sock.close()
-        app.extensions["station"].close()
+        sock.close()
+        told.close()
+        logs.setup(logging.INFO, config.data_dir / LOG_FILE)  # the server process may have rotated the file
         log.info("stopped")
 
 
-def listen(host: str, port: int) -> list[socket.socket]:
-    """Listening sockets for every address of ``host`` (one port for all, even when ``port`` is 0)."""
+class _Server(MPServer):
+    """Granian's server on a socket the station bound (Granian would bind its own, and name port 0 nowhere)."""
+
+    def __init__(self, sock: socket.socket, **options: Any) -> None:
+        self._station_socket = sock
+        self.error: StationError | None = None  # why the server process could not start
+        super().__init__("station", **options)
+
+    def hear(self, news: Connection, on_ready: Callable[[str], None] | None, url: str) -> None:
+        """In `station serve`: wait for the server process's word, ready (then ``on_ready``), or the error that
+        stopped it (then stop, rather than start it again only to fail the same way)."""
+        try:
+            word = news.recv()
+        except (EOFError, OSError):
+            return
+        if isinstance(word, StationError):
+            self.error = word
+            self.signal_handler_interrupt()
+        elif on_ready:
+            on_ready(url)
+
+    def _init_shared_socket(self) -> None:
+        self._ssp = self._shd = None
+        self._station_socket.set_inheritable(True)
+        self._sso = self._station_socket
+
+    def _drop_shared_socket(self) -> None:  # the station closes its socket itself
+        self._sso = None
+
+
+_app: Flask | None = None  # the server process's app, closed when Granian's worker returns
+
+
+def _load(config: Config, url: str, parent: int, told: Connection) -> Reserve:
+    """In the server process: the app, built here (it holds threads and connections that must not cross
+    processes); says so to `station serve`, or sends it the error that stopped it."""
+    global _app
+    logs.setup(logging.INFO, config.data_dir / LOG_FILE)
+    try:
+        _app = create_app(config)
+    except StationError as exc:
+        told.send(exc)
+        sys.exit(1)  # `station serve` says why, in one line
+    except Exception:
+        log.exception("the station could not start")
+        told.send(Unavailable(f"the station could not start (internal error); {config.data_dir / LOG_FILE} has the details"))
+        sys.exit(1)
+    threading.Thread(target=_stop_when_orphaned, args=(parent,), name="station-orphan", daemon=True).start()
+    log.info("serving", extra={"url": url, "data_dir": str(config.data_dir), "pids": [parent, os.getpid()]})
+    told.send("ready")
+    told.close()
+    return Reserve(_app, THREADS)  # devices keep threads of their own
+
+
+def _run(worker_id: int, process_name: str | None, loader: Callable[[], Any], sock: Any, *rest: Any) -> None:
+    """In the server process: Granian's WSGI worker on the station's socket, then the app's close (queued
+    writes finish)."""
+    station_socket = sock[1]
+    fd = station_socket.fileno()
+    holder = SocketHolder(fd) if sys.platform == "win32" else SocketHolder(fd, False, BACKLOG)  # type: ignore[call-arg]
+    try:
+        MPServer._spawn_wsgi_worker(worker_id, process_name, loader, ((None, holder), station_socket), *rest)
+    finally:
+        if _app is not None:
+            _app.extensions["station"].close()
+            log.info("server process stopped")
+
+
+def _stop_when_orphaned(parent: int) -> None:
+    """Stop this server process cleanly once `station serve` is gone (killed, say): no server outlives it."""
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_CHECK)
+    log.warning("`station serve` is gone; the server process stops")
+    # Granian's own clean stop, as when `station serve` stops it (on Windows, SIGTERM ends the process at once:
+    # writes not yet committed are lost with their requests, never answered).
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket for ``host`` (its first IPv4 address where it has one, as clients try first)."""
     problem = f"cannot listen on {host}:{port}"
     try:
         found = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise Unavailable(f"{problem} ({exc.strerror}); choose another --host") from exc
-    sockets: list[socket.socket] = []
+    family, kind, proto, _, address = sorted(found, key=lambda entry: entry[0] != socket.AF_INET)[0]
+    sock = socket.socket(family, kind, proto)
     try:
-        for family, kind, proto, _, address in dict.fromkeys((f, k, p, "", a) for f, k, p, _, a in found):
-            if sockets:  # port 0: the first address took a free port; the others take the same
-                address = (address[0], sockets[0].getsockname()[1], *address[2:])
-            sock = socket.socket(family, kind, proto)
-            sockets.append(sock)
-            if os.name != "nt":  # on Windows this would let another program take the port too
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
-            sock.listen(BACKLOG)
+        if os.name != "nt":  # on Windows this would let another program take the port too
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(BACKLOG)
     except OSError as exc:
-        for sock in sockets:
-            sock.close()
+        sock.close()
         raise Unavailable(f"{problem} ({exc.strerror}); choose another --port or --host") from exc
-    return sockets
+    return sock
 
 
 def _url(sock: socket.socket) -> str:
     address, port = sock.getsockname()[:2]
     return f"http://[{address}]:{port}" if sock.family == socket.AF_INET6 else f"http://{address}:{port}"
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # waitress stops its loop on this, as on Ctrl-C

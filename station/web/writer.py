@@ -4,30 +4,22 @@ SQLite takes one writer at a time, and ``synchronous=FULL`` makes each commit wa
 threads hand their writes to this thread and wait; it takes every write that queued up meanwhile, issues
 all the UCIs of the group in one transaction (one fsync for the lot), and only then answers each request.
 So concurrent requests never race for the lock, a UCI is on disk before any reply carries it, and a
-request is answered only once its own write is committed. Worker processes reach the same writer through the
-hub (hub.py), so a station with several processes still has this one writer.
-
-The thread reads the workers' connections itself, with one wait for all of them and for this process's own
-requests: a thread per connection handing writes on cost the main process as much again as the writes.
+request is answered only once its own write is committed.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
-from .. import logs
 from ..errors import StationError, Unavailable
 from ..store import Store
-from . import wire
 
 T = TypeVar("T")
 MAX_GROUP = 256  # requests per transaction: bounds the time one group holds the write lock
@@ -36,15 +28,7 @@ GAVE_UP = (f"the station database did not accept the write within {ANSWER_TIMEOU
            f"(another program may hold it); nothing was written: try again")
 
 log = logging.getLogger("station.web")
-
-
-class Job(NamedTuple):
-    """A write to run on the writer: ``function(store, *args, **kwargs)``. A worker process sends it through the
-    hub, so there ``function`` must be importable by name (a module's function or a ``Store`` method)."""
-
-    function: Callable[..., Any]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
+Work = dict[str, Any] | Callable[[Store], Any]  # an issuance request (Store.issue_group's keywords), or a write
 
 
 class Writer:
@@ -53,13 +37,7 @@ class Writer:
     def __init__(self, db_path: Path, timeout: float = 5.0) -> None:
         """``timeout``: seconds to wait for another process's write lock (database_timeout)."""
         self._store = Store.open(db_path, timeout=timeout)  # opened here, so that a bad database fails at start-up
-        self._queue: queue.SimpleQueue[tuple[Any, Any] | None] = queue.SimpleQueue()
-        self._attached: queue.SimpleQueue[Connection] = queue.SimpleQueue()
-        self._wake, self._waker = socket.socketpair()  # a byte on it: look at the queues
-        self._waker.setblocking(False)
-        self._inputs = wire.Readable()
-        self._inputs.add(self._wake)
-        self._asleep = False  # the thread waits with nothing to do: a request of this process must nudge it
+        self._queue: queue.SimpleQueue[tuple[Work, Future[Any]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="station-writer", daemon=True)
         self._thread.start()
 
@@ -69,29 +47,14 @@ class Writer:
 
     def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``function(store, *args, **kwargs)`` on the writer thread in its own transaction(s); its result."""
-        return self._wait(self._submit(Job(function, args, kwargs)))
+        return self._wait(self._submit(lambda store: function(store, *args, **kwargs)))
 
-    def attach(self, conn: Connection) -> None:
-        """Take writes and log lines from a worker's authenticated connection (wire.py) until it ends."""
-        self._attached.put(conn)
-        self._nudge()
-
-    def _submit(self, work: dict[str, Any] | Job) -> Future[Any]:
+    def _submit(self, work: Work) -> Future[Any]:
         if not self._thread.is_alive():
             raise Unavailable("the station's database writer has stopped; restart `station serve`")
         future: Future[Any] = Future()
         self._queue.put((work, future))
-        if self._asleep:  # set before the thread looks at the queue a last time: no request is left unseen
-            self._nudge()
         return future
-
-    def _nudge(self) -> None:
-        try:
-            self._waker.send(b"\0")
-        except BlockingIOError:  # full of unread nudges: the thread wakes anyway
-            pass
-        except OSError:  # closed: the writer has stopped, and _submit says so
-            pass
 
     @staticmethod
     def _wait(future: Future[T]) -> T:
@@ -106,13 +69,7 @@ class Writer:
         """Finish the queued writes, then stop the thread and close the connection."""
         if self._thread.is_alive():
             self._queue.put(None)
-            self._nudge()
             self._thread.join()
-        while not self._attached.empty():  # attached after the thread's last look
-            self._inputs.add(self._attached.get())
-        for conn in self._inputs.objects():
-            conn.close()
-        self._waker.close()
         self._store.close()
 
     def _run(self) -> None:
@@ -127,64 +84,17 @@ class Writer:
                 self._settle([future for _, future in group], self._store.issue_group, [request for request, _ in group])
             for job, future in work:
                 if not isinstance(job, dict):
-                    self._settle([future], self._one, job)
+                    self._settle([future], lambda job: [job(self._store)], job)
 
-    def _gather(self) -> list[tuple[Any, Any] | None]:
-        """Wait for work, then take all that is ready (this process's and the workers'), up to MAX_GROUP."""
-        items: list[tuple[Any, Any] | None] = []
-        pending: dict[Connection, _Reply] = {}
-        timeout: float | None = None  # block until something comes, then only look
+    def _gather(self) -> list[tuple[Work, Future[Any]] | None]:
+        """Wait for work, then take all that queued up meanwhile, up to MAX_GROUP."""
+        items = [self._queue.get()]
         while len(items) < MAX_GROUP:
-            if timeout is None:
-                self._asleep = True
-                if not self._queue.empty():
-                    timeout = 0
-            ready = self._inputs.ready(timeout)
-            self._asleep = False
-            taken = len(items)
-            for source in ready:
-                if len(items) >= MAX_GROUP:  # the rest stay readable for the next group
-                    break
-                if source is self._wake:
-                    self._wake.recv(4096)
-                else:
-                    self._read(source, items, pending)
-            while len(items) < MAX_GROUP:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            while not self._attached.empty():
-                self._inputs.add(self._attached.get())
-            if items and not ready and len(items) == taken:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
                 break
-            if items:
-                timeout = 0
         return items
-
-    def _read(self, conn: Connection, items: list[tuple[Any, Any] | None], pending: dict[Connection, _Reply]) -> None:
-        """One message of a worker; a connection that ends (its worker stopped or died) is dropped, and so is
-        one that says what this station cannot read: the writer's thread serves everyone, so nothing escapes."""
-        try:
-            kind, payload = wire.get(conn)
-            if kind == wire.WRITE:
-                pending[conn] = reply = _Reply(conn)
-                items.append((payload, reply))
-            elif kind == wire.CANCEL:
-                if conn in pending:  # gave up before its turn came: it is told so, and its write never happens
-                    pending.pop(conn).cancel()
-            elif kind == wire.LOG and isinstance(payload, str):
-                logs.replay(payload)
-            else:
-                raise ValueError(f"not a message of the hub: {kind!r}")
-        except Exception as exc:
-            if not isinstance(exc, (EOFError, OSError)):  # a message this station cannot read: a bug
-                log.exception("dropped a worker's connection on a message it could not read")
-            self._inputs.remove(conn)
-            conn.close()
-
-    def _one(self, job: Job) -> list[Any]:
-        return [job.function(self._store, *job.args, **job.kwargs)]
 
     @staticmethod
     def _settle(futures: list[Any], work: Callable[[Any], list[Any]], argument: Any) -> None:
@@ -201,24 +111,3 @@ class Writer:
                 future.set_exception(result)
             else:
                 future.set_result(result)
-
-
-class _Reply:
-    """A worker's write waiting in a group: the part of ``Future`` the writer uses, answered on its connection."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.cancelled = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-        wire.answer(self.conn, False, Unavailable(GAVE_UP))
-
-    def set_running_or_notify_cancel(self) -> bool:
-        return not self.cancelled
-
-    def set_result(self, result: Any) -> None:
-        wire.answer(self.conn, True, result)
-
-    def set_exception(self, error: BaseException) -> None:
-        wire.answer(self.conn, False, error)

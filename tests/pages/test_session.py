@@ -12,9 +12,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from email.message import Message
 from pathlib import Path
 from typing import Any
-
 
 from .conftest import ADMIN, OPERATOR, PASSWORD, Line
 
@@ -30,15 +30,15 @@ class Browserless:
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), NoRedirect())
         self.csrf = ""
 
-    def request(self, method: str, path: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    def request(self, method: str, path: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, Message, bytes]:
         req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers or {})
         try:
             with self.opener.open(req, timeout=30) as response:
-                return response.status, dict(response.headers), response.read()
+                return response.status, response.headers, response.read()  # header names in any case
         except urllib.error.HTTPError as error:
-            return error.code, dict(error.headers), error.read()
+            return error.code, error.headers, error.read()
 
-    def sign_in(self, name: str, password: str) -> tuple[int, dict[str, str], bytes]:
+    def sign_in(self, name: str, password: str) -> tuple[int, Message, bytes]:
         status, _, page = self.request("GET", "/signin")
         assert status == 200
         self.csrf = re.search(rb'name="csrf_token" value="([^"]+)"', page).group(1).decode()  # type: ignore[union-attr]
