@@ -146,7 +146,7 @@ def load(url: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
     result = json.loads(out.split("RESULT ", 1)[1])
     result["rps"] = result["requests"] / result["seconds"]
     result["errors"] = sum(int(result[k]) for k in ("connect", "read", "write", "status", "timeout"))
-    spent = [b - a for a, b in zip(before, cpu_times())]
+    spent = [b - a for a, b in zip(before, cpu_times(), strict=True)]
     result["steal"] = 100 * spent[7] / max(1, sum(spent))
     result["iowait"] = 100 * spent[4] / max(1, sum(spent))
     return result

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from .errors import Conflict, Forbidden, Invalid
 from .store import Store, now
@@ -130,14 +130,14 @@ def _session_id(token: str) -> str:
 
 def _stamp(moment: datetime) -> str:
     """A time in the store's format (``now()``), so that stored times compare as text."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def open_session(store: Store, name: str) -> str:
     """A new session of an enabled user; the random token goes into the cookie, only its hash into the store.
     Expired sessions are swept here, so the table holds only live ones."""
     token = secrets.token_urlsafe(32)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     with store.transaction() as conn:
         conn.execute("DELETE FROM sessions WHERE expires <= ?", (_stamp(started),))
         if not conn.execute("SELECT 1 FROM users WHERE name = ? AND enabled = 1", (name,)).fetchone():

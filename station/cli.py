@@ -6,13 +6,14 @@ Every StationError becomes one line on stderr and exit status 1.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import click
 
-from . import config as config_mod
 from . import accounts, lifecycle, manifest, terminal
+from . import config as config_mod
 from .errors import StationError
 from .store import Store
 
@@ -118,7 +119,7 @@ def _switches(group: click.Group, noun: str, metavar: str, apply: Callable[[Stat
               helps: tuple[str, str], until: str) -> None:
     """``<noun> enable`` and ``<noun> disable`` in ``group``: one command each, one rule (``apply``); ``until``
     says, after a disable, what it stops until the enable (``{name}`` is the argument)."""
-    for enabled, summary in zip((True, False), helps):
+    for enabled, summary in zip((True, False), helps, strict=True):
         verb = "enable" if enabled else "disable"
 
         @group.command(verb, help=summary)
@@ -143,7 +144,7 @@ def echo_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     shown = [tuple(terminal.escape(str(cell)) for cell in row) for row in (header, *rows)]  # stored text: escaped
     widths = [max(len(r[i]) for r in shown) for i in range(len(header))]
     for row in shown:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 # --- batches ----------------------------------------------------------------------------------------------
@@ -337,10 +338,10 @@ def user_list(station: Station) -> None:
 
 
 # Commands of the other parts (each part keeps its commands in its own module):
-from .web.commands import token  # noqa: E402
+from .labels.commands import COMMANDS as label_commands  # noqa: E402
 from .rig.commands import rig  # noqa: E402
 from .simulator.command import simulate  # noqa: E402
-from .labels.commands import COMMANDS as label_commands  # noqa: E402
+from .web.commands import token  # noqa: E402
 
 cli.add_command(token)
 cli.add_command(rig)

@@ -10,8 +10,9 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 OWNER_DIR = 0o700
 OWNER_FILE = 0o600

@@ -6,8 +6,9 @@ import csv
 import itertools
 import json
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO
 
 from . import files
 from .errors import Invalid
@@ -53,11 +54,11 @@ def write(devices: Iterable[Device], out: IO[str], fmt: str) -> int:
         # in an unquoted cell (stored by a station of before the field rules) would break the row apart.
         writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\r\n")
         writer.writeheader()
-        for count, device in enumerate(devices, 1):
+        for count, device in enumerate(devices, 1):  # noqa: B007 (the count is the result)
             writer.writerow({column: csv_cell(value) for column, value in _row(device).items()})
     else:
         out.write("[")
-        for count, device in enumerate(devices, 1):
+        for count, device in enumerate(devices, 1):  # noqa: B007 (the count is the result)
             out.write(("\n" if count == 1 else ",\n") + json.dumps(_row(device)))
         out.write("\n]\n" if count else "]\n")
     return count
@@ -81,7 +82,7 @@ def write_device_files(product: Product, devices: Iterable[Device], folder: str 
     count = 0
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for count, device in enumerate(devices, 1):
+        for count, device in enumerate(devices, 1):  # noqa: B007 (the count is the result)
             files.write_bytes(folder / f"{device.uci}.json5", product.device_file(device.uci))
     except OSError as exc:
         raise Invalid(f"cannot write device files into {folder}: {exc.strerror}; check the folder and free space") from exc

@@ -15,11 +15,12 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Generator, Iterator
+from typing import Any
 
 import sqlite_utils
 
@@ -70,7 +71,7 @@ class RepeatRefused(Conflict):
         self.uci = code
 
 
-def _used_up(product: "Product") -> Unavailable:
+def _used_up(product: Product) -> Unavailable:
     return Unavailable(f"product {product.id} has run out of fresh claim IDs at {product.bits} bits; use more bits")
 
 
@@ -102,7 +103,7 @@ def prefetch(path: Path) -> None:
         return
 
 
-def _draws(product: "Product", count: int) -> Generator[list[str], int, None]:
+def _draws(product: Product, count: int) -> Generator[list[str], int, None]:
     """``count`` fresh UCIs in key order, as sorted lists of at most CHUNK; send back how many of each list were
     stored, and the shortfall (UCIs already used, or drawn twice) is drawn again in the same range.
 
@@ -125,7 +126,7 @@ def _draws(product: "Product", count: int) -> Generator[list[str], int, None]:
 
 def now() -> str:
     """UTC time as stored: ISO 8601 with milliseconds, sortable as text."""
-    return _stored(datetime.now(timezone.utc))
+    return _stored(datetime.now(UTC))
 
 
 def _stored(moment: datetime) -> str:
@@ -337,13 +338,13 @@ class Store:
             raise
 
     @classmethod
-    def open(cls, path: str | Path, *, timeout: float = 5.0) -> "Store":
+    def open(cls, path: str | Path, *, timeout: float = 5.0) -> Store:
         return cls(path, timeout=timeout)
 
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:

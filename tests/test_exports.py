@@ -42,7 +42,7 @@ def hostile(tmp_path: Path) -> tuple[Path, dict[str, str]]:
         old = [store.issue(PRODUCT, serial=f"SN-{n}", actor="test")[0].uci for n in range(len(OLD_ROWS))]
     conn = sqlite3.connect(data_dir / "station.db")
     with conn:
-        for uci, serial in zip(old, OLD_ROWS):
+        for uci, serial in zip(old, OLD_ROWS, strict=True):
             conn.execute("UPDATE devices SET serial = ? WHERE uci = ?", (serial, uci))
             serials[uci] = serial
     conn.close()

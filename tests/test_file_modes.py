@@ -19,6 +19,7 @@ from .conftest import PRODUCT
 from .test_cli import STATION
 from .web.conftest import Server
 
+
 def mode(path: Path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 

@@ -17,7 +17,6 @@ from station.store import Ambiguous, NotAStationDatabase, Store
 from .conftest import PRODUCT, dump
 
 
-
 def test_new_database_is_marked_and_migrated(store: Store) -> None:
     assert store.conn.execute("PRAGMA application_id").fetchone()[0] == store_mod.APPLICATION_ID
     assert store.conn.execute("PRAGMA user_version").fetchone()[0] == store_mod.SCHEMA_VERSION

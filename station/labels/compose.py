@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import Union
 
 from .. import uci
 from ..errors import Invalid
@@ -46,7 +45,7 @@ class LabelData:
     claim_url: str | None = None
 
     @classmethod
-    def for_device(cls, device: Device, product: Product) -> "LabelData":
+    def for_device(cls, device: Device, product: Product) -> LabelData:
         """Fields of a stored device; ``date`` is the day its claim ID was issued, so a reprint matches."""
         return cls(uci=device.uci, display_id=device.display or product.display(device.uci), product_name=product.name,
                    model=product.model, serial=device.serial or "", batch=device.batch or "",
@@ -111,7 +110,7 @@ class BitmapPart:
     image: object  # PIL image, mode "1"
 
 
-Part = Union[Rect, TextPart, QRPart, BarsPart, BitmapPart]
+Part = Rect | TextPart | QRPart | BarsPart | BitmapPart
 
 
 def _mm(layout: Layout, dots: float) -> str:

@@ -14,9 +14,10 @@ import math
 import os
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any
 
 import json5
 from PIL import Image as PILImage

@@ -9,7 +9,8 @@ Vera, embedded. The static parts are one form XObject per document, placed under
 from __future__ import annotations
 
 import io
-from typing import BinaryIO, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import BinaryIO
 
 from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,7 @@ def _check(config: config_mod.Config, name: str, spec: Any) -> Printer:
 def _send_file(printer: Printer, data: bytes, title: str) -> str:
     target = printer.settings.get("file")
     if target is None:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         target = printer.settings["path"] / f"{title}-{stamp}.{printer.format}"
     target = Path(target)
     try:
@@ -164,7 +164,7 @@ def _send_raw(printer: Printer, data: bytes, title: str) -> str:
                     raise Unavailable(f"{where} {refuse}; nothing was printed")
             conn.sendall(data)
             conn.shutdown(socket.SHUT_WR)
-    except socket.timeout:
+    except TimeoutError:
         raise Unavailable(f"{where} did not answer within {timeout} s; check that it is on and on the network") from None
     except ConnectionRefusedError:
         raise Unavailable(f"{where} refused the connection; check the host and port, and that it is on") from None
@@ -190,7 +190,7 @@ def host_status(conn: socket.socket, timeout: float, where: str) -> list[list[st
         conn.settimeout(left)
         try:
             chunk = conn.recv(1024)
-        except socket.timeout:
+        except TimeoutError:
             break
         if not chunk:
             break

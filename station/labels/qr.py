@@ -11,9 +11,9 @@ so the chosen mask, and the symbol, are the ones ``qrcode.make`` would produce; 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
 
 import qrcode
 from qrcode import constants, util
@@ -130,7 +130,7 @@ def _grid(version: int) -> _Grid:
 
     def both(cell: Callable[[int, int], bool]) -> tuple[int, int]:
         rows = [[cell(r, c) for c in range(n)] for r in range(n)]
-        return _pack(rows), _pack(list(zip(*rows)))
+        return _pack(rows), _pack(list(zip(*rows, strict=True)))
 
     def flips(mask: Callable[[int, int], bool]) -> tuple[int, int]:
         return both(lambda r, c: not function[r][c] and mask(r, c))
@@ -148,7 +148,7 @@ def _best_mask(modules: list[list[bool]], version: int) -> int:
     """The mask qrcode's best_mask_pattern() picks, from the symbol made with mask 0."""
     grid = _grid(version)
     n, stride = grid.n, grid.n + _GAP
-    packed = (_pack(modules), _pack(list(zip(*modules))))
+    packed = (_pack(modules), _pack(list(zip(*modules, strict=True))))
     # Data modules with mask 0 removed, and the function modules as qrcode scores them.
     plain = tuple((packed[i] & grid.data[i]) ^ grid.masks[0][i] for i in (0, 1))
     base = tuple(packed[i] & grid.keep[i] for i in (0, 1))

@@ -7,8 +7,8 @@ formatted once per layout.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Iterable
 
 from PIL import Image
 
@@ -30,7 +30,7 @@ def _head(layout: Layout) -> str:
 def render(layout: Layout, data: LabelData) -> bytes:
     """One label format, UTF-8 (``^CI28``)."""
     body = "".join(_command(part) for part in dynamic_parts(layout, data))
-    return f"{_head(layout)}{body}^PQ1^XZ\n".encode("utf-8")
+    return f"{_head(layout)}{body}^PQ1^XZ\n".encode()
 
 
 def render_many(layout: Layout, labels: Iterable[LabelData]) -> bytes:

@@ -13,7 +13,8 @@ import logging
 import re
 import threading
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import serial
 from serial import rfc2217
@@ -132,7 +133,7 @@ class Link:
         except (serial.SerialException, OSError):
             pass  # the port is gone already; nothing to release
 
-    def __enter__(self) -> "Link":
+    def __enter__(self) -> Link:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -16,9 +16,9 @@ import posixpath
 import re
 import secrets
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
 
 from .checksum import cksum
 from .errors import Cancelled, PortLost, StepFailed

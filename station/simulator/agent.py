@@ -17,8 +17,9 @@ import http.client
 import json
 import threading
 import urllib.parse
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import json5
 
@@ -69,7 +70,7 @@ def first_boot(fs: MemoryFS, device_path: str, builder: str | None, log: Callabl
     url = builder.rstrip("/") + "/device/register"
     for _ in range(ATTEMPTS):
         log(f"ioto: info register: Registering device {device['id']} with {builder}")
-        created = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        created = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         body = json.dumps({**device, "created": created}, separators=(",", ":")).encode()
         try:
             status, data = _post(url, str(device["product"]), body)

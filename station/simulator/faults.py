@@ -7,7 +7,7 @@ that a transfer is under way when they hit.
 from __future__ import annotations
 
 import threading
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..errors import Invalid
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ..rig.checksum import cksum
 from .fs import FsError, MemoryFS

@@ -19,7 +19,8 @@ import select
 import shlex
 import threading
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ..errors import Unavailable
 from .agent import first_boot
@@ -120,7 +121,7 @@ class Unit:
                     os.close(fd)
             self._master = self._slave = -1
 
-    def __enter__(self) -> "Unit":
+    def __enter__(self) -> Unit:
         self.start()
         return self
 

@@ -101,7 +101,7 @@ def parse_networks(value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Ne
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise Invalid(f"client_networks in station.json5 must be a list of CIDR blocks such as \"10.20.0.0/16\", not {value!r}")
     try:
-        return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in value)
+        return tuple(ipaddress.ip_network(item.strip(), strict=True) for item in value)
     except ValueError as exc:
         raise Invalid(f"client_networks in station.json5: {exc}; write blocks such as \"10.20.0.0/16\"") from exc
 

@@ -17,8 +17,8 @@ from .. import fields
 from ..errors import Forbidden, NotFound, StationError
 from ..store import Device, Store
 from ..uci import MAX_BITS
-from .access import Unauthorized, bearer
 from . import replies
+from .access import Unauthorized, bearer
 from .bodies import MAX_BODY, content_length, field, idempotency_key, parse_object
 from .requestlog import log_request
 from .runtime import Runtime

@@ -13,10 +13,11 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, stream_with_context
 from flask.typing import ResponseReturnValue
@@ -259,7 +260,7 @@ class Line:
     def today(store: Store) -> dict[str, dict[str, int]]:
         """Passes and fails since local midnight, per slot and for the station (key ``""``)."""
         midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
-        since = midnight.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        since = midnight.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         counts: dict[str, dict[str, int]] = {"": {"pass": 0, "fail": 0}}
         for row in store.db.query(
             "SELECT json_extract(details, '$.slot') AS slot, kind, count(*) AS n FROM events "

@@ -7,15 +7,16 @@ write goes through the app's one writer, as the JSON API's do.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
-from typing import Any, Callable, TypeVar
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from .. import accounts, lifecycle, resources, uci
-from ..labels import layout as layout_mod
 from ..errors import StationError
+from ..labels import layout as layout_mod
 from . import session as sessions
 from .access import Caller, Unauthorized, allowed, require
 from .bodies import parse_int

@@ -106,7 +106,7 @@ class Writer:
         except Exception as exc:  # a bug must fail its requests, never the thread that serves all of them
             log.exception("database write failed")
             results = [exc] * len(futures)
-        for future, result in zip(futures, results):
+        for future, result in zip(futures, results, strict=True):
             if isinstance(result, BaseException):
                 future.set_exception(result)
             else:

@@ -8,9 +8,10 @@ import io
 import json
 import socket
 import threading
+from collections.abc import Callable, Iterator
 from itertools import count
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pypdfium2
 import pytest

@@ -81,10 +81,10 @@ def test_pdf_one_label_per_page_decodes_and_has_the_display_id(bits: int, claim_
     data = pdf.render(layout, items)
     pages = pdf_pages(data)
     assert len(pages) == 3
-    for page, item in zip(pages, items):
+    for page, item in zip(pages, items, strict=True):
         assert abs(page.width - 50 / 25.4 * 300) <= 1 and abs(page.height - 25 / 25.4 * 300) <= 1  # 50 x 25 mm
         assert dict(decode(page)) == {"QRCode": payload(item), "Code128": item.serial}
-    for text, item in zip(pdf_text(data), items):
+    for text, item in zip(pdf_text(data), items, strict=True):
         assert item.display_id in text and "Blank-01" in text
 
 

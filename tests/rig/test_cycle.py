@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
-from station.rig.flash import Progress, flash
 from station.rig import registration
+from station.rig.flash import Progress, flash
 from station.rig.settings import from_mapping
 
 from .conftest import PRODUCT, kinds, slot_for

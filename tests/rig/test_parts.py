@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from station import config
+from station.config import Config
 from station.errors import Invalid, NotFound
+from station.rig import settings as rig_settings
 from station.rig.checksum import cksum
 from station.rig.errors import PortLost, StepFailed, StepTimeout
 from station.rig.port import Link, open_port
 from station.rig.settings import from_mapping
-from station import config
-from station.config import Config
-from station.rig import settings as rig_settings
 
 
 @pytest.mark.parametrize("data", [b"", b"a", b"hello", bytes(range(256)) * 3, os.urandom(1000)])

@@ -20,9 +20,9 @@ from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 
 from station import accounts
+from station.errors import Invalid
 from station.store import Store
 from station.web import api, bodies, line
-from station.errors import Invalid
 from tests.conftest import PRODUCT
 from tests.web.conftest import IOTO_BODY, Server, count, prepare, station
 

@@ -9,7 +9,7 @@ import json
 import socket
 import subprocess
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -240,7 +240,7 @@ def test_a_repeat_window_of_station_json5_applies(tmp_path: Path) -> None:
         code, old = running.serialize(unit).json["id"], running.serialize(older).json["id"]
         with Store.open(running.db) as store, store.transaction() as conn:
             for uci, days in ((code, 30), (old, 200)):
-                then = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(timespec="milliseconds")[:23] + "Z"
+                then = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="milliseconds")[:23] + "Z"
                 conn.execute("UPDATE devices SET created = ? WHERE uci = ?", (then, uci))
         assert running.serialize(unit).json["id"] == code  # past the default day, within the configured window
         assert running.serialize(older).status == 409  # past the configured window too
