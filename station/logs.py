@@ -28,9 +28,9 @@ class JsonFormatter(logging.Formatter):
             return cached
         fields = {key: value for key, value in vars(record).items() if key not in self._plain}
         error = self.formatException(record.exc_info) if record.exc_info else None
-        record._station_json = line(record.created, record.levelname.lower(), record.name, record.getMessage(),
-                                    fields, error)
-        return record._station_json
+        formatted = line(record.created, record.levelname.lower(), record.name, record.getMessage(), fields, error)
+        record.__dict__["_station_json"] = formatted
+        return formatted
 
 
 def line(created: float, level: str, logger: str, msg: str, fields: dict[str, Any], error: str | None = None) -> str:
@@ -65,7 +65,7 @@ def _lean() -> None:
 class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """A rotating log whose files are owner-only (0600) whatever the umask: lines name users and tokens."""
 
-    def _open(self) -> IO[str]:
+    def _open(self) -> IO[str]:  # type: ignore[override]  # a text stream, as the base class's
         return files.open_private(self.baseFilename, encoding=self.encoding, errors=self.errors)
 
 

@@ -209,21 +209,21 @@ class Event:
 
 
 def _v1(db: sqlite_utils.Database) -> None:
-    db["products"].create(
+    db.table("products").create(
         {"id": str, "name": str, "model": str, "description": str, "bits": int, "check_symbol": int,
          "claim_url": str, "layout": str, "enabled": int, "created": str},
         pk="id", not_null={"name", "model", "bits", "check_symbol", "enabled", "created"},
         defaults={"description": "", "bits": uci.DEFAULT_BITS, "check_symbol": 1, "enabled": 1},
     )
-    db["batches"].create(
+    db.table("batches").create(
         {"id": int, "name": str, "product": str, "count": int, "created": str, "actor": str},
         pk="id", not_null={"name", "product", "count", "created", "actor"}, foreign_keys=[("product", "products", "id")],
     )
-    db["batches"].create_index(["name"], unique=True)
+    db.table("batches").create_index(["name"], unique=True)
     # The UCI is the primary key of a rowid table (not WITHOUT ROWID): rows append in issue order under the
     # hidden rowid, so the batch index, (batch, rowid), grows at its end, and the UCI key is its own index.
     # Measured against a WITHOUT ROWID table keyed by UCI, which the batch index made twice as slow.
-    db["devices"].create(
+    db.table("devices").create(
         {"uci": str, "product": str, "batch": int, "state": str, "serial": str, "hwkey": str,
          "created": str, "updated": str},
         # A batch's devices leave created NULL: the batch holds that time, and a copy per row would only
@@ -231,30 +231,30 @@ def _v1(db: sqlite_utils.Database) -> None:
         pk="uci", not_null={"uci", "product", "state"},  # NOT NULL: a rowid table's TEXT key would take NULL
         foreign_keys=[("product", "products", "id"), ("batch", "batches", "id")],
     )
-    db["devices"].create_index(["batch"])
+    db.table("devices").create_index(["batch"])
     db.execute("CREATE UNIQUE INDEX idx_devices_serial ON devices(product, serial) WHERE serial IS NOT NULL")
     db.execute("CREATE UNIQUE INDEX idx_devices_hwkey ON devices(product, hwkey) WHERE hwkey IS NOT NULL")
-    db["events"].create(
+    db.table("events").create(
         {"id": int, "time": str, "uci": str, "batch": int, "kind": str, "actor": str, "details": str},
         pk="id", not_null={"time", "kind", "actor", "details"},
     )
-    db["events"].create_index(["uci"])
-    db["events"].create_index(["kind", "time"])  # the line's daily counts: WHERE kind IN (...) AND time >= ?
+    db.table("events").create_index(["uci"])
+    db.table("events").create_index(["kind", "time"])  # the line's daily counts: WHERE kind IN (...) AND time >= ?
     for action in ("UPDATE", "DELETE"):
         db.execute(
             f"CREATE TRIGGER events_no_{action.lower()} BEFORE {action} ON events "
             f"BEGIN SELECT RAISE(ABORT, 'events are append-only'); END"
         )
-    db["idempotency"].create(
+    db.table("idempotency").create(
         {"product": str, "key": str, "uci": str, "created": str}, pk=("product", "key"), not_null={"uci", "created"}
     )
-    db["tokens"].create(
+    db.table("tokens").create(
         {"id": int, "name": str, "hash": str, "created": str, "last_used": str},
         pk="id", not_null={"name", "hash", "created"},
     )
-    db["tokens"].create_index(["name"], unique=True)
-    db["tokens"].create_index(["hash"], unique=True)
-    db["users"].create(
+    db.table("tokens").create_index(["name"], unique=True)
+    db.table("tokens").create_index(["hash"], unique=True)
+    db.table("users").create(
         {"name": str, "role": str, "password_hash": str, "created": str},
         pk="name", not_null={"role", "password_hash", "created"},
     )
@@ -269,11 +269,11 @@ def _v2(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE users ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1")
     # A session is a row: sign-out deletes it, a password change or a disabled user deletes all of theirs.
     # ``id`` is the SHA-256 of the cookie's token, so the database alone opens no session.
-    db["sessions"].create(
+    db.table("sessions").create(
         {"id": str, "user": str, "created": str, "expires": str},
         pk="id", not_null={"user", "created", "expires"}, foreign_keys=[("user", "users", "name")],
     )
-    db["sessions"].create_index(["user"])
+    db.table("sessions").create_index(["user"])
     # An Idempotency-Key names one client's request: the same key from another address is another request.
     db.execute(
         "CREATE TABLE idempotency_v2 (product TEXT NOT NULL, remote TEXT NOT NULL, key TEXT NOT NULL, "
@@ -685,7 +685,8 @@ class Store:
     def devices(self, *, product: str | None = None, batch: str | None = None, state: str | None = None,
                 serial: str | None = None, limit: int | None = None, offset: int = 0) -> Iterator[Device]:
         """Devices in issue order, filtered; an iterator, so that exports of millions stream."""
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[str | int] = []
         if product:
             self.product(product)
             clauses.append("d.product = ?")

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
+from PIL import Image as PILImage
+
 from .. import uci
 from ..errors import Invalid
 from ..store import Device, Product
@@ -107,7 +109,7 @@ class BarsPart:
 class BitmapPart:
     x: int
     y: int
-    image: object  # PIL image, mode "1"
+    image: PILImage.Image  # mode "1"
 
 
 Part = Rect | TextPart | QRPart | BarsPart | BitmapPart

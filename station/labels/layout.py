@@ -486,7 +486,7 @@ def _fit_bitmap(picture: PILImage.Image, width: int, height: int) -> PILImage.Im
     scale = min(width / picture.width, height / picture.height)
     size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
     canvas = PILImage.new("RGBA", (width, height), "white")
-    scaled = picture.resize(size, PILImage.LANCZOS)
+    scaled = picture.resize(size, PILImage.Resampling.LANCZOS)
     canvas.alpha_composite(scaled, ((width - size[0]) // 2, (height - size[1]) // 2))
     return canvas.convert("L").convert("1")
 

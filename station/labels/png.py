@@ -49,7 +49,7 @@ def _text_mask(text: str, bold: bool, size: float, anchor: str) -> tuple[Image.I
     """The text's coverage, and its offset from the anchor point; cached, because product names, models
     and dates repeat on every label of a batch. Sizes are rounded down, so never wider than measured."""
     font = fonts.pil(bold, size)
-    left, top, right, bottom = font.getbbox(text, anchor=anchor)
+    left, top, right, bottom = (int(edge) for edge in font.getbbox(text, anchor=anchor))  # whole pixels for PIL
     mask = Image.new("L", (max(1, right - left), max(1, bottom - top)), 0)
     ImageDraw.Draw(mask).text((-left, -top), text, fill=255, font=font, anchor=anchor)
     return mask, left, top
@@ -66,7 +66,7 @@ def _draw(image: Image.Image, draw: ImageDraw.ImageDraw, part: Part) -> None:
         n = len(rows)
         cells = b"".join(bytes(row) for row in rows).translate(_DARK)
         side = n * part.module
-        image.paste(Image.frombytes("L", (n, n), cells).resize((side, side), Image.NEAREST), (part.x, part.y))
+        image.paste(Image.frombytes("L", (n, n), cells).resize((side, side), Image.Resampling.NEAREST), (part.x, part.y))
     elif isinstance(part, BarsPart):
         m = part.module
         for start, width in part.symbol.bars:

@@ -159,12 +159,13 @@ def _target(store: Store, config: Config, device: Device, printer: str | None, l
         raise Invalid("give either a printer or an output file, not both")
     if fmt is not None and fmt not in printers.FORMATS:
         raise Invalid(f"unknown label format {fmt!r}; use one of {', '.join(printers.FORMATS)}")
-    configured = None if out else printers.get(config, printer)
-    chosen = choose_layout(config, layout, configured, store.product(device.product))
-    if configured:
+    if out is None:
+        configured = printers.get(config, printer)
+        chosen = choose_layout(config, layout, configured, store.product(device.product))
         if fmt and fmt != configured.format:
             raise Invalid(f"printer {configured.name!r} takes {configured.format}, not {fmt}")
         return configured, chosen, configured.format
+    chosen = choose_layout(config, layout, None, store.product(device.product))
     suffix = Path(out).suffix.lstrip(".").lower()
     fmt = fmt or (suffix if suffix in printers.FORMATS else chosen.default_format)
     return printers.file_target(out, fmt), chosen, fmt

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from .. import terminal
-from ..cli import Station, StationGroup, pass_station
+from ..cli.base import Station, StationGroup, pass_station
 from ..errors import Invalid, StationError
 from ..store import Device
 from . import settings as rig_settings

@@ -34,7 +34,7 @@ def _post(url: str, token: str, body: bytes) -> tuple[int, bytes]:
     """One POST on a new connection, as the agent makes it."""
     parts = urllib.parse.urlsplit(url)
     kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    connection = kind(parts.hostname, parts.port, timeout=TIMEOUT)
+    connection = kind(parts.hostname or "", parts.port, timeout=TIMEOUT)
     try:
         connection.request("POST", parts.path or "/", body=body, headers={
             "Authorization": f"bearer {token}", "Content-Type": "application/json"})

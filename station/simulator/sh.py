@@ -71,13 +71,15 @@ def tokenize(line: str) -> list[Word | str]:
     while i < len(line):
         c = line[i]
         if c in " \t":
-            word, i = _end(tokens, word), i + 1
+            _end(tokens, word)
+            word, i = None, i + 1
             continue
         if c == "#" and word is None:
             break
         op = next((o for o in OPERATORS if line.startswith(o, i) and (o[0] != "2" or word is None)), None)
         if op:
-            word = _end(tokens, word)
+            _end(tokens, word)
+            word = None
             tokens.append(op)
             i += len(op)
             continue
@@ -112,6 +114,7 @@ def _special(line: str, i: int, word: Word) -> int:
 
 
 def _end(tokens: list[Word | str], word: Word | None) -> None:
+    """The word being read, if any, ends and joins the tokens."""
     if word is not None:
         tokens.append(word)
 
@@ -147,11 +150,12 @@ def parse(tokens: list[Word | str]) -> list[tuple[str, list[Simple]]]:
         if isinstance(token, Word):
             command.words.append(token)
         elif token in REDIRECTS:
-            target = None
+            target: Word | None = None
             if token != "2>&1":
-                if not tokens or not isinstance(tokens[0], Word):
-                    raise SyntaxFault(f"unexpected {tokens[0] if tokens else 'newline'}")
-                target = tokens.pop(0)
+                following = tokens.pop(0) if tokens else None
+                if not isinstance(following, Word):
+                    raise SyntaxFault(f"unexpected {following if following is not None else 'newline'}")
+                target = following
             command.redirects.append((token, target))
         else:
             if not command.words and not command.redirects:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, TypeVar
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from .. import fields
@@ -163,7 +163,7 @@ def json_object() -> dict[str, Any]:
     return parse_object(request.get_data(cache=False))
 
 
-def _detail(device: Device) -> ResponseReturnValue:
+def _detail(device: Device) -> Response:
     """A device with its history."""
     events = [asdict(e) for e in runtime().reader().events(device.uci)]
     return jsonify({**device.to_dict(), "events": events})

@@ -54,7 +54,7 @@ def field(body: Mapping[str, Any], key: str, kind: type, *, required: bool = Fal
         return None
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise Invalid(f"{key} must be {_KINDS[kind]}, not {json.dumps(value)[:60]}")
-    if kind is str:
+    if isinstance(value, str):
         value = value.strip()
         if required and not value:
             raise Invalid(f"{key} must not be empty")

@@ -173,7 +173,7 @@ SCHEMAS: dict[str, Any] = {
 
 # The operator pages: HTML for people signed in with a session cookie; their scripts call the line's JSON
 # endpoints with the session and its CSRF token (header X-CSRF-Token, or the form field csrf_token).
-_SESSION = [{"session": []}]
+_SESSION: list[dict[str, list[str]]] = [{"session": []}]
 
 
 def _html(description: str) -> dict[str, Any]:

@@ -60,6 +60,6 @@ class _Held:
             if close is not None:
                 close()
         finally:
-            if self._release is not None:
-                self._release, release = None, self._release
+            release, self._release = self._release, None
+            if release is not None:
                 release()

@@ -1,13 +1,13 @@
-"""The label commands of the ``station`` CLI: label, labels, reprint and layouts (attached in cli.py)."""
+"""The label commands of the ``station`` CLI: label, labels, reprint and layouts."""
 
 from __future__ import annotations
 
 import click
 
-from ..cli import Station, echo_table, pass_station, progress_bar
-from . import layout as layout_mod
-from . import printing
-from .printers import FORMATS
+from ..labels import layout as layout_mod
+from ..labels import printing
+from ..labels.printers import FORMATS
+from .base import Station, echo_table, pass_station, progress_bar
 
 _layout = click.option("--layout", default=None, help="Layout name from the layouts directory (`station layouts`).")
 _out = click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the label(s) to this file.")

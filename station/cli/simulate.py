@@ -8,8 +8,8 @@ from types import FrameType
 
 import click
 
-from .faults import describe
-from .unit import Unit
+from ..simulator.faults import describe
+from ..simulator.unit import Unit
 
 
 @click.command()

@@ -1,11 +1,11 @@
-"""The web service's commands: API tokens (``station token``); ``station serve`` lives in cli.py."""
+"""``station token``: API tokens for the JSON API."""
 
 from __future__ import annotations
 
 import click
 
-from ..cli import Station, StationGroup, echo_table, pass_station
 from ..store import DEFAULT_SCOPES, TOKEN_SCOPES
+from .base import Station, StationGroup, echo_table, pass_station
 
 
 @click.group(cls=StationGroup)
