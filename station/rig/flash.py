@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from ..errors import Conflict
 from ..store import Store
 from . import registration
+from .console import Connect, Console
 from .errors import Cancelled, StepFailed
-from .port import Link, open_port
+from .port import serial_console
 from .settings import RigSettings, SlotSettings
 from .shell import Shell
 from .transfer import Transfer, Written
@@ -69,17 +70,22 @@ def _scrub(text: str, slot: SlotSettings) -> str:
 
 
 class Cycle:
-    """One flash cycle; ``run`` never raises for a failing unit, it returns a FAIL."""
+    """One flash cycle; ``run`` never raises for a failing unit, it returns a FAIL.
+
+    The cycle opens the unit's console through ``connect`` (the slot's serial port unless told otherwise), so
+    that any ``Console`` can carry it."""
 
     def __init__(self, store: Store, settings: RigSettings, slot: SlotSettings, uci: str, *,
-                 progress: Callable[[Progress], None] | None = None, cancel: threading.Event | None = None) -> None:
+                 progress: Callable[[Progress], None] | None = None, cancel: threading.Event | None = None,
+                 connect: Connect = serial_console) -> None:
         self.store = store
         self.settings = settings
         self.slot = slot
         self.uci = uci
         self.progress = progress
         self.cancel = cancel or threading.Event()
-        self.link: Link | None = None
+        self.connect = connect
+        self.console: Console | None = None
 
     def _report(self, step: str, message: str, done: int | None = None, total: int | None = None) -> None:
         log.info(message, extra={"slot": self.slot.name, "uci": self.uci, "step": step})
@@ -105,9 +111,9 @@ class Cycle:
             data = store.product(device.product).device_file(self.uci)
             store.record(self.uci, "flash-started", actor, self._details(path=settings.device_json_path))
             self._report("connect", f"opening {slot.port} at {slot.baud} baud")
-            self.link = Link(open_port(slot), slot.name, self.cancel)
-            with self.link:
-                shell = Shell(self.link, slot)
+            self.console = self.connect(slot, self.cancel)
+            with self.console:
+                shell = Shell(self.console, slot)
                 self._report("login", "waking the console")
                 shell.login()
                 transfer = Transfer(shell, chunk=settings.chunk, retries=settings.retries, tmp_dir=settings.tmp_dir,
@@ -140,12 +146,13 @@ class Cycle:
             return self._result(False, exc.step, reason, started, written)
 
     def _result(self, passed: bool, step: str | None, reason: str, started: float, written: Written | None) -> FlashResult:
-        link = self.link
+        console = self.console
         return FlashResult(self.slot.name, self.uci, passed, step, reason, round(time.monotonic() - started, 3),
-                           written, link.bytes_sent if link else 0, link.bytes_received if link else 0)
+                           written, console.bytes_sent if console else 0, console.bytes_received if console else 0)
 
 
 def flash(store: Store, settings: RigSettings, slot: SlotSettings, uci: str, *,
-          progress: Callable[[Progress], None] | None = None, cancel: threading.Event | None = None) -> FlashResult:
+          progress: Callable[[Progress], None] | None = None, cancel: threading.Event | None = None,
+          connect: Connect = serial_console) -> FlashResult:
     """Run one flash cycle for the device with canonical UCI ``uci`` on ``slot``."""
-    return Cycle(store, settings, slot, uci, progress=progress, cancel=cancel).run()
+    return Cycle(store, settings, slot, uci, progress=progress, cancel=cancel, connect=connect).run()

@@ -48,7 +48,8 @@ class _Rfc2217(rfc2217.Serial):
         return address
 
     def _reconfigure_port(self) -> None:
-        timeout, self._write_timeout = self._write_timeout, None
+        timeout: float | None = self.write_timeout
+        self._write_timeout = None
         try:
             super()._reconfigure_port()
         finally:
@@ -116,8 +117,15 @@ def _open_hint(exc: Exception) -> str:
     return f"cannot be opened ({text})"
 
 
+def serial_console(slot: SlotSettings, cancel: threading.Event) -> Link:
+    """The slot's serial port as the rig's console (``console.Connect``, the default of the flash cycle)."""
+    return Link(open_port(slot), slot.name, cancel)
+
+
 class Link:
-    """A serial port with a receive buffer: write, wait for a pattern, count bytes, stop when cancelled."""
+    """A serial port with a receive buffer: write, wait for a pattern, count bytes, stop when cancelled.
+
+    It implements ``console.Console``."""
 
     def __init__(self, port: serial.SerialBase, name: str, cancel: threading.Event | None = None) -> None:
         self.port = port

@@ -62,6 +62,7 @@ class RigSettings:
     def slot(self, name: str | None = None, port: str | None = None, **overrides: Any) -> SlotSettings:
         """The slot to use: by name, else the one on ``port``, else an unnamed slot on ``port`` with the defaults."""
         overrides = {k: v for k, v in overrides.items() if v is not None}
+        found: SlotSettings | None
         if name is not None:
             if name not in self.slots:
                 known = ", ".join(sorted(self.slots)) or "none"

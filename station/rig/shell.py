@@ -1,4 +1,4 @@
-"""A driver for POSIX shells on a serial console, after labgrid's ShellDriver.
+"""A driver for POSIX shells on a unit's console, after labgrid's ShellDriver.
 
 It wakes the console, logs in when asked (the password is never logged), turns echo off where ``stty``
 exists, and runs each command between two copies of a fresh marker, the second followed by the exit status.
@@ -15,8 +15,8 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from .console import Console
 from .errors import StepFailed, StepTimeout
-from .port import Link
 from .settings import SlotSettings
 
 log = logging.getLogger("station.rig")
@@ -37,10 +37,10 @@ class Reply:
 
 
 class Shell:
-    """Commands on a unit's login shell over a serial link."""
+    """Commands on a unit's login shell over its console (a serial link, or any other ``Console``)."""
 
-    def __init__(self, link: Link, slot: SlotSettings) -> None:
-        self.link = link
+    def __init__(self, console: Console, slot: SlotSettings) -> None:
+        self.console = console
         self.slot = slot
         self._prompts = [re.compile(p.encode()) for p in (slot.password_prompt, slot.login_prompt, slot.prompt)]
 
@@ -49,22 +49,22 @@ class Shell:
         slot = self.slot
         deadline = time.monotonic() + slot.login_timeout
         sent_password = False
-        self.link.write(b"\n", step)
+        self.console.write(b"\n", step)
         while True:
-            seen = self.link.expect_tail(self._prompts, step, deadline, slot.wake_interval)
+            seen = self.console.expect_tail(self._prompts, step, deadline, slot.wake_interval)
             if seen is None:
                 # Still no prompt: ^C drops whatever a shell was left in (an open quote of a cut-off cycle).
-                self.link.write(INTERRUPT + b"\n", step)
+                self.console.write(INTERRUPT + b"\n", step)
             elif seen == 0:
                 if slot.password is None:
                     raise StepFailed(step, f"the unit asks for a password but slot {slot.name} has none in station.json5")
-                self.link.write(slot.password.encode() + b"\n", step, secret=True)
+                self.console.write(slot.password.encode() + b"\n", step, secret=True)
                 sent_password = True
             elif seen == 1:
                 if sent_password:
                     raise StepFailed(step, f"the unit refused the login of user {slot.user!r}: check the user and "
                                            f"password of slot {slot.name} in station.json5")
-                self.link.write(slot.user.encode() + b"\n", step)
+                self.console.write(slot.user.encode() + b"\n", step)
             else:
                 break
         self.run("stty -echo", step)  # where stty is missing, echo stays on: the markers account for it
@@ -73,14 +73,14 @@ class Shell:
     def _send(self, command: str, step: str) -> str:
         marker = secrets.token_hex(4)
         split = f"{marker[:4]}''{marker[4:]}"
-        self.link.write(f"echo {split};{command};echo {split} $?\n".encode(), step)
+        self.console.write(f"echo {split};{command};echo {split} $?\n".encode(), step)
         return marker
 
     def _start(self, marker: str, step: str, timeout: float) -> None:
-        self.link.expect(re.compile(marker.encode() + rb"\r?\n"), step, timeout, "the start of the command's output")
+        self.console.expect(re.compile(marker.encode() + rb"\r?\n"), step, timeout, "the start of the command's output")
 
     def _end(self, marker: str, step: str, timeout: float) -> Reply:
-        match = self.link.expect(
+        match = self.console.expect(
             re.compile(rb"(.*?)" + marker.encode() + rb" (\d+)\r?\n", re.S), step, timeout, "the command's exit status"
         )
         output = match.group(1).decode("utf-8", "replace").replace("\r", "")
@@ -104,7 +104,7 @@ class Shell:
 
     def recover(self, step: str) -> None:
         """After a garbled or unanswered command: interrupt it and prove the shell answers again."""
-        self.link.write(INTERRUPT, step)
+        self.console.write(INTERRUPT, step)
         try:
             self.run("true", step)
         except StepTimeout as exc:

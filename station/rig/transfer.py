@@ -63,7 +63,7 @@ class Transfer:
 
     def _tries(self, step: str, what: str, attempt: Callable[[], str | None]) -> None:
         """Run ``attempt`` until it returns None (success), at most ``1 + retries`` times; else fail the step."""
-        problem = ""
+        problem: str | None = ""
         for number in range(self.retries + 1):
             try:
                 problem = attempt()
