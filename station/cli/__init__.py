@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import click
 
-from ..rig import commands as rig
-from . import batches, devices, labels, products, serve, simulate, tokens, users
+from . import batches, devices, labels, products, rig, serve, simulate, tokens, users
 from .base import Station, StationGroup
 
 

@@ -1,9 +1,9 @@
-"""The production line: a scan issues the unit's claim ID, prints its label, flashes it on a rig slot and
-confirms its registration; every browser watching sees each step as it happens (server-sent events).
+"""The production line's pages: a scan issues the unit's claim ID, prints its label, flashes it on a rig slot
+and confirms its registration; every browser watching sees each step as it happens (server-sent events).
 
-The page drives the parts, it does not re-implement them: issuance goes through the app's one writer,
-labels through ``station.labels.printing``, flashing through ``station.rig.Rig``. Each slot's cycle runs on
-a thread of its own with its own database connection, so a unit that hangs holds up only its own tile.
+The page drives the unit cycle of ``station.line`` (the one owner of its checks, steps and verdict, which
+``station rig run`` drives too); the issue goes through the app's one writer. Each slot's cycle runs on a
+thread of its own with its own database connection, so a unit that hangs holds up only its own tile.
 """
 
 from __future__ import annotations
@@ -26,8 +26,11 @@ from ..config import Config
 from ..errors import Conflict, Invalid, NotFound, StationError, Unavailable
 from ..labels import printers
 from ..labels.printing import has_label, preview_png, print_label
+from ..line.cycle import FAIL, PASS, UnitCycle, Verdict
 from ..rig import settings as rig_settings
+from ..rig.console import Connect
 from ..rig.flash import Progress
+from ..rig.port import serial_console
 from ..rig.slots import Rig
 from ..store import Store
 from .bodies import parse_object
@@ -43,7 +46,6 @@ WATCHERS = 6  # open line pages; each holds a server thread, and devices must al
 KEEPALIVE = 1.0
 STREAM_FOR = 300.0  # an event stream ends after this; EventSource reconnects, so no request thread is held forever
 RECENT = 5
-PASS, FAIL = "line-pass", "line-fail"
 
 
 @dataclass
@@ -67,11 +69,12 @@ class Tile:
 class Line:
     """The slots of this station, their tiles, and the browsers watching them."""
 
-    def __init__(self, config: Config, writer: Writer) -> None:
+    def __init__(self, config: Config, writer: Writer, connect: Connect = serial_console) -> None:
+        """``connect`` opens a slot's console: its serial port, unless a test gives another."""
         self.config = config
         self.writer = writer
         self.settings = rig_settings.load(config)
-        self.rig = Rig(self.settings, config.db_path, config.database_timeout)
+        self.rig = Rig(self.settings, config.db_path, config.database_timeout, connect=connect)
         self.tiles = {name: Tile(name) for name in self.settings.slots}
         self._lock = threading.Lock()
         self._watchers: list[queue.Queue[str]] = []
@@ -132,13 +135,14 @@ class Line:
     def scan(self, actor: str, product: str, printer: str, slot: str, serial: str | None) -> dict[str, Any]:
         """Issue a claim ID for the unit just scanned and start its cycle on ``slot``."""
         tile = self._tile(slot)
-        printers.get(self.config, printer)  # an unknown printer fails before a claim ID is spent
+        cycle = self._unit_cycle(slot, actor, printer)
         with self._lock:
             if tile.status == "busy":
                 raise Conflict(f"slot {slot} is still busy with {tile.display}; wait for its verdict or use another slot")
             before, tile.status = tile.status, "busy"  # claimed before the write: two scans cannot start one slot
         try:
-            device, _ = self.writer.call(lambda store: store.issue(product, serial=serial, actor=actor, details={"slot": slot}))
+            cycle.check(label=True)  # an unknown printer or a console that does not open spends no claim ID
+            device = self.writer.call(cycle.issue, product, serial)
         except BaseException:
             with self._lock:
                 tile.status = before  # the slot's last unit stays on its tile, with its buttons
@@ -196,6 +200,10 @@ class Line:
 
     # --- the cycle ----------------------------------------------------------------------------------------
 
+    def _unit_cycle(self, slot: str, actor: str, printer: str | None) -> UnitCycle:
+        return UnitCycle(self.config, self.rig, self.settings.slot(slot), actor=actor, printer=printer,
+                         progress=lambda p: self._progress(slot, p))
+
     def _start(self, slot: str, actor: str, *, label: bool) -> None:
         self._publish(self.tiles[slot])
         threading.Thread(target=self._cycle, args=(slot, actor, label), name=f"line-{slot}", daemon=True).start()
@@ -213,46 +221,28 @@ class Line:
     def _cycle(self, slot: str, actor: str, label: bool) -> None:
         tile = self.tiles[slot]
         uci = tile.uci or ""
-        passed, step, reason = False, "label", ""
+        cycle = self._unit_cycle(slot, actor, tile.printer)
         try:
             with Store.open(self.config.db_path, timeout=self.config.database_timeout) as store:
-                if label:
-                    self._step(slot, "label", f"printing on {tile.printer}")
-                    try:
-                        print_label(store, self.config, uci, printer=tile.printer, actor=actor)
-                        self._step(slot, "label", f"label printed on {tile.printer}")
-                    except StationError as exc:
-                        reason = f"the label did not print: {exc}"
-                        raise
-                job = self.rig.start(slot, uci, on_progress=lambda p: self._progress(slot, p))
-                result = job.wait()
-                if result is None:  # the rig always ends its jobs with a result; this is a station fault
-                    raise StationError("the rig gave no result")
-                passed, step, reason = result.passed, result.step, result.reason
-                store.record(uci, PASS if passed else FAIL, actor, {"slot": slot, "step": step, "reason": reason})
-        except StationError as exc:
-            reason = reason or str(exc)
-            self._record_failure(uci, actor, slot, step, reason)
+                verdict = cycle.run(store, uci, label=label)
         except Exception as exc:  # never leave a tile busy: the operator must see what happened
             log.exception("line cycle crashed", extra={"slot": slot, "uci": uci})
-            reason = f"the station failed: {exc}"
-            self._record_failure(uci, actor, slot, step, reason)
+            verdict = Verdict(uci, False, "station", str(exc) if isinstance(exc, StationError) else f"the station failed: {exc}")
+            try:
+                self.writer.call(cycle.record, verdict)
+            except StationError:
+                log.exception("could not record a line failure", extra={"slot": slot, "uci": uci})
+        passed = verdict.passed
         with self._lock:
             tile.status = "pass" if passed else "fail"
-            tile.step, tile.reason = (None, "") if passed else (step, reason)
-            tile.message = reason if passed else ""
+            tile.step, tile.reason = (None, "") if passed else (verdict.step, verdict.reason)
+            tile.message = verdict.reason if passed else ""
             tile.recent = ([{"display": tile.display or "", "verdict": "PASS" if passed else "FAIL"}] + tile.recent)[:RECENT]
         self._publish(tile)
 
     def _progress(self, slot: str, progress: Progress) -> None:
         detail = f" ({progress.done}/{progress.total})" if progress.total else ""
         self._step(slot, progress.step, progress.message + detail)
-
-    def _record_failure(self, uci: str, actor: str, slot: str, step: str | None, reason: str) -> None:
-        try:
-            self.writer.call(lambda store: store.record(uci, FAIL, actor, {"slot": slot, "step": step, "reason": reason}))
-        except StationError:
-            log.exception("could not record a line failure", extra={"slot": slot, "uci": uci})
 
     # --- reports ------------------------------------------------------------------------------------------
 

@@ -74,6 +74,8 @@ def test_rig_run_issues_flashes_and_confirms(run, store, make_unit) -> None:
     assert result.output.splitlines()[0] == f"[cli] issued {device.display} for {PRODUCT} (serial SN-0042)"
     assert device.state == "registered"
     assert [e.actor for e in store.events(device.uci) if e.kind == "issued"] == ["rig:cli"]
+    verdict = store.events(device.uci)[-1]
+    assert (verdict.kind, verdict.actor, verdict.details["slot"]) == ("line-pass", "rig:cli", "cli")
 
 
 def test_rig_run_with_label_prints_it_before_flashing(run, station, store, make_unit, tmp_path) -> None:
@@ -92,13 +94,29 @@ def test_rig_run_with_label_prints_it_before_flashing(run, station, store, make_
     assert device.state == "registered" and list(tmp_path.iterdir())
 
 
-def test_rig_run_with_a_label_that_cannot_print_fails_before_flashing(run, store, make_unit) -> None:
-    unit = make_unit()
-    result = run("rig", "run", "--product", PRODUCT, "--port", unit.path, "--label", "--printer", "nowhere")
+def test_rig_run_with_a_label_that_cannot_print_fails_before_flashing(run, station, store, make_unit, tmp_path) -> None:
+    config = station["data_dir"] / "station.json5"
+    (tmp_path / "taken").write_text("a file where the printer's folder should be")
+    config.write_text(json.dumps({"printers": {"broken": {"type": "file", "path": str(tmp_path / "taken"), "format": "png"}}}))
+    try:
+        unit = make_unit()
+        result = run("rig", "run", "--product", PRODUCT, "--port", unit.path, "--label", "--printer", "broken")
+    finally:
+        config.unlink()
     assert result.exit_code == 1
     assert result.output.splitlines()[-1].startswith("FAIL at label: ")
     device = store.find(result.output.split()[2])
     assert device.state == "issued" and unit.fs.files == {}
+    assert [e.kind for e in store.events(device.uci)][-1] == "line-fail"
+
+
+def test_rig_run_with_an_unknown_printer_issues_nothing(run, store, make_unit) -> None:
+    unit = make_unit()
+    before = sum(1 for _ in store.devices(product=PRODUCT))
+    result = run("rig", "run", "--product", PRODUCT, "--port", unit.path, "--label", "--printer", "nowhere")
+    assert result.exit_code == 1
+    assert "no printer named 'nowhere'" in result.output
+    assert sum(1 for _ in store.devices(product=PRODUCT)) == before and unit.fs.files == {}
 
 
 def test_rig_run_with_label_says_clearly_when_labels_are_missing(run, store, make_unit, monkeypatch) -> None:

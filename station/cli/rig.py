@@ -10,14 +10,15 @@ from typing import Any
 import click
 
 from .. import terminal
-from ..cli.base import Station, StationGroup, pass_station
-from ..errors import Invalid, StationError
+from ..errors import Invalid
+from ..line.cycle import UnitCycle
+from ..rig import settings as rig_settings
+from ..rig.errors import StepFailed
+from ..rig.flash import FlashResult, Progress, flash
+from ..rig.settings import RigSettings, SlotSettings
+from ..rig.slots import Rig
 from ..store import Device
-from . import settings as rig_settings
-from .errors import StepFailed
-from .flash import FlashResult, Progress, flash
-from .port import open_port
-from .settings import RigSettings, SlotSettings
+from .base import Station, StationGroup, pass_station
 
 PASSWORD_ENV = "STATION_RIG_PASSWORD"  # the console password of a slot given by --port alone, never on the command line
 
@@ -73,15 +74,6 @@ def flash_command(station: Station, code: str, port: str | None, slot_name: str 
     _flash(station, settings, slot, station.store.find(code))
 
 
-def label_printer() -> Callable[..., Any]:
-    """The labels part's print function; a clear error, before anything is issued, when it is missing."""
-    try:
-        from ..labels.printing import print_label
-    except ImportError as exc:
-        raise StationError(f"labels are not available in this station ({exc}); run without --label") from exc
-    return print_label
-
-
 @rig.command("run")
 @click.option("--product", "product_id", required=True, help="Product ID of the unit in the fixture.")
 @click.option("--serial", default=None, help="The unit's serial number, recorded with its claim ID.")
@@ -92,21 +84,20 @@ def label_printer() -> Callable[..., Any]:
 def run_command(station: Station, product_id: str, serial: str | None, with_label: bool, printer: str | None,
                 port: str | None, slot_name: str | None, baud: int | None, user: str | None,
                 register_timeout: float | None) -> None:
-    """Issue a claim ID for the unit in the fixture, label it if asked, flash it and confirm its registration."""
+    """Issue a claim ID for the unit in the fixture, label it if asked, flash it and confirm its registration:
+    the line's unit cycle (station.line), with its checks before issuing and its verdict event."""
     settings, slot = _settings(station, slot_name, port, baud, user, register_timeout)
-    print_label = label_printer() if with_label else None
+    config = station.config
+    cycle = UnitCycle(config, Rig(settings, config.db_path, config.database_timeout), slot, actor=slot.actor,
+                      printer=printer, progress=_echo)
     try:
-        open_port(slot).close()  # a wrong port fails here, before a claim ID is issued or a label printed
+        cycle.check(label=with_label)  # a wrong port or printer fails here, before a claim ID is issued
     except StepFailed as exc:
         click.echo(terminal.escape(f"FAIL at {exc.step}: {exc.reason}"))
         raise click.exceptions.Exit(1) from exc
-    device, _ = station.store.issue(product_id, serial=serial, actor=slot.actor)
+    device = cycle.issue(station.store, product_id, serial)
     click.echo(f"[{slot.name}] issued {device.display} for {product_id}" + (f" (serial {serial})" if serial else ""))
-    if print_label is not None:
-        try:
-            printed = print_label(station.store, station.config, device, printer=printer, actor=slot.actor)
-        except StationError as exc:  # the claim ID stays issued, with the failed print recorded by the labels part
-            click.echo(f"FAIL at label: {exc}")
-            raise click.exceptions.Exit(1) from exc
-        click.echo(f"[{slot.name}] label: printed on {printed.printer} ({printed.where})")
-    _flash(station, settings, slot, device)
+    verdict = cycle.run(station.store, device.uci, label=with_label)
+    click.echo(terminal.escape(verdict.summary()))
+    if not verdict.passed:
+        raise click.exceptions.Exit(1)
