@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import StationError
+from ..labels import printers
 from ..rig.flash import Progress
 from ..rig.settings import SlotSettings
 from ..rig.slots import Rig
@@ -39,8 +40,8 @@ class Verdict:
 
 
 def _print_label() -> Callable[..., Any]:
-    """The labels part's print function, imported when a label is asked for, so that a station without that
-    part still flashes; without it, a clear error before anything is issued."""
+    """The labels part's print function, imported when a label is asked for: a station whose renderers cannot
+    load (their image and PDF libraries) still flashes, and one asked for a label says so before issuing."""
     try:
         from ..labels.printing import print_label
     except ImportError as exc:
@@ -66,8 +67,6 @@ class UnitCycle:
         (when a label is asked for), and the slot's console, opened and let go."""
         if label:
             _print_label()
-            from ..labels import printers
-
             printers.get(self.config, self.printer)
         self.rig.connect(self.slot, threading.Event()).close()
 
