@@ -87,7 +87,7 @@ def test_a_corrupted_chunk_is_written_again_and_a_persistent_one_fails_the_step(
     assert DEVICE_JSON not in failing.fs.files
 
 
-def test_a_console_lost_in_the_middle_of_a_transfer_is_port_lost_and_never_retried() -> None:
+def test_a_console_lost_in_the_middle_of_a_transfer_is_port_lost_at_write() -> None:
     unit = MemoryUnit(password=PASSWORD, lose_at_chunk=2)
     with pytest.raises(PortLost, match=r"^write: the memory console went away"):
         Transfer(logged_in(unit), chunk=16, retries=3, tmp_dir="/tmp").write(DEVICE_JSON, DATA)
