@@ -10,16 +10,17 @@ from pathlib import Path
 import pytest
 
 from station import lifecycle, uci
-from station import store as store_mod
+from station.db import connection, devices, schema
 from station.errors import Conflict, Invalid, NotFound, Unavailable
+from station.models import now
 from station.store import Ambiguous, NotAStationDatabase, Store
 
 from .conftest import PRODUCT, dump
 
 
 def test_new_database_is_marked_and_migrated(store: Store) -> None:
-    assert store.conn.execute("PRAGMA application_id").fetchone()[0] == store_mod.APPLICATION_ID
-    assert store.conn.execute("PRAGMA user_version").fetchone()[0] == store_mod.SCHEMA_VERSION
+    assert store.conn.execute("PRAGMA application_id").fetchone()[0] == connection.APPLICATION_ID
+    assert store.conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     reopened = Store.open(store.path)
@@ -78,7 +79,7 @@ def test_colliding_ids_are_drawn_again_never_reused(store: Store, monkeypatch: p
         # A batch draws its UCIs' first symbols, then the rest of each range's UCIs; planned draws come first.
         return planned.pop(0)[:count] if planned else real(count, bits)
 
-    monkeypatch.setattr(store_mod.uci, "generate_many", drawing)
+    monkeypatch.setattr(uci, "generate_many", drawing)
     planned.append(["D" * 16])  # the first symbols: all five UCIs start with D
     store.generate_batch(PRODUCT, 5, name="old")
     old = {d.uci: d for d in store.devices(batch="old")}
@@ -169,7 +170,7 @@ def test_find_reports_two_devices_as_ambiguous(store: Store) -> None:
     short = uci.encode(37 * 123456789 + 5)  # check symbol "5", a symbol that can also end a body
     # An 85-bit ID that is the 80-bit ID followed by its check symbol: the label's code reads both ways.
     for code, product in ((short, PRODUCT), (short + "5", "P85")):
-        store.db["devices"].insert({"uci": code, "product": product, "state": "issued", "created": store_mod.now()})
+        store.db["devices"].insert({"uci": code, "product": product, "state": "issued", "created": now()})
     with pytest.raises(Ambiguous, match="matches 2 devices"):
         store.find(uci.display(short))
     assert store.find(short).uci == short
@@ -216,7 +217,7 @@ def test_other_files_are_refused(tmp_path: Path) -> None:
 
 
 def test_a_newer_schema_is_refused(store: Store) -> None:
-    store.conn.execute(f"PRAGMA user_version={store_mod.SCHEMA_VERSION + 1}")
+    store.conn.execute(f"PRAGMA user_version={schema.SCHEMA_VERSION + 1}")
     with pytest.raises(NotAStationDatabase, match="upgrade station"):
         Store.open(store.path)
 
@@ -261,7 +262,7 @@ def test_a_void_uci_is_never_issued_again_to_its_unit(store: Store, key: str) ->
     name = "hwkey" if key == "hwkey" else "idempotency-key"
     released = store.events(first.uci)[-1]
     assert (released.kind, released.actor) == ("key-released", "device")
-    assert released.details == {"key": name, "value": "unit-1", "reason": store_mod.RELEASED}
+    assert released.details == {"key": name, "value": "unit-1", "reason": devices.RELEASED}
     assert store.device(first.uci).hwkey is None and store.device(first.uci).state == "void"
     if key == "hwkey":
         assert second.hwkey == "unit-1"
@@ -335,13 +336,13 @@ def test_a_batch_that_draws_only_stored_ids_gives_up(store: Store, monkeypatch: 
             return ["D" * 16] * count
         return real(count, bits) if len(draws) == 2 else old[:count]
 
-    monkeypatch.setattr(store_mod.uci, "generate_many", stale)
+    monkeypatch.setattr(uci, "generate_many", stale)
     store.generate_batch(PRODUCT, 5, name="old")
     old = [d.uci for d in store.devices(batch="old")]
     before = [line for line in dump(store.path) if "INSERT INTO \"devices\"" in line]
     with pytest.raises(Unavailable, match="run out of fresh claim IDs at 80 bits.*batch 'new' is incomplete"):
         store.generate_batch(PRODUCT, 3, name="new")
-    assert len(draws) == 3 + store_mod.TRIES
+    assert len(draws) == 3 + devices.TRIES
     assert [line for line in dump(store.path) if "INSERT INTO \"devices\"" in line] == before
     assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert store.void_batch("new", "no fresh claim IDs left").complete

@@ -1,0 +1,376 @@
+"""Devices: issuing claim IDs (one at a time and in request groups), finding devices, moving them along
+the life cycle, and which batches and devices are usable."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .. import fields, lifecycle, uci
+from ..errors import Conflict, NotFound, StationError, Unavailable
+from ..models import Batch, Device, Product, ago, now
+from .events import log
+from .products import ProductsTable
+
+RELEASED = "its claim ID was voided; the unit gets a new one"  # why a key leaves a void device
+REPEAT_WINDOW = 24 * 3600.0  # seconds after its issue that a unit still in the factory gets its UCI again by its hardware key
+IDEMPOTENCY_WINDOW = 24 * 3600.0  # seconds an Idempotency-Key names its request; older ones are deleted as issuance comes by
+IN_FACTORY = lifecycle.STATES[: lifecycle.STATES.index("registered")]  # states in which a repeat may get the UCI back
+REFUSAL_FIELDS = (("product", "product_id"), ("serial", "serial"), ("hwkey", "hwkey"))  # (event detail, request key)
+TRIES = 100  # draws (or bulk chunks) in a row that store nothing new before a product's IDs count as used up
+# Errors of SQLite that one request's values cause (a bug): they refuse that request, not its group.
+_REQUEST_ERRORS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.DataError)
+
+
+class Ambiguous(Conflict):
+    """A typed code names more than one device."""
+
+
+class SerialTaken(Conflict):
+    """A serial that already has a claim ID: the refusal concerns that device (``uci``)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.uci = code
+
+
+class RepeatRefused(Conflict):
+    """A repeat by hardware key of a unit that has left the factory: the refusal concerns that device (``uci``),
+    whose claim ID its message never names."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.uci = code
+
+
+def used_up(product: Product) -> Unavailable:
+    return Unavailable(f"product {product.id} has run out of fresh claim IDs at {product.bits} bits; use more bits")
+
+
+class DevicesTable(ProductsTable):
+
+    _DEVICE_SELECT = (
+        "SELECT d.uci, d.product, d.state, coalesce(d.created, b.created) AS created, "
+        "coalesce(d.updated, d.created, b.created) AS updated, b.name AS batch, d.serial, d.hwkey, "
+        "p.check_symbol FROM devices d JOIN products p ON p.id = d.product LEFT JOIN batches b ON b.id = d.batch"
+    )
+
+    @staticmethod
+    def _device(row: dict[str, Any]) -> Device:
+        check = row.pop("check_symbol")
+        return Device(**row, display=uci.display(row["uci"], check=bool(check)))
+
+    def device(self, code: str) -> Device:
+        """The device with this canonical UCI."""
+        for row in self._query(self._DEVICE_SELECT + " WHERE d.uci = ?", (code,)):
+            return self._device(row)
+        raise NotFound(f"no device has claim ID {code}")
+
+    def find(self, typed: str) -> Device:
+        """The device a person's typed or scanned code names, across products of every size (DESIGN.md 1)."""
+        reading = uci.read_typed(typed)
+        sizes = {row["bits"] // 5 for row in self._query("SELECT DISTINCT bits FROM products")}
+        candidates = [code for code in reading.readings if len(code) in sizes]
+        found = []
+        if candidates:
+            marks = ",".join("?" * len(candidates))
+            found = [self._device(r) for r in self._query(self._DEVICE_SELECT + f" WHERE d.uci IN ({marks})", candidates)]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise Ambiguous(
+                f"claim code {typed.strip()!r} matches {len(found)} devices ({', '.join(d.display for d in found)}); "
+                f"type the whole code with its check symbol"
+            )
+        if reading.problem and len(reading.cleaned) - 1 in sizes:
+            raise reading.problem
+        raise NotFound(f"no device has claim code {typed.strip()!r}; check it against the label")
+
+    def devices(self, *, product: str | None = None, batch: str | None = None, state: str | None = None,
+                serial: str | None = None, limit: int | None = None, offset: int = 0) -> Iterator[Device]:
+        """Devices in issue order, filtered; an iterator, so that exports of millions stream."""
+        clauses: list[str] = []
+        params: list[str | int] = []
+        if product:
+            self.product(product)
+            clauses.append("d.product = ?")
+            params.append(product)
+        if batch:
+            clauses.append("d.batch = ?")
+            params.append(self.usable_batch(batch).id)
+        else:  # a batch is all or nothing: none of its devices is listed before it is complete
+            clauses.append("(d.batch IS NULL OR b.complete)")
+        if state:
+            clauses.append("d.state = ?")
+            params.append(lifecycle.check_state(state))
+        if serial:
+            clauses.append("d.serial = ?")
+            params.append(serial)
+        sql = self._DEVICE_SELECT + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY d.rowid"
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params += [limit, offset]
+        return (self._device(row) for row in self._query(sql, params))  # the filters are checked before the first row
+
+    def issue(self, product_id: str, *, serial: str | None = None, hwkey: str | None = None,
+              idempotency_key: str | None = None, remote: str = "", actor: str = "operator", kind: str = "issued",
+              details: dict[str, Any] | None = None, repeat_window: float = REPEAT_WINDOW,
+              idempotency_window: float = IDEMPOTENCY_WINDOW) -> tuple[Device, bool]:
+        """One UCI for one unit, committed before it returns; ``(device, True)`` when newly issued.
+
+        A unit that says who it is gets its UCI back, with an event: by its hardware key while it is still
+        in the factory (not yet registered, and within ``repeat_window`` seconds of its issue), by an
+        idempotency key from the same client address (``remote``) within ``idempotency_window`` seconds. A refusal
+        raises its error and is recorded as a ``refused`` event.
+        """
+        request = {"product_id": product_id, "serial": serial, "hwkey": hwkey, "idempotency_key": idempotency_key,
+                   "remote": remote, "actor": actor, "kind": kind, "details": details,
+                   "repeat_window": repeat_window, "idempotency_window": idempotency_window}
+        with self.transaction() as conn:
+            result = self._issue_one(conn, request, {}, now())
+        if isinstance(result, Exception):
+            raise result
+        return self.device(result[0]), result[1]
+
+    def _issuable(self, product_id: str) -> Product:
+        """The product, if claim IDs may be issued for it; else the error that names it."""
+        product = self.product(product_id)
+        if not product.enabled:
+            raise Conflict(f"product {product_id} is disabled; `station product enable {product_id}` allows issuing again")
+        return product
+
+    def _issue_one(self, conn: sqlite3.Connection, request: dict[str, Any], products: dict[str, Product],
+                   stamp: str) -> tuple[str, bool] | Exception:
+        """One request (``issue``'s keyword arguments) under its own savepoint: ``(uci, created)``, or the
+        error that refused it, whose ``refused`` event is written after its changes are rolled back.
+
+        Whatever goes wrong in one request stays in it: a bug is logged and fails that request alone, so the
+        group's other requests are committed. Only a failure of the database itself (locked, full, broken)
+        ends the transaction, and refuses them all.
+        """
+        details = request.get("details") or {}
+        actor, kind = request.get("actor", "operator"), request.get("kind", "issued")
+        conn.execute("SAVEPOINT request")
+        try:
+            product_id = fields.product_id(request["product_id"])
+            serial, hwkey, idem = (request.get(name) for name in ("serial", "hwkey", "idempotency_key"))
+            serial = None if serial is None else fields.serial(serial)
+            hwkey = None if hwkey is None else fields.hardware_key(hwkey)
+            idem = None if idem is None else fields.idempotency_key(idem)
+            if product_id not in products:
+                products[product_id] = self._issuable(product_id)
+            windows = (request.get("repeat_window", REPEAT_WINDOW), request.get("idempotency_window", IDEMPOTENCY_WINDOW))
+            result: tuple[str, bool] | Exception = self._issue(
+                conn, products[product_id], serial, hwkey, (idem, str(request.get("remote") or "")), windows,
+                actor, kind, details, stamp)
+        except Exception as exc:
+            if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, _REQUEST_ERRORS):
+                raise  # the database itself failed (locked, full, broken): the transaction's error, for the whole group
+            conn.execute("ROLLBACK TO request")
+            if isinstance(exc, StationError):
+                refusal = {**details, "reason": str(exc)}
+            else:  # its details may be what broke it: the event keeps only what is sure to store
+                log.exception("issuing failed (a bug): this request is refused, the group's others go on",
+                              extra={"actor": actor, "product": fields.shown(request.get("product_id"))})
+                refusal = {"reason": "internal error of the station; its log has the details"}
+            refusal.update({"attempted": kind}, **{name: fields.shown(request.get(key))
+                                                   for name, key in REFUSAL_FIELDS if request.get(key) is not None})
+            try:
+                self._event(conn, "refused", actor, refusal, code=getattr(exc, "uci", None))
+            except (TypeError, ValueError):  # the request's details do not store: the refusal without them
+                self._event(conn, "refused", actor, {k: v for k, v in refusal.items() if k not in details},
+                            code=getattr(exc, "uci", None))
+            result = exc
+        conn.execute("RELEASE request")
+        return result
+
+    def _known(self, conn: sqlite3.Connection, name: str, key: tuple[str, ...], product: Product,
+               actor: str) -> tuple[str, str, str | None] | None:
+        """``(uci, state, created)`` of the device a hardware key, serial (``name`` "hwkey", "serial": ``key``
+        is its value) or idempotency key (``key`` is the key and the client's address) names, if it is not void.
+
+        A void UCI is never issued again: the key is released from the void device, with an event that keeps
+        its value, so that the unit gets a new UCI under the same key.
+        """
+        if name in ("hwkey", "serial"):
+            select = f"SELECT uci, state, created FROM devices WHERE product = ? AND {name} = ?"
+            release = f"UPDATE devices SET {name} = NULL WHERE product = ? AND {name} = ?"
+            params: tuple[str, ...] = (product.id, key[0])
+        else:
+            select = ("SELECT i.uci, d.state, i.created FROM idempotency i LEFT JOIN devices d ON d.uci = i.uci "
+                      "WHERE i.product = ? AND i.key = ? AND i.remote = ?")
+            release = "DELETE FROM idempotency WHERE product = ? AND key = ? AND remote = ?"
+            params = (product.id, *key)
+        row = conn.execute(select, params).fetchone()
+        if row is None:
+            return None
+        if row[1] != "void":
+            return row
+        conn.execute(release, params)
+        self._event(conn, "key-released", actor, {"key": name, "value": key[0], "reason": RELEASED}, code=row[0])
+        return None
+
+    def _issue(self, conn: sqlite3.Connection, product: Product, serial: str | None, hwkey: str | None,
+               idem: tuple[str | None, str], windows: tuple[float, float], actor: str, kind: str,
+               details: dict[str, Any], stamp: str) -> tuple[str, bool]:
+        existing = None
+        if hwkey is not None:
+            existing = self._known(conn, "hwkey", (hwkey,), product, actor)
+            if existing is not None and (existing[1] not in IN_FACTORY or (existing[2] or "") < ago(stamp, windows[0])):
+                raise RepeatRefused(
+                    f"the unit {hwkey} of product {product.id} already has a claim ID and has left the factory "
+                    f"(registered, or issued more than {windows[0]:g} s ago): it is not given out again. Read it "
+                    f"from the unit or its label, or void it (`station void`) to issue a new one", existing[0])
+        if existing is None and idem[0] is not None:
+            # Expired keys go first (lazily, by the index on their age): the same key is then a new request.
+            conn.execute("DELETE FROM idempotency WHERE created < ?", (ago(stamp, windows[1]),))
+            existing = self._known(conn, "idempotency-key", (idem[0], idem[1]), product, actor)
+            if existing is not None and existing[1] not in IN_FACTORY:
+                raise RepeatRefused(
+                    f"the Idempotency-Key {idem[0]} of product {product.id} names a unit that has left the factory "
+                    f"(registered): its claim ID is not given out again; send a new key for a new unit", existing[0])
+        if existing is not None:
+            self._event(conn, kind + "-repeat", actor, details, code=existing[0])
+            return existing[0], False
+        if serial is not None:
+            taken = self._known(conn, "serial", (serial,), product, actor)
+            if taken:
+                raise SerialTaken(
+                    f"serial {serial} of product {product.id} already has claim ID {product.display(taken[0])}; "
+                    f"reprint its label instead of issuing a new one", taken[0]
+                )
+        for _ in range(TRIES):
+            code = uci.generate(product.bits)
+            try:
+                conn.execute(
+                    "INSERT INTO devices(uci, product, state, serial, hwkey, created) VALUES (?, ?, 'issued', ?, ?, ?)",
+                    (code, product.id, serial, hwkey, stamp),
+                )
+                break
+            except sqlite3.IntegrityError:
+                if conn.execute("SELECT 1 FROM devices WHERE uci = ?", (code,)).fetchone() is None:
+                    raise
+        else:
+            raise used_up(product)
+        if idem[0] is not None:
+            conn.execute("INSERT INTO idempotency(product, remote, key, uci, created) VALUES (?, ?, ?, ?, ?)",
+                         (product.id, idem[1], idem[0], code, stamp))
+        self._event(conn, kind, actor, {k: v for k, v in {**details, "serial": serial}.items() if v is not None},
+                    code=code, time=stamp)
+        return code, True
+
+    def advance(self, code: str, state: str, kind: str, actor: str, details: dict[str, Any] | None = None) -> Device:
+        """Record ``kind`` for the device and move it forward to ``state`` (a repeat moves nothing back)."""
+        self._move([(code, kind)], lambda current: lifecycle.advance(current, state), actor, details)
+        return self.device(code)
+
+    def advance_many(self, moves: list[tuple[str, str]], state: str, actor: str,
+                     details: dict[str, Any] | None = None) -> None:
+        """``advance`` for many devices (``(uci, kind)`` each) in one transaction: a batch's labels.
+
+        Every device gets its event or its refusal; the first refusal is raised after the commit.
+        """
+        self._move(moves, lambda current: lifecycle.advance(current, state), actor, details)
+
+    def void(self, code: str, reason: str, actor: str) -> Device:
+        """Void a device for good, with the reason; its UCI is never issued again."""
+        reason = fields.reason(reason, "voiding a device")
+        self._move([(code, "void")], lifecycle.void, actor, {"reason": reason})
+        return self.device(code)
+
+    def _move(self, moves: list[tuple[str, str]], rule: Callable[[str], str], actor: str,
+              details: dict[str, Any] | None) -> None:
+        """The one path of every state change: the life cycle's rule, the update and the event, together."""
+        details = dict(details or {})
+        refusals: list[StationError] = []
+        with self.transaction() as conn:
+            for code, kind in moves:
+                row = conn.execute("SELECT state, batch FROM devices WHERE uci = ?", (code,)).fetchone()
+                try:
+                    if row is None:
+                        raise NotFound(f"no device has claim ID {code}")
+                    new = rule(row[0])
+                    if row[1] is not None and new != lifecycle.VOID:
+                        self._usable_batch_of(conn, row[1])
+                except StationError as exc:
+                    refusals.append(exc if row is None else type(exc)(f"{code}: {exc}"))
+                    self._event(conn, "refused", actor, {**details, "attempted": kind, "reason": str(exc)}, code=code)
+                    continue
+                stamp = now()
+                if new != row[0]:
+                    conn.execute("UPDATE devices SET state = ?, updated = ? WHERE uci = ?", (new, stamp, code))
+                self._event(conn, kind, actor, {**details, "from": row[0], "to": new}, code=code, time=stamp)
+        if refusals:
+            raise refusals[0]
+
+    def record_many(self, codes: list[str], kind: str, actor: str, details: dict[str, Any] | None = None) -> None:
+        """``record`` for many devices in one transaction (a failed batch print)."""
+        with self.transaction() as conn:
+            for code in codes:
+                self._event(conn, kind, actor, details, code=code)
+
+    def with_events(self, codes: list[str], kinds: tuple[str, ...]) -> set[str]:
+        """Which of these devices have an event of one of these kinds (which already have a label)."""
+        found: set[str] = set()
+        kind_marks = ",".join("?" * len(kinds))
+        for i in range(0, len(codes), 500):
+            part = codes[i : i + 500]
+            found.update(r["uci"] for r in self._query(
+                f"SELECT DISTINCT uci FROM events WHERE kind IN ({kind_marks}) AND uci IN ({','.join('?' * len(part))})",
+                (*kinds, *part)))
+        return found
+
+    @staticmethod
+    def _batch(row: dict[str, Any]) -> Batch:
+        return Batch(**{**row, "complete": bool(row["complete"])})
+
+    def batch(self, name: str) -> Batch:
+        for row in self._query("SELECT * FROM batches WHERE name = ?", (name,)):
+            return self._batch(row)
+        raise NotFound(f"unknown batch {name!r}: `station stats` lists the batches")
+
+    def _usable_batch_of(self, conn: sqlite3.Connection, batch_id: int) -> None:
+        """Refuse a move of a device whose batch is incomplete (voiding it stays allowed)."""
+        row = conn.execute("SELECT name FROM batches WHERE id = ? AND NOT complete", (batch_id,)).fetchone()
+        if row is not None:
+            raise Conflict(self.batch(row[0]).incomplete())
+
+    def usable_batch(self, name: str) -> Batch:
+        """The batch, if it is complete: the one check before its devices are labelled, exported or listed."""
+        found = self.batch(name)
+        if not found.complete:
+            raise Conflict(found.incomplete())
+        return found
+
+    def usable_device(self, code: str) -> Device:
+        """The device, refused while its batch is incomplete: no label or unit may carry its claim ID yet."""
+        found = self.device(code)
+        if found.batch is not None:
+            self.usable_batch(found.batch)
+        return found
+
+    def batches(self, product: str | None = None) -> list[Batch]:
+        where, params = ("WHERE product = ?", (product,)) if product else ("", ())
+        return [self._batch(r) for r in self._query(f"SELECT * FROM batches {where} ORDER BY id", params)]
+
+    def issue_group(self, requests: list[dict[str, Any]]) -> list[tuple[str, bool] | Exception]:
+        """Issue for many requests in one durable transaction (group commit): one fsync for the lot.
+
+        Each request holds ``issue``'s keyword arguments; each gets ``(uci, created)`` or the error that
+        refused it alone (its savepoint is rolled back, then its ``refused`` event written; a bug is logged).
+        An error of the transaction (the database locked, full or broken) refuses them all.
+        """
+        products: dict[str, Product] = {}
+        stamp = now()  # the group's one commit: one time for all its devices
+        with self.transaction() as conn:
+            return [self._issue_one(conn, request, products, stamp) for request in requests]
+
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Device counts by product, batch and state."""
+        return list(self._query(
+            "SELECT d.product, b.name AS batch, d.state, count(*) AS devices FROM devices d "
+            "LEFT JOIN batches b ON b.id = d.batch GROUP BY d.product, d.batch, d.state ORDER BY d.product, d.batch, d.state"
+        ))
+

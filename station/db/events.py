@@ -1,0 +1,48 @@
+"""Events: the append-only history of every device and of the station."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from typing import Any
+
+from .. import fields
+from ..models import Event, now
+from .connection import Database
+
+_DETAILS = json.JSONEncoder(sort_keys=True)  # an event's details as stored (json.dumps would build one each time)
+log = logging.getLogger("station.store")
+
+
+class EventsTable(Database):
+
+    @staticmethod
+    def _event(conn: sqlite3.Connection, kind: str, actor: str, details: dict[str, Any] | None = None,
+               code: str | None = None, batch: int | None = None, time: str | None = None) -> int:
+        return conn.execute(
+            "INSERT INTO events(time, uci, batch, kind, actor, details) VALUES (?, ?, ?, ?, ?, ?)",
+            (time or now(), code, batch, kind, actor, _DETAILS.encode(details or {})),
+        ).lastrowid or 0
+
+    def record(self, code: str | None, kind: str, actor: str, details: dict[str, Any] | None = None) -> int:
+        """Append an event that changes no state (a refusal, a failed attempt, a repeated request); its id.
+
+        Event ids only grow: "after event N" is exact where times of day are not (milliseconds, clock steps).
+        """
+        if code is not None and not fields.storable(code):  # a device's refused request names what it sent
+            code = fields.shown(code)
+        with self.transaction() as conn:
+            return self._event(conn, kind, actor, details, code=code)
+
+    def events(self, code: str) -> list[Event]:
+        """A device's history, with the event of the batch it was issued in."""
+        sql = (
+            "SELECT * FROM events WHERE uci = ? OR (uci IS NULL AND batch = "
+            "(SELECT batch FROM devices WHERE uci = ?)) ORDER BY id"
+        )
+        return [
+            Event(r["id"], r["time"], r["uci"], r["batch"], r["kind"], r["actor"], json.loads(r["details"]))
+            for r in self._query(sql, (code, code))
+        ]
+

@@ -1,0 +1,58 @@
+"""Products: the Ioto product tokens whose claim IDs the station issues."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import fields, uci
+from ..errors import Conflict, NotFound
+from ..models import Product, now
+from .events import EventsTable
+
+
+class ProductsTable(EventsTable):
+
+    def add_product(self, product_id: str, name: str, model: str, *, description: str = "",
+                    bits: int = uci.DEFAULT_BITS, check_symbol: bool = True, claim_url: str | None = None,
+                    layout: str | None = None, actor: str = "cli") -> Product:
+        """Register a product; its fields (fields.py), size and claim URL are checked here, once, for every caller."""
+        product_id = fields.product_id(product_id)
+        name, model = fields.text(name, "a product's name"), fields.text(model, "a product's model")
+        description = fields.text(description or "", "a product's description", fields.DESCRIPTION_MAX, required=False)
+        if layout is not None:
+            layout = fields.text(layout, "a product's layout", fields.NAME_MAX)
+        uci.validate_bits(bits)
+        if claim_url:
+            uci.validate_claim_url(fields.text(claim_url, "a product's claim URL", fields.NAME_MAX))
+        created = now()
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM products WHERE id = ?", (product_id,)).fetchone():
+                raise Conflict(f"product {product_id} already exists; `station product list` shows it")
+            conn.execute(
+                "INSERT INTO products(id, name, model, description, bits, check_symbol, claim_url, layout, enabled, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+                (product_id, name, model, description, bits, int(check_symbol), claim_url or None, layout, created),
+            )
+            self._event(conn, "product-added", actor, {"product": product_id, "name": name, "bits": bits})
+        return self.product(product_id)
+
+    @staticmethod
+    def _product(row: dict[str, Any]) -> Product:
+        return Product(**{**row, "check_symbol": bool(row["check_symbol"]), "enabled": bool(row["enabled"])})
+
+    def product(self, product_id: str) -> Product:
+        """The product, or an error naming it and where to look."""
+        for row in self._query("SELECT * FROM products WHERE id = ?", (product_id,)):
+            return self._product(row)
+        raise NotFound(f"unknown product {product_id!r}: add it with `station product add` or check `station product list`")
+
+    def products(self) -> list[Product]:
+        return [self._product(r) for r in self._query("SELECT * FROM products ORDER BY created, id")]
+
+    def set_product_enabled(self, product_id: str, enabled: bool, actor: str = "cli") -> Product:
+        self.product(product_id)
+        with self.transaction() as conn:
+            conn.execute("UPDATE products SET enabled = ? WHERE id = ?", (int(enabled), product_id))
+            self._event(conn, "product-enabled" if enabled else "product-disabled", actor, {"product": product_id})
+        return self.product(product_id)
+

@@ -1,0 +1,96 @@
+"""What the store hands out: products, devices, batches and events, and the times they carry."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from . import uci
+
+
+def now() -> str:
+    """UTC time as stored: ISO 8601 with milliseconds, sortable as text."""
+    return stored(datetime.now(UTC))
+
+
+def stored(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def ago(stamp: str, seconds: float) -> str:
+    """The stored time ``seconds`` before ``stamp`` (a stored time): compared as text with stored times."""
+    return stored(datetime.fromisoformat(stamp.replace("Z", "+00:00")) - timedelta(seconds=seconds))
+
+
+@dataclass(frozen=True)
+class Product:
+    id: str
+    name: str
+    model: str
+    description: str = ""
+    bits: int = uci.DEFAULT_BITS
+    check_symbol: bool = True
+    claim_url: str | None = None
+    layout: str | None = None
+    enabled: bool = True
+    created: str = ""
+
+    def display(self, code: str) -> str:
+        return uci.display(code, check=self.check_symbol)
+
+    def device_object(self, code: str, **extra: Any) -> dict[str, Any]:
+        """The device object of device.json5 for a unit of this product, with its UCI in ``id``."""
+        return {"product": self.id, "name": self.name, "description": self.description, "model": self.model, **extra, "id": code}
+
+    def device_file(self, code: str) -> bytes:
+        """The device.json5 a unit gets, byte for byte: written by the rig, and by manifests for firmware builds."""
+        return (json.dumps(self.device_object(code), indent=4) + "\n").encode()
+
+
+@dataclass(frozen=True)
+class Device:
+    uci: str
+    product: str
+    state: str
+    created: str
+    updated: str
+    batch: str | None = None
+    serial: str | None = None
+    hwkey: str | None = None
+    display: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: int
+    name: str
+    product: str
+    count: int
+    created: str
+    actor: str
+    complete: bool = True  # False while a batch's chunks are being committed, or when that was interrupted
+    issued: int = 0  # UCIs stored so far: ``count`` once complete
+
+    def incomplete(self) -> str:
+        """Why an incomplete batch cannot be used yet, and what finishes it (refusals and `station stats` say it)."""
+        return (f"batch {self.name!r} is incomplete ({self.issued:,} of {self.count:,} claim IDs stored: its generation was "
+                f"interrupted, or is still running); `station batch resume {self.name}` finishes it, "
+                f"`station batch void {self.name} --reason TEXT` gives it up")
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    time: str
+    uci: str | None
+    batch: int | None
+    kind: str
+    actor: str
+    details: dict[str, Any]
+
+
