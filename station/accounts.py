@@ -12,8 +12,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from .errors import Conflict, Forbidden, Invalid
-from .store import Store, now
+from .errors import Forbidden, Invalid
+from .models import stored
+from .store import Store
 
 ROLES = ("operator", "admin")
 MIN_PASSWORD = 8
@@ -68,12 +69,7 @@ def add_user(store: Store, name: str, role: str, password: str, actor: str = "cl
         raise Invalid(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     if len(password) < MIN_PASSWORD:
         raise Invalid(f"the password needs at least {MIN_PASSWORD} characters")
-    hashed = hash_password(password)
-    with store.transaction() as conn:
-        if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
-            raise Conflict(f"user {name} already exists; `station user passwd {name}` changes the password")
-        conn.execute("INSERT INTO users(name, role, password_hash, created) VALUES (?, ?, ?, ?)", (name, role, hashed, now()))
-        store._event(conn, "user-added", actor, {"user": name, "role": role})
+    store.add_user(name, role, hash_password(password), actor)
     return User(name, role)
 
 
@@ -81,37 +77,28 @@ def set_password(store: Store, name: str, password: str, actor: str = "cli") -> 
     """A new password; it ends the user's sessions (whoever knew the old one is signed out)."""
     if len(password) < MIN_PASSWORD:
         raise Invalid(f"the password needs at least {MIN_PASSWORD} characters")
-    hashed = hash_password(password)
-    with store.transaction() as conn:
-        if conn.execute("UPDATE users SET password_hash = ? WHERE name = ?", (hashed, name)).rowcount != 1:
-            raise Invalid(f"no user {name!r}; `station user list` shows the users")
-        ended = conn.execute("DELETE FROM sessions WHERE user = ?", (name,)).rowcount
-        store._event(conn, "password-changed", actor, {"user": name, "sessions_ended": ended})
+    store.set_password_hash(name, hash_password(password), actor)
 
 
 def set_enabled(store: Store, name: str, enabled: bool, actor: str = "cli") -> None:
     """Disable (ending the user's sessions; signing in is refused) or enable an account; its history stays."""
-    with store.transaction() as conn:
-        if conn.execute("UPDATE users SET enabled = ? WHERE name = ?", (int(enabled), name)).rowcount != 1:
-            raise Invalid(f"no user {name!r}; `station user list` shows the users")
-        ended = 0 if enabled else conn.execute("DELETE FROM sessions WHERE user = ?", (name,)).rowcount
-        store._event(conn, "user-enabled" if enabled else "user-disabled", actor, {"user": name, "sessions_ended": ended})
+    store.set_user_enabled(name, enabled, actor)
 
 
 def users(store: Store) -> list[User]:
     """Every user, enabled or not."""
-    return [User(r["name"], r["role"], bool(r["enabled"])) for r in store.db.query("SELECT name, role, enabled FROM users ORDER BY name")]
+    return [User(r["name"], r["role"], bool(r["enabled"])) for r in store.user_rows()]
 
 
 def exists(store: Store, name: str) -> bool:
     """Whether a user of that name exists (so that only names of accounts are ever recorded)."""
-    return store.db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone() is not None
+    return store.user_row(name) is not None
 
 
 def authenticate(store: Store, name: str, password: str) -> User | None:
     """The user if the password is right, else None (the caller records the failed attempt); a disabled
     account is refused, but only to someone who knows its password."""
-    row = next(iter(store.db.query("SELECT name, role, password_hash, enabled FROM users WHERE name = ?", (name,))), None)
+    row = store.user_row(name)
     if row is None:
         verify_password(password, _dummy_hash())
         return None
@@ -128,34 +115,21 @@ def _session_id(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _stamp(moment: datetime) -> str:
-    """A time in the store's format (``now()``), so that stored times compare as text."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def open_session(store: Store, name: str) -> str:
     """A new session of an enabled user; the random token goes into the cookie, only its hash into the store.
     Expired sessions are swept here, so the table holds only live ones."""
     token = secrets.token_urlsafe(32)
     started = datetime.now(UTC)
-    with store.transaction() as conn:
-        conn.execute("DELETE FROM sessions WHERE expires <= ?", (_stamp(started),))
-        if not conn.execute("SELECT 1 FROM users WHERE name = ? AND enabled = 1", (name,)).fetchone():
-            raise Forbidden(f"the account {name} is disabled or gone; ask an admin")
-        conn.execute("INSERT INTO sessions(id, user, created, expires) VALUES (?, ?, ?, ?)",
-                     (_session_id(token), name, _stamp(started), _stamp(started + SESSION_FOR)))
+    store.add_session(_session_id(token), name, stored(started), stored(started + SESSION_FOR))
     return token
 
 
 def session_user(store: Store, token: str) -> User | None:
     """The user of a live session (not signed out, not expired, the account enabled), else None."""
-    row = store.db.execute(
-        "SELECT u.name, u.role FROM sessions s JOIN users u ON u.name = s.user "
-        "WHERE s.id = ? AND s.expires > ? AND u.enabled = 1", (_session_id(token), now())).fetchone()
-    return User(row[0], row[1]) if row else None
+    row = store.session_row(_session_id(token))
+    return User(row["name"], row["role"]) if row else None
 
 
 def end_session(store: Store, token: str) -> None:
     """Sign out: the session's row goes, and its cookie opens nothing from now on."""
-    with store.transaction() as conn:
-        conn.execute("DELETE FROM sessions WHERE id = ?", (_session_id(token),))
+    store.end_session(_session_id(token))

@@ -16,7 +16,8 @@ def now() -> str:
 
 
 def stored(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """A moment in the store's format (``now()``): UTC, so that stored times compare as text."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def ago(stamp: str, seconds: float) -> str:

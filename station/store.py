@@ -12,6 +12,7 @@ from .db.connection import NotAStationDatabase
 from .db.devices import IDEMPOTENCY_WINDOW, REPEAT_WINDOW, Ambiguous, RepeatRefused, SerialTaken
 from .db.schema import SCHEMA_VERSION
 from .db.tokens import DEFAULT_SCOPES, TOKEN_SCOPES, TokensTable
+from .db.users import UsersTable
 from .models import Batch, Device, Event, Product, now
 
 __all__ = ["CHUNK", "DEFAULT_SCOPES", "IDEMPOTENCY_WINDOW", "REPEAT_WINDOW", "SCHEMA_VERSION", "TOKEN_SCOPES", "Ambiguous",
@@ -19,6 +20,6 @@ __all__ = ["CHUNK", "DEFAULT_SCOPES", "IDEMPOTENCY_WINDOW", "REPEAT_WINDOW", "SC
            "prefetch"]
 
 
-class Store(BatchesTable, TokensTable):
+class Store(BatchesTable, TokensTable, UsersTable):
     """The station database: every table group's operations on one connection. Open it with
     ``Store.open(path)``; close it when done."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import station
@@ -70,3 +71,30 @@ def test_no_module_of_the_station_imports_itself_through_others() -> None:
     edges = graph()
     assert "station.cli.base" in edges["station.cli"]  # the graph sees imports, relative ones included
     assert cycle(edges) is None, " -> ".join(cycle(edges) or [])
+
+
+SQL = re.compile(r"\b(SELECT\s.+\sFROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+(TABLE|INDEX)|"
+                 r"ALTER\s+TABLE|PRAGMA\s+\w+)\b", re.S)
+
+
+def sql_outside_the_db_layer(root: Path) -> list[str]:
+    """``file:line`` of every string literal holding SQL in modules outside station/db."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path.is_relative_to(root / "db"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL.search(node.value):
+                found.append(f"{path.relative_to(root.parent)}:{node.lineno}")
+    return found
+
+
+def test_the_checker_finds_sql(tmp_path: Path) -> None:
+    (tmp_path / "db").mkdir()
+    (tmp_path / "db" / "devices.py").write_text('Q = "SELECT uci FROM devices"\n')
+    (tmp_path / "pages.py").write_text('TEXT = "select a device"\nQ = "UPDATE devices SET state = ?"\n')
+    assert sql_outside_the_db_layer(tmp_path) == [f"{tmp_path.name}/pages.py:2"]
+
+
+def test_all_sql_lives_in_the_db_layer() -> None:
+    assert sql_outside_the_db_layer(ROOT) == []

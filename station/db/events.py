@@ -35,6 +35,13 @@ class EventsTable(Database):
         with self.transaction() as conn:
             return self._event(conn, kind, actor, details, code=code)
 
+    def counts_by_slot(self, kinds: tuple[str, ...], since: str) -> list[dict[str, Any]]:
+        """How many events of each of ``kinds`` each slot (``details.slot``, None without one) had since ``since``."""
+        marks = ", ".join("?" * len(kinds))
+        return list(self._query(
+            f"SELECT json_extract(details, '$.slot') AS slot, kind, count(*) AS n FROM events "
+            f"WHERE kind IN ({marks}) AND time >= ? GROUP BY slot, kind", (*kinds, since)))
+
     def events(self, code: str) -> list[Event]:
         """A device's history, with the event of the batch it was issued in."""
         sql = (

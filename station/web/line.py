@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, stream_with_context
@@ -27,6 +27,7 @@ from ..errors import Conflict, Invalid, NotFound, StationError, Unavailable
 from ..labels import printers
 from ..labels.printing import has_label, preview_png, print_label
 from ..line.cycle import FAIL, PASS, UnitCycle, Verdict
+from ..models import stored
 from ..rig import settings as rig_settings
 from ..rig.console import Connect
 from ..rig.flash import Progress
@@ -250,12 +251,8 @@ class Line:
     def today(store: Store) -> dict[str, dict[str, int]]:
         """Passes and fails since local midnight, per slot and for the station (key ``""``)."""
         midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
-        since = midnight.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         counts: dict[str, dict[str, int]] = {"": {"pass": 0, "fail": 0}}
-        for row in store.db.query(
-            "SELECT json_extract(details, '$.slot') AS slot, kind, count(*) AS n FROM events "
-            "WHERE kind IN (?, ?) AND time >= ? GROUP BY slot, kind", (PASS, FAIL, since),
-        ):
+        for row in store.counts_by_slot((PASS, FAIL), stored(midnight)):
             verdict = "pass" if row["kind"] == PASS else "fail"
             counts.setdefault(row["slot"] or "", {"pass": 0, "fail": 0})[verdict] += row["n"]
             if row["slot"]:
