@@ -22,11 +22,11 @@ import qrcode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from station import uci  # noqa: E402
-from station.labels import layout as layout_mod  # noqa: E402
-from station.labels import pdf, png, qr, zpl  # noqa: E402
-from station.labels.compose import LabelData  # noqa: E402
-from station.labels.layout import Layout  # noqa: E402
+from station.core import uci
+from station.labels import layout as layout_mod
+from station.labels import pdf, png, qr, zpl
+from station.labels.compose import LabelData
+from station.labels.layout import Layout
 
 LAYOUTS = Path(__file__).resolve().parent.parent / "label_layouts"
 CLAIM_URL = "https://example.com/claim/{id}"

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from station import uci
+from station.core import uci
 from station.store import SCHEMA_VERSION, Store, now
 
 PRODUCT = "01H4R15D3478JD26YDYK408XE6"

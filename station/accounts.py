@@ -12,8 +12,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from .errors import Forbidden, Invalid
-from .models import stored
+from .core.errors import Forbidden, Invalid
+from .core.models import stored
 from .store import Store
 
 ROLES = ("operator", "admin")

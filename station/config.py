@@ -15,7 +15,7 @@ from typing import Any
 import json5
 
 from . import files
-from .errors import Invalid
+from .core.errors import Invalid
 from .store import IDEMPOTENCY_WINDOW, REPEAT_WINDOW
 
 DEFAULT_DATA_DIR = "station-data"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO
 
 from . import files
-from .errors import Invalid
+from .core.errors import Invalid
 from .store import Device, Product
 
 COLUMNS = ("uci", "display", "product", "batch", "state", "serial", "created")

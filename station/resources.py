@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-from .errors import Unavailable
+from .core.errors import Unavailable
 
 # Each part: its package, and a file that must be there for the part to be whole.
 PARTS = {

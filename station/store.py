@@ -7,13 +7,13 @@ hand it out. A ``Store`` owns one connection and is used from one thread at a ti
 
 from __future__ import annotations
 
+from .core.models import Batch, Device, Event, Product, now
 from .db.batches import CHUNK, BatchesTable, prefetch
 from .db.connection import NotAStationDatabase
 from .db.devices import IDEMPOTENCY_WINDOW, REPEAT_WINDOW, Ambiguous, RepeatRefused, SerialTaken
 from .db.schema import SCHEMA_VERSION
 from .db.tokens import DEFAULT_SCOPES, TOKEN_SCOPES, TokensTable
 from .db.users import UsersTable
-from .models import Batch, Device, Event, Product, now
 
 __all__ = ["CHUNK", "DEFAULT_SCOPES", "IDEMPOTENCY_WINDOW", "REPEAT_WINDOW", "SCHEMA_VERSION", "TOKEN_SCOPES", "Ambiguous",
            "Batch", "Device", "Event", "NotAStationDatabase", "Product", "RepeatRefused", "SerialTaken", "Store", "now",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from station import accounts
-from station.errors import Conflict, Forbidden, Invalid
+from station.core.errors import Conflict, Forbidden, Invalid
 from station.store import Store
 from station.web import access
 

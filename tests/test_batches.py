@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from station.errors import Conflict
+from station.core.errors import Conflict
 from station.store import CHUNK, Store
 from tests.conftest import PRODUCT
 from tests.test_uci import CRITICAL_31_DOF, SAMPLE, chi_square_by_position

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from station import uci
-
-from .conftest import PRODUCT, dump
+from station.core import uci
+from tests.conftest import PRODUCT, dump
 
 STATION = shutil.which("station") or pytest.fail("the station command is not installed: pip install -e '.[test]'")
 

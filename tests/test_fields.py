@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from station import fields
-from station.errors import Invalid
+from station.core import fields
+from station.core.errors import Invalid
 from station.store import RepeatRefused, Store
-
-from .conftest import PRODUCT, dump
+from tests.conftest import PRODUCT, dump
 
 STATION = [sys.executable, "-c", "from station.cli import main; main()"]
 

@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 
 from station import files, logs
-
-from .conftest import PRODUCT
-from .test_cli import STATION
-from .web.conftest import Server
+from tests.conftest import PRODUCT
+from tests.test_cli import STATION
+from tests.web.conftest import Server
 
 
 def mode(path: Path) -> int:

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from station import lifecycle, uci
+from station.core import lifecycle, uci
+from station.core.errors import Conflict, Invalid, NotFound, Unavailable
+from station.core.models import now
 from station.db import connection, devices, schema
-from station.errors import Conflict, Invalid, NotFound, Unavailable
-from station.models import now
 from station.store import Ambiguous, NotAStationDatabase, Store
-
-from .conftest import PRODUCT, dump
+from tests.conftest import PRODUCT, dump
 
 
 def test_new_database_is_marked_and_migrated(store: Store) -> None:

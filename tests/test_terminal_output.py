@@ -16,9 +16,8 @@ import pytest
 
 from station import terminal
 from station.store import Store
-
-from .conftest import PRODUCT
-from .test_cli import STATION, run, run_on_terminal
+from tests.conftest import PRODUCT
+from tests.test_cli import STATION, run, run_on_terminal
 
 NAME = "Blank\x1b]0;owned\x07\x1b[2J"  # sets the window title, clears the screen
 SERIAL = "SN\x1b[31m-RED\r\u202eFAKE\x9b"  # colour, carriage return, right-to-left override, C1 CSI

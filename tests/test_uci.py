@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from station import uci
+from station.core import uci
 
 SIZES = st.sampled_from(range(uci.MIN_BITS, uci.MAX_BITS + 1, 5))
 

@@ -12,7 +12,7 @@ import click
 
 from .. import config as config_mod
 from .. import terminal
-from ..errors import StationError
+from ..core.errors import StationError
 from ..store import Store
 
 

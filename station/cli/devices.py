@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from .. import lifecycle, manifest, terminal
+from .. import manifest, terminal
+from ..core import lifecycle
 from .base import Station, echo_table, pass_station
 
 

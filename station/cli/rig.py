@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from .. import terminal
-from ..errors import Invalid
+from ..core.errors import Invalid
 from ..line.cycle import UnitCycle
 from ..rig import settings as rig_settings
 from ..rig.errors import StepFailed

@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable, Generator
 from pathlib import Path
 
-from .. import fields, lifecycle, uci
-from ..errors import Conflict, Invalid, StationError
-from ..models import Batch, Product, now
+from ..core import fields, lifecycle, uci
+from ..core.errors import Conflict, Invalid, StationError
+from ..core.models import Batch, Product, now
 from .devices import TRIES, DevicesTable, used_up
 
 CHUNK = 50_000  # UCIs per bulk INSERT: one JSON array bound once, sorted by SQLite for sequential B-tree inserts
@@ -145,7 +145,7 @@ class BatchesTable(DevicesTable):
         row = conn.execute("SELECT complete, issued FROM batches WHERE id = ?", (batch.id,)).fetchone()
         if row is None or row[0]:
             raise Conflict(f"batch {batch.name!r} was completed or voided by another command meanwhile; `station stats` shows it")
-        return row[1]
+        return int(row[1])
 
     def _fill(self, batch: Batch, actor: str, progress: Callable[[int], None] | None) -> Batch:
         """Store the UCIs an incomplete batch lacks, in transactions of at most ``_hold()`` seconds each with a

@@ -10,7 +10,7 @@ from typing import Any, Self
 
 import sqlite_utils
 
-from ..errors import StationError, Unavailable
+from ..core.errors import StationError, Unavailable
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 APPLICATION_ID = 0x53544E31  # "STN1": marks the file as a station database

@@ -7,9 +7,9 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .. import fields, lifecycle, uci
-from ..errors import Conflict, NotFound, StationError, Unavailable
-from ..models import Batch, Device, Product, ago, now
+from ..core import fields, lifecycle, uci
+from ..core.errors import Conflict, NotFound, StationError, Unavailable
+from ..core.models import Batch, Device, Product, ago, now
 from .events import log
 from .products import ProductsTable
 
@@ -206,7 +206,7 @@ class DevicesTable(ProductsTable):
         if row is None:
             return None
         if row[1] != "void":
-            return row
+            return row[0], row[1], row[2]
         conn.execute(release, params)
         self._event(conn, "key-released", actor, {"key": name, "value": key[0], "reason": RELEASED}, code=row[0])
         return None

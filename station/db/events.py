@@ -7,8 +7,8 @@ import logging
 import sqlite3
 from typing import Any
 
-from .. import fields
-from ..models import Event, now
+from ..core import fields
+from ..core.models import Event, now
 from .connection import Database
 
 _DETAILS = json.JSONEncoder(sort_keys=True)  # an event's details as stored (json.dumps would build one each time)

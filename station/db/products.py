@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import fields, uci
-from ..errors import Conflict, NotFound
-from ..models import Product, now
+from ..core import fields, uci
+from ..core.errors import Conflict, NotFound
+from ..core.models import Product, now
 from .events import EventsTable
 
 

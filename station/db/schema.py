@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-from .. import uci
+from ..core import uci
 
 
 def _v1(db: sqlite_utils.Database) -> None:

@@ -6,8 +6,8 @@ import hashlib
 import secrets
 from typing import Any
 
-from ..errors import Conflict, Invalid, NotFound
-from ..models import now
+from ..core.errors import Conflict, Invalid, NotFound
+from ..core.models import now
 from .events import EventsTable
 
 TOKEN_SCOPES = ("read", "issue", "admin")  # what an API token may do; station/web/access.py maps actions to them

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import Conflict, Forbidden, Invalid
-from ..models import now
+from ..core.errors import Conflict, Forbidden, Invalid
+from ..core.models import now
 from .events import EventsTable
 
 NO_SUCH_USER = "no user {name!r}; `station user list` shows the users"

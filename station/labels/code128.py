@@ -9,7 +9,7 @@ from functools import lru_cache
 
 from reportlab.graphics.barcode.code128 import Code128 as _Encoder
 
-from ..errors import Invalid
+from ..core.errors import Invalid
 
 _START = {104: "B", 105: "C"}  # printable ASCII never needs subset A
 _ZPL_START = {"B": ">:", "C": ">;"}

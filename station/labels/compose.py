@@ -13,8 +13,8 @@ from functools import cached_property, lru_cache
 
 from PIL import Image as PILImage
 
-from .. import uci
-from ..errors import Invalid
+from ..core import uci
+from ..core.errors import Invalid
 from ..store import Device, Product
 from . import code128, fonts, qr
 from .layout import (

@@ -24,7 +24,7 @@ from PIL import Image as PILImage
 
 from .. import config as config_mod
 from .. import resources
-from ..errors import Invalid, NotFound, StationError
+from ..core.errors import Invalid, NotFound, StationError
 from . import fonts
 
 FIELDS = ("display_id", "uci", "product_name", "model", "serial", "batch", "date")

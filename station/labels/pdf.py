@@ -16,7 +16,7 @@ from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen.canvas import Canvas
 
-from ..errors import Invalid
+from ..core.errors import Invalid
 from . import fonts
 from .compose import BarsPart, BitmapPart, LabelData, Part, QRPart, Rect, TextPart, dynamic_parts, static_parts
 from .layout import Layout

@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import config as config_mod
 from .. import files
-from ..errors import Invalid, NotFound, Unavailable
+from ..core.errors import Invalid, NotFound, Unavailable
 
 log = logging.getLogger("station.labels")
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import lifecycle
 from ..config import Config
-from ..errors import Conflict, Invalid, StationError
+from ..core import lifecycle
+from ..core.errors import Conflict, Invalid, StationError
 from ..store import Device, Product, Store
 from . import layout as layout_mod
 from . import pdf, png, printers, zpl

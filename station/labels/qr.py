@@ -18,8 +18,8 @@ from functools import lru_cache
 import qrcode
 from qrcode import constants, util
 
-from ..errors import Invalid
-from ..uci import QR_ALPHANUMERIC
+from ..core.errors import Invalid
+from ..core.uci import QR_ALPHANUMERIC
 
 ECC_LEVELS = {"L": constants.ERROR_CORRECT_L, "M": constants.ERROR_CORRECT_M,
               "Q": constants.ERROR_CORRECT_Q, "H": constants.ERROR_CORRECT_H}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Config
-from ..errors import StationError
+from ..core.errors import StationError
 from ..labels import printers
 from ..rig.flash import Progress
 from ..rig.settings import SlotSettings

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import StationError
+from ..core.errors import StationError
 
 
 class StepFailed(StationError):

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import Conflict
+from ..core.errors import Conflict
 from ..store import Store
 from . import registration
 from .console import Connect, Console

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ..config import Config
-from ..errors import Invalid, NotFound
+from ..core.errors import Invalid, NotFound
 
 PARITIES = ("N", "E", "O", "M", "S")
 MAX_CHUNK = 3000  # base64 characters per line; a line of the command must stay under the tty's 4095-byte limit

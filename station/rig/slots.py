@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..errors import Conflict
+from ..core.errors import Conflict
 from ..store import Store
 from .console import Connect
 from .flash import Cycle, FlashResult, Progress

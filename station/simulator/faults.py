@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
-from ..errors import Invalid
+from ..core.errors import Invalid
 
 # name: (default count or seconds, what it does)
 FAULTS: dict[str, tuple[float, str]] = {

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from ..errors import Unavailable
+from ..core.errors import Unavailable
 from .agent import first_boot
 from .faults import Faults
 from .fs import MemoryFS

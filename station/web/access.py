@@ -21,7 +21,7 @@ from typing import Any
 from flask import Request
 
 from ..accounts import ROLES, User
-from ..errors import Forbidden, Invalid, StationError
+from ..core.errors import Forbidden, Invalid, StationError
 from ..store import TOKEN_SCOPES, Store, now
 from .writer import Writer
 

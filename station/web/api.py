@@ -15,16 +15,10 @@ from typing import Any, TypeVar
 from flask import Blueprint, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from .. import fields
+from ..core import fields
 from ..store import Device
 from .access import require
-from .bodies import (
-    field,
-    idempotency_key,
-    only_fields,
-    parse_object,
-    query_int,
-)
+from .bodies import field, idempotency_key, only_fields, parse_object, query_int
 from .runtime import runtime
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")

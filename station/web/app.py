@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import resources
 from ..config import Config
-from ..errors import StationError
+from ..core.errors import StationError
 from . import api, line, openapi, pages, replies, session
 from .bodies import Capped
 from .device import DeviceEndpoints

@@ -10,8 +10,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .. import fields
-from ..errors import Invalid, StationError
+from ..core import fields
+from ..core.errors import Invalid, StationError
 from . import replies
 from .replies import StartResponse, WSGIApp
 from .requestlog import log_request

@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import accounts
 from ..config import Config
-from ..errors import Conflict, NotFound
+from ..core.errors import Conflict, NotFound
 from ..simulator.unit import Unit
 from ..store import Store
 

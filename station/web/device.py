@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .. import fields
-from ..errors import Forbidden, NotFound, StationError
+from ..core import fields
+from ..core.errors import Forbidden, NotFound, StationError
+from ..core.uci import MAX_BITS
 from ..store import Device, Store
-from ..uci import MAX_BITS
 from . import replies
 from .access import Unauthorized, bearer
 from .bodies import MAX_BODY, content_length, field, idempotency_key, parse_object

@@ -23,11 +23,11 @@ from flask import Blueprint, Response, current_app, g, jsonify, render_template,
 from flask.typing import ResponseReturnValue
 
 from ..config import Config
-from ..errors import Conflict, Invalid, NotFound, StationError, Unavailable
+from ..core.errors import Conflict, Invalid, NotFound, StationError, Unavailable
+from ..core.models import stored
 from ..labels import printers
 from ..labels.printing import has_label, preview_png, print_label
 from ..line.cycle import FAIL, PASS, UnitCycle, Verdict
-from ..models import stored
 from ..rig import settings as rig_settings
 from ..rig.console import Connect
 from ..rig.flash import Progress

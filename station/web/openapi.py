@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from .. import lifecycle
+from ..core import lifecycle
 from .access import RULES
 
 bp = Blueprint("openapi", __name__)

@@ -14,8 +14,9 @@ from urllib.parse import urlsplit
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from .. import accounts, lifecycle, resources, uci
-from ..errors import StationError
+from .. import accounts, resources
+from ..core import lifecycle, uci
+from ..core.errors import StationError
 from ..labels import layout as layout_mod
 from . import session as sessions
 from .access import Caller, Unauthorized, allowed, require

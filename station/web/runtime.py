@@ -13,7 +13,7 @@ from typing import Any
 from flask import current_app
 
 from ..config import Config
-from ..errors import Invalid
+from ..core.errors import Invalid
 from ..store import Store, prefetch
 from .access import Access
 from .bodies import MAX_KEY, field

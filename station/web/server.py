@@ -32,7 +32,7 @@ from granian.server import MPServer
 
 from .. import logs
 from ..config import Config
-from ..errors import StationError, Unavailable
+from ..core.errors import StationError, Unavailable
 from .app import create_app
 from .reserve import Reserve
 

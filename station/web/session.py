@@ -23,7 +23,7 @@ from flask import Flask, Request, request, session
 from .. import accounts
 from ..accounts import User
 from ..config import Config
-from ..errors import Forbidden, StationError
+from ..core.errors import Forbidden, StationError
 from ..store import Store
 from .access import Caller
 from .runtime import runtime

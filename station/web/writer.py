@@ -18,7 +18,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import StationError, Unavailable
+from ..core.errors import StationError, Unavailable
 from ..store import Store
 
 T = TypeVar("T")

@@ -9,8 +9,7 @@ from click.testing import CliRunner
 
 from station.cli import cli
 from station.store import Store
-
-from .conftest import pdf_pages, png_image, qr_texts, write_config
+from tests.labels.conftest import pdf_pages, png_image, qr_texts, write_config
 
 
 @pytest.fixture

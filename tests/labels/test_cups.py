@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from station.labels import printing
-
-from .conftest import CLAIM_URL, decode, pdf_pages, pdf_text, write_config
+from tests.labels.conftest import CLAIM_URL, decode, pdf_pages, pdf_text, write_config
 
 QUEUE = os.environ.get("STATION_CUPS_QUEUE", "StationPDF")
 OUT = Path(os.environ.get("STATION_CUPS_OUT", "/var/spool/cups-pdf-station"))

@@ -11,10 +11,9 @@ import pytest
 from PIL import Image
 
 from station import config as config_mod
-from station.errors import Invalid, NotFound, StationError
+from station.core.errors import Invalid, NotFound, StationError
 from station.labels import layout as layout_mod
-
-from .conftest import REPO_LAYOUTS, write_config
+from tests.labels.conftest import REPO_LAYOUTS, write_config
 
 QR = {"type": "qr", "name": "claim", "x": 1, "y": 1, "size": 14, "module": 0.375}
 TEXT = {"type": "text", "name": "id", "x": 16, "y": 2, "width": 30, "size": 2.5, "text": "{display_id}"}

@@ -7,19 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from station import uci
-from station.errors import Conflict, Invalid, NotFound, StationError, Unavailable
+from station.core import uci
+from station.core.errors import Conflict, Invalid, NotFound, StationError, Unavailable
 from station.labels import printing
-
-from .conftest import (
-    CLAIM_URL,
-    decode,
-    hs_reply,
-    pdf_pages,
-    png_image,
-    qr_texts,
-    write_config,
-)
+from tests.labels.conftest import CLAIM_URL, decode, hs_reply, pdf_pages, png_image, qr_texts, write_config
 
 
 def kinds(store, code: str) -> list[str]:

@@ -6,8 +6,8 @@ import pytest
 import qrcode
 from qrcode import util
 
-from station import uci
-from station.errors import Invalid
+from station.core import uci
+from station.core.errors import Invalid
 from station.labels import qr
 
 LONG_URL = "https://claims.example.com/products/blank/devices/{id}/claim/0123456789/ABCDEFGHIJ/KLMNOPQRST/UVWXYZ"

@@ -9,13 +9,12 @@ import pypdfium2
 import pypdfium2.raw as pdfium_c
 import pytest
 
-from station import uci
-from station.errors import Invalid
+from station.core import uci
+from station.core.errors import Invalid
 from station.labels import code128, pdf, png, zpl
 from station.labels import layout as layout_mod
 from station.labels.compose import LabelData, QRPart, dynamic_parts
-
-from .conftest import CLAIM_URL, REPO_LAYOUTS, decode, pdf_pages, pdf_text, png_image, qr_texts
+from tests.labels.conftest import CLAIM_URL, REPO_LAYOUTS, decode, pdf_pages, pdf_text, png_image, qr_texts
 
 LAYOUTS = ("thermal-50x25-203", "thermal-50x25-300", "a4-3x8-70x37")
 SIZES = (50, 80, 120)

@@ -12,7 +12,7 @@ import pytest
 
 from station import config as config_mod
 from station.config import Config
-from station.errors import Conflict, NotFound, StationError
+from station.core.errors import Conflict, NotFound, StationError
 from station.line.cycle import FAIL, PASS, UnitCycle
 from station.rig.errors import StepFailed
 from station.rig.flash import Progress

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from station import uci
+from station.core import uci
 from station.store import Store
-
-from .conftest import ADMIN, Line, screenshot, sign_in
+from tests.pages.conftest import ADMIN, Line, screenshot, sign_in
 
 PASS_WITHIN = 60_000  # ms: bounds the wait for a cycle (label, flash, boot, registration); never a measurement
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 from playwright.sync_api import Page, expect
 
 from station.web.line import WATCHERS
+from tests.pages.conftest import OPERATOR, PASSWORD, Line, sign_in
 from tests.web.test_hostile_access import Person, open_stream
-
-from .conftest import OPERATOR, PASSWORD, Line, sign_in
 
 FOLLOWS_WITHIN = 30_000  # ms: bounds the wait for the page's own retry; never a measurement
 

@@ -16,7 +16,7 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
-from .conftest import ADMIN, OPERATOR, PASSWORD, Line
+from tests.pages.conftest import ADMIN, OPERATOR, PASSWORD, Line
 
 CYCLE_WITHIN = 90.0  # seconds: bounds the demo's cycle; never a measurement
 

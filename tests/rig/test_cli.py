@@ -11,8 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from station.cli import cli
-
-from .conftest import FAST, PASSWORD, PRODUCT
+from tests.rig.conftest import FAST, PASSWORD, PRODUCT
 
 
 @pytest.fixture

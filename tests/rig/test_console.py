@@ -11,8 +11,7 @@ from station.rig.errors import PortLost, StepFailed, StepTimeout
 from station.rig.port import Link, open_port
 from station.rig.shell import Shell
 from station.rig.transfer import Transfer, Written
-
-from .conftest import PASSWORD, slot_for
+from tests.rig.conftest import PASSWORD, slot_for
 
 DATA = (b'{\n    "product": "01H4R15D3478JD26YDYK408XE6",\n    "name": "Blank",\n    "description": "Blank slate app",\n'
         b'    "model": "Blank-01",\n    "id": "7QJ4X9TN2KVBM0RA"\n}\n')

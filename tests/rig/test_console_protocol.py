@@ -19,9 +19,8 @@ from station.rig.settings import from_mapping
 from station.rig.shell import Shell
 from station.rig.transfer import Transfer
 from station.store import Store
-
-from .conftest import PASSWORD, PRODUCT, QUICK, kinds
-from .memory import DEVICE_JSON, MemoryUnit, registering
+from tests.rig.conftest import PASSWORD, PRODUCT, QUICK, kinds
+from tests.rig.memory import DEVICE_JSON, MemoryUnit, registering
 
 DATA = b'{"product":"01H4R15D3478JD26YDYK408XE6","id":"7QJ4X9TN2KVBM0RA"}\n'
 SETTINGS = from_mapping({"password": PASSWORD, **QUICK}, {"M": {"port": "memory://M"}})

@@ -12,8 +12,7 @@ import pytest
 from station.rig import registration
 from station.rig.flash import Progress, flash
 from station.rig.settings import from_mapping
-
-from .conftest import PRODUCT, kinds, slot_for
+from tests.rig.conftest import PRODUCT, kinds, slot_for
 
 
 def cycle(store, unit, device, **rig):

@@ -13,7 +13,7 @@ import pytest
 
 from station import config
 from station.config import Config
-from station.errors import Invalid, NotFound
+from station.core.errors import Invalid, NotFound
 from station.rig import settings as rig_settings
 from station.rig.checksum import cksum
 from station.rig.errors import PortLost, StepFailed, StepTimeout

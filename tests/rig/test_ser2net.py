@@ -26,8 +26,7 @@ from station.rig.errors import PortLost, StepFailed, StepTimeout
 from station.rig.flash import Progress, flash
 from station.rig.port import Link, open_port
 from station.rig.settings import from_mapping
-
-from .conftest import FAST, PASSWORD, PRODUCT, QUICK, rig_settings
+from tests.rig.conftest import FAST, PASSWORD, PRODUCT, QUICK, rig_settings
 
 
 def _ser2net_binary() -> str:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from station.errors import Conflict, NotFound
+from station.core.errors import Conflict, NotFound
 from station.rig import Rig
 from station.rig.settings import from_mapping
-
-from .conftest import FAST, PASSWORD, PRODUCT, QUICK, kinds
+from tests.rig.conftest import FAST, PASSWORD, PRODUCT, QUICK, kinds
 
 
 def test_four_slots_at_once_with_one_hanging_unit(station, store, make_unit) -> None:

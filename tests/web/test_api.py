@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from station import uci
+from station.core import uci
 from station.store import Store
 from tests.conftest import PRODUCT, dump
-
-from .conftest import OTHER, Server, count, station
+from tests.web.conftest import OTHER, Server, count, station
 
 
 def auth(token: str) -> dict[str, str]:

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from station.store import Store
 from tests.conftest import PRODUCT
-
-from .conftest import STATION, Server, prepare
+from tests.web.conftest import STATION, Server, prepare
 
 COUNT = 3_000_000  # one transaction for all of them held the lock longer than the writer's 5 s (503s)
 CLIENTS = 4

@@ -9,8 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from station.store import Store
-
-from .conftest import IOTO_BODY, Reply, Server, prepare
+from tests.web.conftest import IOTO_BODY, Reply, Server, prepare
 
 CLIENTS = 6
 PER_CLIENT = 2000  # bound on each client's requests; the kill usually comes long before

@@ -20,7 +20,7 @@ from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 
 from station import accounts
-from station.errors import Invalid
+from station.core.errors import Invalid
 from station.store import Store
 from station.web import api, bodies, line
 from tests.conftest import PRODUCT

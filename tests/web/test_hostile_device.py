@@ -15,12 +15,11 @@ from typing import Any
 
 import pytest
 
-from station.errors import StationError
+from station.core.errors import StationError
 from station.store import Store
 from station.web.bodies import MAX_BODY, content_length
 from tests.conftest import PRODUCT, dump
-
-from .conftest import IOTO_BODY, STATION, Server, count, prepare, read_reply
+from tests.web.conftest import IOTO_BODY, STATION, Server, count, prepare, read_reply
 
 WAIT = 30.0  # seconds any one exchange may take, at most
 HUGE = 50_000_000  # bytes a hostile client says it will send

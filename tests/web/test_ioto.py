@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from station import uci
+from station.core import uci
 from station.store import Store
 from tests.conftest import PRODUCT, dump
-
-from .conftest import DISABLED, IOTO_BODY, OTHER, STATION, Server, count, prepare
+from tests.web.conftest import DISABLED, IOTO_BODY, OTHER, STATION, Server, count, prepare
 
 ALPHABET = set(uci.ALPHABET)
 

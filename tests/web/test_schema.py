@@ -21,8 +21,7 @@ from station import config
 from station.web.app import create_app
 from station.web.device import ENDPOINTS
 from station.web.openapi import DOCUMENT
-
-from .conftest import Server
+from tests.web.conftest import Server
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance]

@@ -9,7 +9,7 @@ import signal
 import time
 from pathlib import Path
 
-from .conftest import IOTO_BODY, Server, count, prepare
+from tests.web.conftest import IOTO_BODY, Server, count, prepare
 
 WAIT = 30.0  # seconds any one change of processes may take, at most
 

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from station.errors import Conflict, NotFound, Unavailable
+from station.core.errors import Conflict, NotFound, Unavailable
 from station.store import Store
 from station.web import writer as writer_module
 from station.web.writer import Writer
 from tests.conftest import PRODUCT
-
-from .conftest import DISABLED, STATION, prepare
+from tests.web.conftest import DISABLED, STATION, prepare
 
 
 def test_a_group_refuses_a_bad_request_alone_and_commits_the_rest(store: Store) -> None:
