@@ -180,8 +180,8 @@ def main() -> None:
     parser.add_argument("--reference-server", nargs=2, metavar=("KIND", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    from station.serve.server import THREADS
     from station.store import Store
-    from station.web.server import THREADS
 
     if args.reference_server:
         reference_server(*args.reference_server, THREADS)

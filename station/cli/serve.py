@@ -14,7 +14,7 @@ from .base import Station, pass_station
 @pass_station
 def serve(station: Station, host: str, port: int, demo: bool) -> None:
     """Run the station's HTTP service and operator pages (port 0 takes a free port, named in the log)."""
-    from ..web.server import serve as serve_http
+    from ..serve.server import serve as serve_http
 
     if not demo:
         serve_http(station.config, host, port, on_ready=lambda url: click.echo(

@@ -22,8 +22,8 @@ from flask import Request
 
 from ..accounts import ROLES, User
 from ..core.errors import Forbidden, Invalid, StationError
+from ..serve.writer import Writer
 from ..store import TOKEN_SCOPES, Store, now
-from .writer import Writer
 
 TOUCH_EVERY = 60.0  # seconds between two notes of a token's last use: a write per API call would be waste
 REFUSALS_EVERY = 60.0  # seconds: one refusal event per address in this time, then one summary with the count

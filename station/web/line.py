@@ -33,11 +33,11 @@ from ..rig.console import Connect
 from ..rig.flash import Progress
 from ..rig.port import serial_console
 from ..rig.slots import Rig
+from ..serve.writer import Writer
 from ..store import Store
 from .bodies import parse_object
 from .pages import signed_in
 from .runtime import runtime
-from .writer import Writer
 
 log = logging.getLogger("station.web.line")
 

@@ -14,10 +14,10 @@ from flask import current_app
 
 from ..config import Config
 from ..core.errors import Invalid
+from ..serve.writer import Writer
 from ..store import Store, prefetch
 from .access import Access
 from .bodies import MAX_KEY, field
-from .writer import Writer
 
 
 class Runtime:

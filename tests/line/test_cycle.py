@@ -18,9 +18,9 @@ from station.rig.errors import StepFailed
 from station.rig.flash import Progress
 from station.rig.settings import from_mapping
 from station.rig.slots import Rig
+from station.serve.writer import Writer
 from station.store import Store
 from station.web.line import Line
-from station.web.writer import Writer
 from tests.conftest import PRODUCT
 from tests.rig.memory import DEVICE_JSON, MemoryUnit, registering
 

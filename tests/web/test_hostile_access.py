@@ -400,7 +400,7 @@ def test_parallel_event_streams_admit_at_most_the_limit(tmp_path: Path) -> None:
 
 
 def test_pages_never_take_the_threads_kept_for_devices() -> None:
-    from station.web.reserve import DEVICE_THREADS, Reserve
+    from station.serve.reserve import DEVICE_THREADS, Reserve
 
     hold = threading.Event()
     entered: list[str] = []

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from station.core.errors import Conflict, NotFound, Unavailable
+from station.serve import writer as writer_module
+from station.serve.writer import Writer
 from station.store import Store
-from station.web import writer as writer_module
-from station.web.writer import Writer
 from tests.conftest import PRODUCT
 from tests.web.conftest import DISABLED, STATION, prepare
 

@@ -33,7 +33,7 @@ from granian.server import MPServer
 from .. import logs
 from ..config import Config
 from ..core.errors import StationError, Unavailable
-from .app import create_app
+from ..web.app import create_app
 from .reserve import Reserve
 
 LOG_FILE = "web.log"

@@ -13,8 +13,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from . import replies
-from .device import ENDPOINTS
+from ..web import replies
+from ..web.device import ENDPOINTS
 
 DEVICE_THREADS = 4  # threads of each process that only the device endpoints may use
 BUSY = "the station is busy with other page and API requests; try again in a moment"
