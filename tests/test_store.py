@@ -357,3 +357,11 @@ def test_a_serial_whose_claim_id_was_voided_gets_a_new_one(store: Store) -> None
     assert released and released[0].details["value"] == "SN-REWORK"
     with pytest.raises(Conflict, match="already has claim ID"):
         store.issue(PRODUCT, serial="SN-REWORK")
+
+
+def test_an_event_kind_outside_the_life_cycles_list_is_refused(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "station.db") as store:
+        with pytest.raises(ValueError, match="not an event kind of station/core/lifecycle.py"):
+            store.record(None, "flash-finished", "cli")  # a typo of a kind a reader would never find
+        assert store.record(None, lifecycle.Kind.SIGN_IN_REFUSED, "cli") > 0
+        assert store.conn.execute("SELECT kind FROM events").fetchall() == [("sign-in-refused",)]

@@ -2,11 +2,57 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from .errors import Conflict, Invalid
 
 STATES = ("issued", "labeled", "flashed", "registered", "claimed")
 VOID = "void"
 ALL_STATES = STATES + (VOID,)
+
+
+class Kind(StrEnum):
+    """Every kind of event the station records: the one list, which the event table refuses to go beyond
+    (db/events.py), so that what one part writes is what another looks for."""
+
+    # a device's life
+    ISSUED = "issued"
+    ISSUED_REPEAT = "issued-repeat"  # the same unit (hardware key) or request (Idempotency-Key) again: its UCI again
+    LABELED = "labeled"
+    FLASHED = "flashed"
+    REGISTERED = "registered"
+    CLAIMED = "claimed"
+    VOID = "void"
+    REFUSED = "refused"  # a request the station turned down (details say what was attempted, and why)
+    KEY_RELEASED = "key-released"  # a void device's serial or hardware key, freed for a new claim ID
+    BATCH_ISSUED = "batch-issued"
+    BATCH_VOIDED = "batch-voided"
+    # labels
+    PRINTED = "printed"
+    REPRINTED = "reprinted"
+    PRINT_FAILED = "print-failed"
+    # the rig's flash cycle, and the line's verdict on a unit
+    FLASH_STARTED = "flash-started"
+    FLASH_FAILED = "flash-failed"
+    FLASH_CANCELLED = "flash-cancelled"
+    BOOT_TRIGGERED = "boot-triggered"
+    TRIGGER_FAILED = "trigger-failed"
+    REGISTRATION_CONFIRMED = "registration-confirmed"
+    REGISTRATION_REFUSED = "registration-refused"
+    REGISTRATION_TIMEOUT = "registration-timeout"
+    LINE_PASS = "line-pass"
+    LINE_FAIL = "line-fail"
+    # the station itself
+    PRODUCT_ADDED = "product-added"
+    PRODUCT_ENABLED = "product-enabled"
+    PRODUCT_DISABLED = "product-disabled"
+    TOKEN_CREATED = "token-created"
+    TOKEN_REVOKED = "token-revoked"
+    USER_ADDED = "user-added"
+    USER_ENABLED = "user-enabled"
+    USER_DISABLED = "user-disabled"
+    PASSWORD_CHANGED = "password-changed"
+    SIGN_IN_REFUSED = "sign-in-refused"
 
 
 class TransitionRefused(Conflict):

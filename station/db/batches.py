@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..core import fields, lifecycle, uci
 from ..core.errors import Conflict, Invalid, StationError
+from ..core.lifecycle import Kind
 from ..core.models import Batch, Product, now
 from .devices import TRIES, DevicesTable, used_up
 
@@ -127,7 +128,7 @@ class BatchesTable(DevicesTable):
                             (void, now(), batch.id, last, upto, issued)).rowcount
                 if upto is None:
                     conn.execute("UPDATE batches SET complete = 1 WHERE id = ?", (batch.id,))
-                    self._event(conn, "batch-voided", actor, {"reason": reason, "devices": voided,
+                    self._event(conn, Kind.BATCH_VOIDED, actor, {"reason": reason, "devices": voided,
                                                               "count": batch.count}, batch=batch.id)
                     return self.batch(name)
             time.sleep(GIVE_WAY)
@@ -182,7 +183,7 @@ class BatchesTable(DevicesTable):
                     conn.execute("UPDATE batches SET issued = ? WHERE id = ?", (issued, batch.id))
                     if issued == batch.count:
                         conn.execute("UPDATE batches SET complete = 1 WHERE id = ?", (batch.id,))
-                        self._event(conn, "batch-issued", actor, {"product": product.id, "count": batch.count,
+                        self._event(conn, Kind.BATCH_ISSUED, actor, {"product": product.id, "count": batch.count,
                                                                   "redrawn": redrawn}, batch=batch.id)
                 if progress:
                     progress(added)

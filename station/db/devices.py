@@ -4,11 +4,12 @@ the life cycle, and which batches and devices are usable."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..core import fields, lifecycle, uci
 from ..core.errors import Conflict, NotFound, StationError, Unavailable
+from ..core.lifecycle import Kind
 from ..core.models import Batch, Device, Product, ago, now
 from .events import log
 from .products import ProductsTable
@@ -114,7 +115,7 @@ class DevicesTable(ProductsTable):
         return (self._device(row) for row in self._query(sql, params))  # the filters are checked before the first row
 
     def issue(self, product_id: str, *, serial: str | None = None, hwkey: str | None = None,
-              idempotency_key: str | None = None, remote: str = "", actor: str = "operator", kind: str = "issued",
+              idempotency_key: str | None = None, remote: str = "", actor: str = "operator", kind: str = Kind.ISSUED,
               details: dict[str, Any] | None = None, repeat_window: float = REPEAT_WINDOW,
               idempotency_window: float = IDEMPOTENCY_WINDOW) -> tuple[Device, bool]:
         """One UCI for one unit, committed before it returns; ``(device, True)`` when newly issued.
@@ -150,7 +151,7 @@ class DevicesTable(ProductsTable):
         ends the transaction, and refuses them all.
         """
         details = request.get("details") or {}
-        actor, kind = request.get("actor", "operator"), request.get("kind", "issued")
+        actor, kind = request.get("actor", "operator"), request.get("kind", Kind.ISSUED)
         conn.execute("SAVEPOINT request")
         try:
             product_id = fields.product_id(request["product_id"])
@@ -177,9 +178,9 @@ class DevicesTable(ProductsTable):
             refusal.update({"attempted": kind}, **{name: fields.shown(request.get(key))
                                                    for name, key in REFUSAL_FIELDS if request.get(key) is not None})
             try:
-                self._event(conn, "refused", actor, refusal, code=getattr(exc, "uci", None))
+                self._event(conn, Kind.REFUSED, actor, refusal, code=getattr(exc, "uci", None))
             except (TypeError, ValueError):  # the request's details do not store: the refusal without them
-                self._event(conn, "refused", actor, {k: v for k, v in refusal.items() if k not in details},
+                self._event(conn, Kind.REFUSED, actor, {k: v for k, v in refusal.items() if k not in details},
                             code=getattr(exc, "uci", None))
             result = exc
         conn.execute("RELEASE request")
@@ -208,7 +209,7 @@ class DevicesTable(ProductsTable):
         if row[1] != "void":
             return row[0], row[1], row[2]
         conn.execute(release, params)
-        self._event(conn, "key-released", actor, {"key": name, "value": key[0], "reason": RELEASED}, code=row[0])
+        self._event(conn, Kind.KEY_RELEASED, actor, {"key": name, "value": key[0], "reason": RELEASED}, code=row[0])
         return None
 
     def _issue(self, conn: sqlite3.Connection, product: Product, serial: str | None, hwkey: str | None,
@@ -265,7 +266,7 @@ class DevicesTable(ProductsTable):
         self._move([(code, kind)], lambda current: lifecycle.advance(current, state), actor, details)
         return self.device(code)
 
-    def advance_many(self, moves: list[tuple[str, str]], state: str, actor: str,
+    def advance_many(self, moves: Sequence[tuple[str, str]], state: str, actor: str,
                      details: dict[str, Any] | None = None) -> None:
         """``advance`` for many devices (``(uci, kind)`` each) in one transaction: a batch's labels.
 
@@ -276,10 +277,10 @@ class DevicesTable(ProductsTable):
     def void(self, code: str, reason: str, actor: str) -> Device:
         """Void a device for good, with the reason; its UCI is never issued again."""
         reason = fields.reason(reason, "voiding a device")
-        self._move([(code, "void")], lifecycle.void, actor, {"reason": reason})
+        self._move([(code, Kind.VOID)], lifecycle.void, actor, {"reason": reason})
         return self.device(code)
 
-    def _move(self, moves: list[tuple[str, str]], rule: Callable[[str], str], actor: str,
+    def _move(self, moves: Sequence[tuple[str, str]], rule: Callable[[str], str], actor: str,
               details: dict[str, Any] | None) -> None:
         """The one path of every state change: the life cycle's rule, the update and the event, together."""
         details = dict(details or {})
@@ -295,7 +296,7 @@ class DevicesTable(ProductsTable):
                         self._usable_batch_of(conn, row[1])
                 except StationError as exc:
                     refusals.append(exc if row is None else type(exc)(f"{code}: {exc}"))
-                    self._event(conn, "refused", actor, {**details, "attempted": kind, "reason": str(exc)}, code=code)
+                    self._event(conn, Kind.REFUSED, actor, {**details, "attempted": kind, "reason": str(exc)}, code=code)
                     continue
                 stamp = now()
                 if new != row[0]:

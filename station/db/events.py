@@ -7,11 +7,12 @@ import logging
 import sqlite3
 from typing import Any
 
-from ..core import fields
+from ..core import fields, lifecycle
 from ..core.models import Event, now
 from .connection import Database
 
 _DETAILS = json.JSONEncoder(sort_keys=True)  # an event's details as stored (json.dumps would build one each time)
+_KINDS = frozenset(lifecycle.Kind)
 log = logging.getLogger("station.store")
 
 
@@ -20,9 +21,11 @@ class EventsTable(Database):
     @staticmethod
     def _event(conn: sqlite3.Connection, kind: str, actor: str, details: dict[str, Any] | None = None,
                code: str | None = None, batch: int | None = None, time: str | None = None) -> int:
+        if kind not in _KINDS:  # a bug: every kind is one of the life cycle's list, so that readers find it
+            raise ValueError(f"{kind!r} is not an event kind of station/core/lifecycle.py (Kind)")
         return conn.execute(
             "INSERT INTO events(time, uci, batch, kind, actor, details) VALUES (?, ?, ?, ?, ?, ?)",
-            (time or now(), code, batch, kind, actor, _DETAILS.encode(details or {})),
+            (time or now(), code, batch, str(kind), actor, _DETAILS.encode(details or {})),
         ).lastrowid or 0
 
     def record(self, code: str | None, kind: str, actor: str, details: dict[str, Any] | None = None) -> int:

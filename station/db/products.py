@@ -6,6 +6,7 @@ from typing import Any
 
 from ..core import fields, uci
 from ..core.errors import Conflict, NotFound
+from ..core.lifecycle import Kind
 from ..core.models import Product, now
 from .events import EventsTable
 
@@ -33,7 +34,7 @@ class ProductsTable(EventsTable):
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
                 (product_id, name, model, description, bits, int(check_symbol), claim_url or None, layout, created),
             )
-            self._event(conn, "product-added", actor, {"product": product_id, "name": name, "bits": bits})
+            self._event(conn, Kind.PRODUCT_ADDED, actor, {"product": product_id, "name": name, "bits": bits})
         return self.product(product_id)
 
     @staticmethod
@@ -53,6 +54,6 @@ class ProductsTable(EventsTable):
         self.product(product_id)
         with self.transaction() as conn:
             conn.execute("UPDATE products SET enabled = ? WHERE id = ?", (int(enabled), product_id))
-            self._event(conn, "product-enabled" if enabled else "product-disabled", actor, {"product": product_id})
+            self._event(conn, Kind.PRODUCT_ENABLED if enabled else Kind.PRODUCT_DISABLED, actor, {"product": product_id})
         return self.product(product_id)
 

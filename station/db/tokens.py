@@ -7,6 +7,7 @@ import secrets
 from typing import Any
 
 from ..core.errors import Conflict, Invalid, NotFound
+from ..core.lifecycle import Kind
 from ..core.models import now
 from .events import EventsTable
 
@@ -37,7 +38,7 @@ class TokensTable(EventsTable):
                 raise Conflict(f"a token named {name!r} exists; revoke it with `station token revoke {name}` or choose another name")
             conn.execute("INSERT INTO tokens(name, hash, created, scopes) VALUES (?, ?, ?, ?)",
                          (name, self._token_hash(token), now(), granted))
-            self._event(conn, "token-created", actor, {"name": name, "scopes": granted})
+            self._event(conn, Kind.TOKEN_CREATED, actor, {"name": name, "scopes": granted})
         return token
 
     def token_grant(self, token: str) -> tuple[str, frozenset[str]] | None:
@@ -60,4 +61,4 @@ class TokensTable(EventsTable):
         with self.transaction() as conn:
             if not conn.execute("DELETE FROM tokens WHERE name = ?", (name,)).rowcount:
                 raise NotFound(f"no token is named {name!r}: `station token list` shows them")
-            self._event(conn, "token-revoked", actor, {"name": name})
+            self._event(conn, Kind.TOKEN_REVOKED, actor, {"name": name})

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.errors import Conflict, Forbidden, Invalid
+from ..core.lifecycle import Kind
 from ..core.models import now
 from .events import EventsTable
 
@@ -19,7 +20,7 @@ class UsersTable(EventsTable):
                 raise Conflict(f"user {name} already exists; `station user passwd {name}` changes the password")
             conn.execute("INSERT INTO users(name, role, password_hash, created) VALUES (?, ?, ?, ?)",
                          (name, role, password_hash, now()))
-            self._event(conn, "user-added", actor, {"user": name, "role": role})
+            self._event(conn, Kind.USER_ADDED, actor, {"user": name, "role": role})
 
     def set_password_hash(self, name: str, password_hash: str, actor: str) -> None:
         """The new hash, and every session of the user ended, in one transaction with its event."""
@@ -27,7 +28,7 @@ class UsersTable(EventsTable):
             if conn.execute("UPDATE users SET password_hash = ? WHERE name = ?", (password_hash, name)).rowcount != 1:
                 raise Invalid(NO_SUCH_USER.format(name=name))
             ended = conn.execute("DELETE FROM sessions WHERE user = ?", (name,)).rowcount
-            self._event(conn, "password-changed", actor, {"user": name, "sessions_ended": ended})
+            self._event(conn, Kind.PASSWORD_CHANGED, actor, {"user": name, "sessions_ended": ended})
 
     def set_user_enabled(self, name: str, enabled: bool, actor: str) -> None:
         """Enable the account, or disable it and end its sessions; one transaction with its event."""
@@ -35,7 +36,7 @@ class UsersTable(EventsTable):
             if conn.execute("UPDATE users SET enabled = ? WHERE name = ?", (int(enabled), name)).rowcount != 1:
                 raise Invalid(NO_SUCH_USER.format(name=name))
             ended = 0 if enabled else conn.execute("DELETE FROM sessions WHERE user = ?", (name,)).rowcount
-            self._event(conn, "user-enabled" if enabled else "user-disabled", actor, {"user": name, "sessions_ended": ended})
+            self._event(conn, Kind.USER_ENABLED if enabled else Kind.USER_DISABLED, actor, {"user": name, "sessions_ended": ended})
 
     def user_rows(self) -> list[dict[str, Any]]:
         return list(self._query("SELECT name, role, enabled FROM users ORDER BY name"))

@@ -18,6 +18,7 @@ from typing import Any
 from ..config import Config
 from ..core import lifecycle
 from ..core.errors import Conflict, Invalid, StationError
+from ..core.lifecycle import Kind
 from ..store import Device, Product, Store
 from . import layout as layout_mod
 from . import pdf, png, printers, zpl
@@ -26,7 +27,7 @@ from .layout import Layout
 
 log = logging.getLogger("station.labels")
 
-PRINTED, REPRINTED, FAILED = "printed", "reprinted", "print-failed"
+PRINTED, REPRINTED, FAILED = Kind.PRINTED, Kind.REPRINTED, Kind.PRINT_FAILED
 LABELED = "labeled"
 
 

@@ -16,13 +16,14 @@ from typing import Any
 
 from ..config import Config
 from ..core.errors import StationError
+from ..core.lifecycle import Kind
 from ..labels import printers
 from ..rig.flash import Progress
 from ..rig.settings import SlotSettings
 from ..rig.slots import Rig
 from ..store import Device, Store
 
-PASS, FAIL = "line-pass", "line-fail"  # the verdict events, counted per slot by the line's report of the day
+PASS, FAIL = Kind.LINE_PASS, Kind.LINE_FAIL  # the verdict events, counted per slot by the line's report of the day
 
 
 @dataclass(frozen=True)

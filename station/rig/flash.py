@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..core.errors import Conflict
+from ..core.lifecycle import Kind
 from ..store import Store
 from . import registration
 from .console import Connect, Console
@@ -109,7 +110,7 @@ class Cycle:
             except Conflict as exc:  # its batch is incomplete: the claim ID must not reach a unit yet
                 raise StepFailed("connect", str(exc)) from None
             data = store.product(device.product).device_file(self.uci)
-            store.record(self.uci, "flash-started", actor, self._details(path=settings.device_json_path))
+            store.record(self.uci, Kind.FLASH_STARTED, actor, self._details(path=settings.device_json_path))
             self._report("connect", f"opening {slot.port} at {slot.baud} baud")
             self.console = self.connect(slot, self.cancel)
             with self.console:
@@ -119,28 +120,28 @@ class Cycle:
                 transfer = Transfer(shell, chunk=settings.chunk, retries=settings.retries, tmp_dir=settings.tmp_dir,
                                     report=self._report)
                 written = transfer.write(settings.device_json_path, data)
-                store.advance(self.uci, "flashed", "flashed", actor, self._details(
+                store.advance(self.uci, "flashed", Kind.FLASHED, actor, self._details(
                     path=written.path, bytes=written.size, sha256=written.sha256, chunks=written.chunks,
                     chunk_retries=written.chunk_retries, readback_retries=written.readback_retries))
                 self._report("trigger", f"starting the agent: {settings.trigger}")
                 # Recorded before the command goes out: a quick agent registers before the command returns.
-                triggered = store.record(self.uci, "boot-triggered", actor, self._details(command=settings.trigger))
+                triggered = store.record(self.uci, Kind.BOOT_TRIGGERED, actor, self._details(command=settings.trigger))
                 status = shell.start(settings.trigger, "trigger", settings.trigger_wait)
                 if status not in (0, None):
                     raise StepFailed("trigger", f"`{settings.trigger}` exited with status {status}")
             self._report("register", f"waiting up to {settings.register_timeout:g} s for the registration")
             event = registration.wait(store, self.uci, triggered, settings.register_timeout, self.cancel)
             seconds = round(time.monotonic() - started, 3)
-            store.record(self.uci, "registration-confirmed", actor, self._details(event=event.id, seconds=seconds))
+            store.record(self.uci, Kind.REGISTRATION_CONFIRMED, actor, self._details(event=event.id, seconds=seconds))
             return self._result(True, None, f"{device.display} flashed, verified and registered in {seconds:.1f} s",
                                 started, written)
         except StepFailed as exc:
             reason = _scrub(exc.reason, slot)
-            kind = {"trigger": "trigger-failed", "register": "registration-timeout"}.get(exc.step, "flash-failed")
+            kind = {"trigger": Kind.TRIGGER_FAILED, "register": Kind.REGISTRATION_TIMEOUT}.get(exc.step, Kind.FLASH_FAILED)
             if isinstance(exc, registration.RegistrationRefused):
-                kind = "registration-refused"
+                kind = Kind.REGISTRATION_REFUSED
             elif isinstance(exc, Cancelled):
-                kind = "flash-cancelled"
+                kind = Kind.FLASH_CANCELLED
             store.record(self.uci, kind, actor, self._details(step=exc.step, reason=reason))
             log.info("cycle failed", extra={"slot": slot.name, "uci": self.uci, "step": exc.step, "reason": reason})
             return self._result(False, exc.step, reason, started, written)

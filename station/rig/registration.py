@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 
+from ..core.lifecycle import Kind
 from ..store import Event, Store
 from .errors import Cancelled, StepFailed, StepTimeout
 
@@ -29,9 +30,9 @@ def wait(store: Store, uci: str, after: int, timeout: float, cancel: threading.E
         for event in store.events(uci):
             if event.id <= after or event.uci != uci:
                 continue
-            if event.kind == "registered":
+            if event.kind == Kind.REGISTERED:
                 return event
-            if event.kind == "refused" and event.details.get("attempted") == "registered":
+            if event.kind == Kind.REFUSED and event.details.get("attempted") == "registered":
                 raise RegistrationRefused(STEP, f"the station refused the registration: {event.details.get('reason', '')}")
         if time.monotonic() >= deadline:
             raise StepTimeout(STEP, f"the unit did not register with the station within {timeout:g} s "

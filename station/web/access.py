@@ -22,6 +22,7 @@ from flask import Request
 
 from ..accounts import ROLES, User
 from ..core.errors import Forbidden, Invalid, StationError
+from ..core.lifecycle import Kind
 from ..serve.writer import Writer
 from ..store import TOKEN_SCOPES, Store, now
 
@@ -160,7 +161,7 @@ class Access:
                 f"connect the unit to the production network or add its network to client_networks"
             )
             for details in self._count_refusal(str(remote), message):
-                self._writer.call(Store.record, None, "refused", "device", details)
+                self._writer.call(Store.record, None, Kind.REFUSED, "device", details)
             raise Forbidden(message)
 
     def _count_refusal(self, remote: str, reason: str) -> list[dict[str, Any]]:
@@ -190,7 +191,7 @@ class Access:
             self._refused.clear()
         try:
             for details in due:
-                self._writer.call(Store.record, None, "refused", "device", details)
+                self._writer.call(Store.record, None, Kind.REFUSED, "device", details)
         except StationError as exc:  # the store is gone or full: say so, the stop goes on
             log.warning("refusals not written", extra={"reason": str(exc), "events": len(due)})
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..core import fields
 from ..core.errors import Forbidden, NotFound, StationError
+from ..core.lifecycle import Kind
 from ..core.uci import MAX_BITS
 from ..store import Device, Store
 from . import replies
@@ -35,7 +36,7 @@ def serialize(rt: Runtime, body: dict[str, Any], environ: dict[str, Any]) -> dic
     remote = environ.get("REMOTE_ADDR") or ""
     code, _ = rt.writer.issue(
         product_id=fields.product_id(product), hwkey=hwkey and fields.hardware_key(hwkey), remote=remote,
-        idempotency_key=idempotency_key(environ.get("HTTP_IDEMPOTENCY_KEY")), actor="device", kind="issued",
+        idempotency_key=idempotency_key(environ.get("HTTP_IDEMPOTENCY_KEY")), actor="device", kind=Kind.ISSUED,
         details={"remote": remote}, **rt.config.issue_windows,
     )
     return {"id": code}
@@ -68,9 +69,9 @@ def _register(store: Store, code: str, product: str, claimed: str | None, detail
         if owner != product:
             refusal = Forbidden(f"device {code} belongs to product {owner}, not {product}; check the unit's device.json5")
     if refusal is not None:
-        store.record(code, "refused", "device", {**details, "attempted": "registered", "reason": str(refusal)})
+        store.record(code, Kind.REFUSED, "device", {**details, "attempted": "registered", "reason": str(refusal)})
         raise refusal
-    return store.advance(code, "registered", "registered", "device", details)
+    return store.advance(code, "registered", Kind.REGISTERED, "device", details)
 
 
 ENDPOINTS: dict[str, Callable[[Runtime, dict[str, Any], dict[str, Any]], dict[str, Any]]] = {

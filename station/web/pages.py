@@ -17,6 +17,7 @@ from flask.typing import ResponseReturnValue
 from .. import accounts, resources
 from ..core import lifecycle, uci
 from ..core.errors import StationError
+from ..core.lifecycle import Kind
 from ..labels import layout as layout_mod
 from . import session as sessions
 from .access import Caller, Unauthorized, allowed, require
@@ -115,7 +116,7 @@ def _sign_in_refused(user: str, reason: str | None = None) -> None:
     """The refusal's event. Only names of accounts reach it ("unknown" for others): what was typed as a name
     may be a password in the wrong field, and events are kept for ever."""
     details = {"user": user, "remote": request.remote_addr, **({"reason": reason} if reason else {})}  # read here, not in the writer
-    runtime().writer.call(lambda store: store.record(None, "sign-in-refused", "operator", details))
+    runtime().writer.call(lambda store: store.record(None, Kind.SIGN_IN_REFUSED, "operator", details))
 
 
 @bp.post("/signout")
