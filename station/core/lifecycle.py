@@ -42,10 +42,19 @@ class Kind(StrEnum):
     REGISTRATION_TIMEOUT = "registration-timeout"
     LINE_PASS = "line-pass"
     LINE_FAIL = "line-fail"
+    # credentials (DESIGN.md section 4a): details carry fingerprints and serials, never a secret or a key
+    SECRET_MADE = "secret-made"  # a unit's first secret, verified on the unit
+    SECRET_REGENERATED = "secret-regenerated"  # a new one replaced the hash: the old stops working at the next export
+    SECRET_REVOKED = "secret-revoked"
+    CERTIFICATE_ISSUED = "certificate-issued"  # details: serial, fingerprint, key origin, validity
+    CERTIFICATE_REVOKED = "certificate-revoked"
+    CA_CREATED = "ca-created"
+    CA_IMPORTED = "ca-imported"
     # the station itself
     PRODUCT_ADDED = "product-added"
     PRODUCT_ENABLED = "product-enabled"
     PRODUCT_DISABLED = "product-disabled"
+    PRODUCT_CREDENTIALS = "product-credentials"  # the credential settings of a product changed (details: the new ones)
     TOKEN_CREATED = "token-created"
     TOKEN_REVOKED = "token-revoked"
     USER_ADDED = "user-added"

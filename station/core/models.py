@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import uci
+from .credentials import CredentialSettings
 
 
 def now() -> str:
@@ -37,6 +38,7 @@ class Product:
     layout: str | None = None
     enabled: bool = True
     created: str = ""
+    credentials: CredentialSettings = field(default_factory=CredentialSettings)
 
     def display(self, code: str) -> str:
         return uci.display(code, check=self.check_symbol)

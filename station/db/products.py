@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from ..core import fields, uci
+from ..core import credentials, fields, uci
 from ..core.errors import Conflict, NotFound
 from ..core.lifecycle import Kind
 from ..core.models import Product, now
@@ -39,7 +40,8 @@ class ProductsTable(EventsTable):
 
     @staticmethod
     def _product(row: dict[str, Any]) -> Product:
-        return Product(**{**row, "check_symbol": bool(row["check_symbol"]), "enabled": bool(row["enabled"])})
+        return Product(**{**row, "check_symbol": bool(row["check_symbol"]), "enabled": bool(row["enabled"]),
+                          "credentials": credentials.stored(row["credentials"])})
 
     def product(self, product_id: str) -> Product:
         """The product, or an error naming it and where to look."""
@@ -57,3 +59,13 @@ class ProductsTable(EventsTable):
             self._event(conn, Kind.PRODUCT_ENABLED if enabled else Kind.PRODUCT_DISABLED, actor, {"product": product_id})
         return self.product(product_id)
 
+
+    def set_product_credentials(self, product_id: str, settings: credentials.CredentialSettings,
+                                actor: str = "cli") -> Product:
+        """Which credentials the product's units get from now on, and where the rig writes them; units flashed
+        before keep what they have."""
+        self.product(product_id)
+        with self.transaction() as conn:
+            conn.execute("UPDATE products SET credentials = ? WHERE id = ?", (settings.to_json(), product_id))
+            self._event(conn, Kind.PRODUCT_CREDENTIALS, actor, {"product": product_id, **json.loads(settings.to_json())})
+        return self.product(product_id)

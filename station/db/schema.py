@@ -94,8 +94,29 @@ def _v3(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE batches SET issued = count")
 
 
+def _v4(db: sqlite_utils.Database) -> None:
+    """Credentials (DESIGN.md section 4a): a product's settings, its units' secret hashes and certificates.
+
+    A secret is kept only as its broker's password-file hash, one per unit (regenerating replaces it, revoking
+    deletes it; the events keep the history). Certificates are public and kept whole, each under its serial,
+    with its state; a unit may have had several (re-flashed, revoked)."""
+    db.execute("ALTER TABLE products ADD COLUMN credentials TEXT NOT NULL DEFAULT '{}'")
+    db.execute(
+        "CREATE TABLE secrets (uci TEXT PRIMARY KEY REFERENCES devices(uci), username TEXT NOT NULL, "
+        "hash TEXT NOT NULL, created TEXT NOT NULL)"
+    )
+    db.execute("CREATE UNIQUE INDEX idx_secrets_username ON secrets(username)")  # one broker line per name
+    db.execute(
+        "CREATE TABLE certificates (serial TEXT PRIMARY KEY, uci TEXT NOT NULL REFERENCES devices(uci), "
+        "fingerprint TEXT NOT NULL, key_origin TEXT NOT NULL, not_before TEXT NOT NULL, not_after TEXT NOT NULL, "
+        "pem TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'active', revoked TEXT, reason TEXT, created TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX idx_certificates_uci ON certificates(uci)")
+    db.execute("CREATE INDEX idx_certificates_state ON certificates(state)")  # the CRL: WHERE state = 'revoked'
+
+
 # Each migration moves the schema one version up; they run in order inside one transaction.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
