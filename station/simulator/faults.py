@@ -23,6 +23,10 @@ FAULTS: dict[str, tuple[float, str]] = {
     "slow-boot": (5, "the agent starts N seconds late"),
     "no-register": (1, "the agent starts but never reaches the station (N starts)"),
     "no-stty": (1, "the shell has no stty, so its echo stays on"),
+    "no-openssl": (1, "the unit has no openssl (openssl: not found, status 127)"),
+    "csr-mismatch": (1, "openssl req makes the CSR for another key than the one on the unit (N times)"),
+    "csr-bad-signature": (1, "openssl req makes a CSR whose signature does not verify (N times)"),
+    "cert-corrupt": (1, "a certificate written to the unit is stored with a changed byte, so it never reads back (N files)"),
 }
 
 

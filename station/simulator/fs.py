@@ -1,10 +1,16 @@
-"""The simulated unit's file system: files and folders in memory, with the errors a real one gives."""
+"""The simulated unit's file system: files and folders in memory, with the errors a real one gives, and the
+permission bits of each (new files get ``0o666`` less the umask, as ``open(2)`` gives them; ``chmod`` changes
+them), so that the rig's owner-only credential files can be checked as on a real unit."""
 
 from __future__ import annotations
 
 import fnmatch
 import posixpath
 import threading
+from collections.abc import Callable
+
+FILE_MODE = 0o666  # what open(2) is asked for by a shell's redirection, before the umask
+FOLDER_MODE = 0o777
 
 
 class FsError(Exception):
@@ -17,8 +23,12 @@ class MemoryFS:
     def __init__(self, folders: tuple[str, ...] = ("/", "/tmp", "/etc", "/etc/ioto", "/var", "/var/lib", "/var/lib/ioto", "/root")) -> None:
         self.files: dict[str, bytes] = {}
         self.folders: set[str] = set(folders)
+        self.modes: dict[str, int] = {}  # permission bits; a path missing here has the defaults of a 022 umask
+        self.umask = 0o022
         self.lock = threading.RLock()
         self.cwd = "/root"
+        # Called with (path, data) for every write; returns what is stored (a fault of the unit's storage).
+        self.on_write: Callable[[str, bytes], bytes] | None = None
 
     def path(self, name: str) -> str:
         return posixpath.normpath(posixpath.join(self.cwd, name))
@@ -36,7 +46,8 @@ class MemoryFS:
                 raise FsError("No such file or directory")
             return self.files[path]
 
-    def write(self, name: str, data: bytes, append: bool = False) -> None:
+    def write(self, name: str, data: bytes, append: bool = False, mode: int = FILE_MODE) -> None:
+        """Write (or append to) a file; a new file gets ``mode`` less the umask, an existing one keeps its mode."""
         path = self.path(name)
         if path == "/dev/null":
             return
@@ -44,7 +55,27 @@ class MemoryFS:
             if path in self.folders:
                 raise FsError("Is a directory")
             self._parent_ok(path)
+            if path not in self.files:
+                self.modes[path] = mode & ~self.umask
+            if self.on_write is not None:
+                data = self.on_write(path, data)
             self.files[path] = (self.files.get(path, b"") if append else b"") + data
+
+    def mode(self, name: str) -> int:
+        """A file's or folder's permission bits."""
+        path = self.path(name)
+        with self.lock:
+            if path not in self.files and path not in self.folders:
+                raise FsError("No such file or directory")
+            default = (FOLDER_MODE if path in self.folders else FILE_MODE) & ~0o022
+            return self.modes.get(path, default)
+
+    def chmod(self, name: str, mode: int) -> None:
+        path = self.path(name)
+        with self.lock:
+            if path not in self.files and path not in self.folders:
+                raise FsError("No such file or directory")
+            self.modes[path] = mode & 0o7777
 
     def exists(self, name: str) -> bool:
         path = self.path(name)
@@ -62,9 +93,12 @@ class MemoryFS:
                     folder = "/" + "/".join(parts[:depth])
                     if folder in self.files:
                         raise FsError("Not a directory")
+                    if folder not in self.folders:
+                        self.modes[folder] = FOLDER_MODE & ~self.umask
                     self.folders.add(folder)
             else:
                 self._parent_ok(path)
+                self.modes[path] = FOLDER_MODE & ~self.umask
                 self.folders.add(path)
 
     def remove(self, name: str, recursive: bool = False) -> None:
@@ -72,6 +106,7 @@ class MemoryFS:
         with self.lock:
             if path in self.files:
                 del self.files[path]
+                self.modes.pop(path, None)
             elif path in self.folders:
                 inside = [p for p in (*self.files, *self.folders) if p.startswith(path.rstrip("/") + "/")]
                 if inside and not recursive:
@@ -81,7 +116,9 @@ class MemoryFS:
                 for p in inside:
                     self.files.pop(p, None)
                     self.folders.discard(p)
+                    self.modes.pop(p, None)
                 self.folders.discard(path)
+                self.modes.pop(path, None)
             else:
                 raise FsError("No such file or directory")
 
@@ -94,6 +131,7 @@ class MemoryFS:
                 dst = posixpath.join(dst, posixpath.basename(src))
             self._parent_ok(dst)
             self.files[dst] = self.files.pop(src)
+            self.modes[dst] = self.modes.pop(src, FILE_MODE & ~0o022)
 
     def glob(self, pattern: str) -> list[str]:
         """Paths matching a pattern with wildcards in its last part, sorted as a shell sorts them."""

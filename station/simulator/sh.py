@@ -4,7 +4,8 @@ file system.
 Grammar: lists joined by ``;``, ``&&`` and ``||``; pipelines with ``|``; redirections ``<``, ``>``, ``>>``,
 ``2>``, ``2>>`` and ``2>&1``; single and double quotes, backslashes, ``$?`` and ``$NAME``; ``*`` and ``?``
 in the last part of a path. Commands: echo, cat, base64 [-d], sha256sum, cksum, mv, rm, mkdir, sync, true,
-false, plus those the unit adds (stty, reboot, its agent's restart command). A line that ends inside a quote
+false, chmod (octal modes), stat -c (``%a``, ``%n``), umask, openssl (``openssl.py``), plus those the
+unit adds (stty, reboot, its agent's restart command). A line that ends inside a quote
 raises ``Incomplete``, and the unit shows the continuation prompt, as a real shell does.
 """
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 
 from ..rig.checksum import cksum
 from .fs import FsError, MemoryFS
+from .openssl import OpenSSL
 
 Result = tuple[bytes, bytes, int]  # stdout, stderr, exit status
 Command = Callable[[list[str], bytes], Result]
@@ -187,7 +189,8 @@ class Shell:
             "echo": self._echo, "cat": self._cat, "base64": self._base64, "sha256sum": self._sha256sum,
             "cksum": self._cksum, "mv": self._mv, "rm": self._rm, "mkdir": self._mkdir,
             "sync": lambda a, i: (b"", b"", 0), "true": lambda a, i: (b"", b"", 0),
-            "false": lambda a, i: (b"", b"", 1), **(extra or {}),
+            "false": lambda a, i: (b"", b"", 1), "chmod": self._chmod, "stat": self._stat, "umask": self._umask,
+            "openssl": OpenSSL(fs), **(extra or {}),
         }
 
     @property
@@ -338,3 +341,45 @@ class Shell:
                 errors += f"mkdir: cannot create directory '{path}': {exc}\n".encode()
                 status = 1
         return b"", errors, status
+
+    def _chmod(self, args: list[str], stdin: bytes) -> Result:
+        if len(args) < 2:
+            return b"", b"chmod: missing operand\n", 1
+        try:
+            mode = int(args[0], 8)
+        except ValueError:
+            return b"", f"chmod: invalid mode: '{args[0]}' (the simulator takes octal modes)\n".encode(), 1
+        errors, status = b"", 0
+        for path in args[1:]:
+            try:
+                self.fs.chmod(path, mode)
+            except FsError as exc:
+                errors += f"chmod: cannot access '{path}': {exc}\n".encode()
+                status = 1
+        return b"", errors, status
+
+    def _stat(self, args: list[str], stdin: bytes) -> Result:
+        if len(args) < 3 or args[0] != "-c":
+            return b"", b"stat: the simulator takes only stat -c FORMAT FILE...\n", 1
+        out, errors, status = b"", b"", 0
+        for path in args[2:]:
+            try:
+                fields = {"%a": f"{self.fs.mode(path):o}", "%n": path}
+            except FsError as exc:
+                errors += f"stat: cannot statx '{path}': {exc}\n".encode()
+                status = 1
+                continue
+            text = args[1]
+            for name, value in fields.items():
+                text = text.replace(name, value)
+            out += (text + "\n").encode()
+        return out, errors, status
+
+    def _umask(self, args: list[str], stdin: bytes) -> Result:
+        if not args:
+            return f"{self.fs.umask:04o}\n".encode(), b"", 0
+        try:
+            self.fs.umask = int(args[0], 8) & 0o777
+        except ValueError:
+            return b"", f"sh: umask: Illegal mode: {args[0]}\n".encode(), 2
+        return b"", b"", 0

@@ -26,6 +26,7 @@ from ..core.errors import Unavailable
 from .agent import first_boot
 from .faults import Faults
 from .fs import MemoryFS
+from .openssl import OpenSSL
 from .sh import Halt, Incomplete, Result, Shell
 
 log = logging.getLogger("station.simulator")
@@ -79,6 +80,9 @@ class Unit:
         self._login_user = ""
         self._fd_lock = threading.Lock()
         self.shell = Shell(self.fs, self._print, self._commands(), readback_hook=self._readback_fault)
+        if self.faults.active("no-openssl"):
+            del self.shell.commands["openssl"]
+        self.fs.on_write = self._storage_fault
 
     # --- life ---------------------------------------------------------------------------------------------
 
@@ -302,6 +306,15 @@ class Unit:
                 line = line[:middle] + line[middle + 1 :]
         return line
 
+    def _storage_fault(self, path: str, data: bytes) -> bytes:
+        """A whole certificate written to a file may be stored with one character changed (a flash fault)."""
+        if b"-----BEGIN CERTIFICATE-----" in data and b"-----END CERTIFICATE-----" in data \
+                and self.faults.take("cert-corrupt"):
+            log.info("fault: cert-corrupt", extra={"path": path})
+            middle = data.index(b"-----BEGIN CERTIFICATE-----") + 60
+            return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1 :]
+        return data
+
     def _readback_fault(self, output: bytes) -> bytes:
         if output[:1] and self.faults.take("flip-readback"):
             return (b"0" if output[:1] != b"0" else b"1") + output[1:]
@@ -310,7 +323,8 @@ class Unit:
     # --- commands the unit adds to the shell --------------------------------------------------------------
 
     def _commands(self) -> dict[str, Any]:
-        commands = {"reboot": self._reboot, self.trigger[0]: self._restart}
+        commands: dict[str, Any] = {"reboot": self._reboot, self.trigger[0]: self._restart,
+                                     "openssl": OpenSSL(self.fs, self.faults.take)}
         if not self.faults.active("no-stty"):
             commands["stty"] = self._stty
         return commands
