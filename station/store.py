@@ -10,6 +10,7 @@ from __future__ import annotations
 from .core.models import Batch, Device, Event, Product, now
 from .db.batches import CHUNK, BatchesTable, prefetch
 from .db.connection import NotAStationDatabase
+from .db.credentials import CredentialsTable
 from .db.devices import IDEMPOTENCY_WINDOW, REPEAT_WINDOW, Ambiguous, RepeatRefused, SerialTaken
 from .db.schema import SCHEMA_VERSION
 from .db.tokens import DEFAULT_SCOPES, TOKEN_SCOPES, TokensTable
@@ -20,6 +21,6 @@ __all__ = ["CHUNK", "DEFAULT_SCOPES", "IDEMPOTENCY_WINDOW", "REPEAT_WINDOW", "SC
            "prefetch"]
 
 
-class Store(BatchesTable, TokensTable, UsersTable):
+class Store(BatchesTable, CredentialsTable, TokensTable, UsersTable):
     """The station database: every table group's operations on one connection. Open it with
     ``Store.open(path)``; close it when done."""
