@@ -7,7 +7,10 @@ parts that own them (printers by the label printers, slots by the rig, networks 
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,21 +27,85 @@ DB_NAME = "station.db"
 # The station's own files in the data directory, tightened to owner-only when an older station left them open.
 PRIVATE_FILES = (f"{DB_NAME}-wal", f"{DB_NAME}-shm", "web.log", "web.log.*", "secret_key")
 
-DEFAULTS: dict[str, Any] = {
-    # Fields of the device object that identify a unit, so that a repeated /ioto/serialize gets its UCI back.
-    "hardware_keys": ["serial", "mac", "hwid"],
-    # Seconds a command waits for another process's write to the database before it gives up.
-    "database_timeout": 5.0,
-    # Seconds after its issue that a unit still in the factory gets its UCI back by its hardware key.
-    "repeat_window": REPEAT_WINDOW,
-    # Seconds an Idempotency-Key names its request (of one client address and product).
-    "idempotency_window": IDEMPOTENCY_WINDOW,
-}
-# Settings in seconds, each checked at load: its key, the most it may be, and what it is for.
-SECONDS = {
-    "database_timeout": (600, "seconds"),
-    "repeat_window": (366 * 24 * 3600, "seconds (a year at most: a unit asking again after that is not still in the factory)"),
-    "idempotency_window": (366 * 24 * 3600, "seconds (a year at most)"),
+@dataclass(frozen=True)
+class Key:
+    """One setting of station.json5: its default, what it is for, and the check that turns what the file says
+    into what the station uses (or refuses it with a message naming the key and what to write)."""
+
+    default: Any
+    about: str
+    check: Callable[[str, Any], Any]
+
+
+def _seconds(default: float, high: float, unit: str, about: str) -> Key:
+    def check(where: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high:
+            raise Invalid(f"{where} must be a number of {unit} from 0 to {high} (default {default:g}), not {value!r}")
+        return float(value)
+    return Key(default, about, check)
+
+
+def _whole(low: int, high: int) -> Callable[[str, Any], int]:
+    def check(where: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise Invalid(f"{where} must be a whole number from {low:,} to {high:,}, not {value!r}")
+        return value
+    return check
+
+
+def _names(where: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(key, str) and key for key in value):
+        raise Invalid(f"{where} must be a list of device object field names such as \"serial\", not {value!r}")
+    return tuple(value)
+
+
+def _networks(where: str, value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise Invalid(f"{where} must be a list of CIDR blocks such as \"10.20.0.0/16\", not {value!r}")
+    try:
+        return tuple(ipaddress.ip_network(item.strip(), strict=True) for item in value)
+    except ValueError as exc:
+        raise Invalid(f"{where}: {exc}; write blocks such as \"10.20.0.0/16\"") from exc
+
+
+def _name_or_none(where: str, value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise Invalid(f"{where} must be a name (text), not {value!r}")
+    return value
+
+
+def _section(where: str, value: Any) -> dict[str, Any]:
+    """A section whose entries its owner checks (printers by labels/printers.py, rig and slots by rig/settings.py)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Invalid(f"{where} must be an object of settings, not {value!r}")
+    return value
+
+
+# Every key station.json5 may hold: the one list (the README's Configuration section describes each). A key
+# not here is refused at load, with the nearest known key, so that a typo never goes unnoticed.
+KEYS: dict[str, Key] = {
+    "hardware_keys": Key(["serial", "mac", "hwid"], "fields of the device object that identify a unit, so that a "
+                         "repeated /ioto/serialize gets its UCI back", _names),
+    "client_networks": Key(None, "CIDR blocks that may call the device endpoints (null: any address)", _networks),
+    "database_timeout": _seconds(5.0, 600, "seconds", "seconds a command waits for another process's write"),
+    "repeat_window": _seconds(REPEAT_WINDOW, 366 * 24 * 3600, "seconds (a year at most: a unit asking again after "
+                              "that is not still in the factory)", "seconds after its issue that a unit still in the "
+                              "factory gets its UCI back by its hardware key"),
+    "idempotency_window": _seconds(IDEMPOTENCY_WINDOW, 366 * 24 * 3600, "seconds (a year at most)",
+                                   "seconds an Idempotency-Key names its request (of one client address and product)"),
+    "secret_iterations": Key(101, "PBKDF2 iterations of a device secret's broker hash (Mosquitto's default)",
+                             _whole(1, 1_000_000)),
+    "label_printer": Key(None, "the printer labels go to when none is named", _name_or_none),
+    "label_layout": Key(None, "the layout labels use when neither the printer nor the product names one",
+                        _name_or_none),
+    "label_layouts": Key(None, "another folder of label layouts (relative to the data directory)", _name_or_none),
+    "printers": Key({}, "the label printers by name", _section),
+    "rig": Key({}, "what every rig slot shares", _section),
+    "slots": Key({}, "the rig's fixtures by name", _section),
 }
 
 
@@ -62,18 +129,19 @@ class Config:
     def config_path(self) -> Path:
         return self.data_dir / CONFIG_NAME
 
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
+    def get(self, key: str) -> Any:
+        """A setting as ``load`` checked it, else its default; a key outside ``KEYS`` is a programming error."""
+        return self.values[key] if key in self.values else KEYS[key].default
 
     @property
     def database_timeout(self) -> float:
-        """Seconds every connection of this station waits for another's write (``load`` checked the value)."""
-        return float(self.values.get("database_timeout", DEFAULTS["database_timeout"]))
+        """Seconds every connection of this station waits for another's write."""
+        return float(self.get("database_timeout"))
 
     @property
     def issue_windows(self) -> dict[str, float]:
-        """Store.issue's ``repeat_window`` and ``idempotency_window`` (``load`` checked them)."""
-        return {key: float(self.values.get(key, DEFAULTS[key])) for key in ("repeat_window", "idempotency_window")}
+        """Store.issue's ``repeat_window`` and ``idempotency_window``."""
+        return {key: float(self.get(key)) for key in ("repeat_window", "idempotency_window")}
 
 
 def secure_files(path: Path) -> None:
@@ -87,6 +155,18 @@ def secure_files(path: Path) -> None:
             files.tighten(found)
 
 
+def check(loaded: dict[str, Any], source: Path) -> dict[str, Any]:
+    """The settings of a station.json5 as the station uses them; an unknown key or a bad value is refused."""
+    values = {}
+    for key, value in loaded.items():
+        if key not in KEYS:
+            near = difflib.get_close_matches(key, KEYS, n=1)
+            hint = f"did you mean {near[0]!r}?" if near else f"known keys: {', '.join(KEYS)}"
+            raise Invalid(f"{key!r} in {source} is not a station setting; {hint}")
+        values[key] = KEYS[key].check(f"{key} in {source}", value)
+    return values
+
+
 def load(data_dir: str | os.PathLike[str] | None = None, create: bool = True) -> Config:
     """Read the configuration, creating the data directory on first use."""
     path = resolve_data_dir(data_dir)
@@ -95,7 +175,7 @@ def load(data_dir: str | os.PathLike[str] | None = None, create: bool = True) ->
             files.private_dir(path)  # 0700 when made here; a directory that existed keeps its mode (the user's choice)
         except OSError as exc:
             raise Invalid(f"cannot create the data directory {path}: {exc.strerror}; choose another with --data-dir") from exc
-    values = dict(DEFAULTS)
+    values: dict[str, Any] = {}
     config_file = path / CONFIG_NAME
     if config_file.exists():
         try:
@@ -104,12 +184,7 @@ def load(data_dir: str | os.PathLike[str] | None = None, create: bool = True) ->
             raise Invalid(f"{config_file} is not valid JSON5 ({exc}); fix the file or move it away") from exc
         if not isinstance(loaded, dict):
             raise Invalid(f"{config_file} must hold an object of settings")
-        values.update(loaded)
-    for key, (high, unit) in SECONDS.items():
-        value = values[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high:
-            raise Invalid(f"{key} in {config_file} must be a number of {unit} from 0 to {high} "
-                          f"(default {DEFAULTS[key]:g}), not {value!r}")
+        values = check(loaded, config_file)
     if create:  # only on a configuration that reads: a refused one leaves nothing behind
         try:
             secure_files(path)

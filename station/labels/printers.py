@@ -49,17 +49,9 @@ class Printer:
         return {"file": _send_file, "cups": _send_cups, "raw": _send_raw}[self.type](self, data, title)
 
 
-def configured(config: config_mod.Config) -> dict[str, Any]:
-    """The ``printers`` section, checked to be an object."""
-    section = config.get("printers", {})
-    if not isinstance(section, dict):
-        raise Invalid(f"printers in {config.config_path} must be an object of printer names")
-    return section
-
-
 def get(config: config_mod.Config, name: str | None) -> Printer:
     """The printer named ``name``, else the configured default ``label_printer``."""
-    section = configured(config)
+    section: dict[str, Any] = config.get("printers")
     name = name or config.get("label_printer")
     if not name:
         known = ", ".join(section) or "none configured"

@@ -21,7 +21,7 @@ from typing import Any
 from flask import Request
 
 from ..accounts import ROLES, User
-from ..core.errors import Forbidden, Invalid, StationError
+from ..core.errors import Forbidden, StationError
 from ..core.lifecycle import Kind
 from ..serve.writer import Writer
 from ..store import TOKEN_SCOPES, Store, now
@@ -95,18 +95,6 @@ class Unauthorized(StationError):
     status = 401
 
 
-def parse_networks(value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None:
-    """The ``client_networks`` setting: a list of CIDR blocks, or None (null or absent) for any address."""
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise Invalid(f"client_networks in station.json5 must be a list of CIDR blocks such as \"10.20.0.0/16\", not {value!r}")
-    try:
-        return tuple(ipaddress.ip_network(item.strip(), strict=True) for item in value)
-    except ValueError as exc:
-        raise Invalid(f"client_networks in station.json5: {exc}; write blocks such as \"10.20.0.0/16\"") from exc
-
-
 def bearer(header: str | None) -> str | None:
     """The credential of an ``Authorization: Bearer <credential>`` header (any case of the scheme)."""
     scheme, _, credential = (header or "").partition(" ")
@@ -132,8 +120,9 @@ class _Refusals:
 class Access:
     """The access rules of one app: client networks for devices, ways in for the JSON API."""
 
-    def __init__(self, networks: Any, reader: Callable[[], Store], writer: Writer) -> None:
-        self.networks = parse_networks(networks)
+    def __init__(self, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None,
+                 reader: Callable[[], Store], writer: Writer) -> None:
+        self.networks = networks  # station.json5 client_networks, checked by config.py; None: any address
         self._reader = reader
         self._writer = writer
         self._touched: dict[str, float] = {}

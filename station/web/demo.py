@@ -38,9 +38,9 @@ class Demo:
 
     def _prepare(self, port: str) -> None:
         values: dict[str, Any] = self.config.values
-        values["printers"] = {**(values.get("printers") or {}),
+        values["printers"] = {**self.config.get("printers"),
                               PRINTER: {"type": "file", "path": str(self.config.data_dir / PRINTER), "format": "png"}}
-        values["slots"] = {**(values.get("slots") or {}), SLOT: {"port": port}}
+        values["slots"] = {**self.config.get("slots"), SLOT: {"port": port}}
         values.setdefault("rig", {"register_timeout": 30})
         with Store.open(self.config.db_path, timeout=self.config.database_timeout) as store:
             others = [user.name for user in accounts.users(store) if user.name != OPERATOR]

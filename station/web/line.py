@@ -25,7 +25,6 @@ from flask.typing import ResponseReturnValue
 from ..config import Config
 from ..core.errors import Conflict, Invalid, NotFound, StationError, Unavailable
 from ..core.models import stored
-from ..labels import printers
 from ..labels.printing import has_label, preview_png, print_label
 from ..line.cycle import FAIL, PASS, UnitCycle, Verdict
 from ..rig import settings as rig_settings
@@ -289,7 +288,7 @@ def _field(name: str) -> str:
 def page() -> ResponseReturnValue:
     store = runtime().reader()
     return render_template("line.html", products=[p for p in store.products() if p.enabled],
-                           printers=sorted(printers.configured(runtime().config)), slots=list(line().tiles))
+                           printers=sorted(runtime().config.get("printers")), slots=list(line().tiles))
 
 
 @bp.get("/line/state")

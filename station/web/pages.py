@@ -199,7 +199,7 @@ def settings() -> ResponseReturnValue:
         layouts, layouts_problem = layout_mod.check_all(folder), None
     except StationError as exc:
         layouts, layouts_problem = [], str(exc)
-    return render_template("settings.html", config_path=config.config_path, printers=config.get("printers") or {},
+    return render_template("settings.html", config_path=config.config_path, printers=config.get("printers"),
                            layouts=layouts, layouts_folder=folder, layouts_problem=layouts_problem,
-                           slots=config.get("slots") or {}, rig=config.get("rig") or {},
+                           slots=config.get("slots"), rig=config.get("rig"),
                            users=accounts.users(runtime().reader()))

@@ -13,7 +13,6 @@ from typing import Any
 from flask import current_app
 
 from ..config import Config
-from ..core.errors import Invalid
 from ..serve.writer import Writer
 from ..store import Store, prefetch
 from .access import Access
@@ -26,7 +25,7 @@ class Runtime:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.timeout = config.database_timeout  # a batch beside the line holds the lock for less
-        self.hardware_keys = self._hardware_keys(config.get("hardware_keys"))
+        self.hardware_keys: tuple[str, ...] = config.get("hardware_keys")
         self.writer = Writer(config.db_path, timeout=self.timeout)
         # The registry's pages are warmed once, in the background: a cold station reads one page per UCI it issues.
         threading.Thread(target=prefetch, args=(config.db_path,), name="station-prefetch", daemon=True).start()
@@ -39,12 +38,6 @@ class Runtime:
         except Exception:
             self.close()
             raise
-
-    @staticmethod
-    def _hardware_keys(value: Any) -> tuple[str, ...]:
-        if not isinstance(value, list) or not all(isinstance(key, str) and key for key in value):
-            raise Invalid(f"hardware_keys in station.json5 must be a list of device object field names such as \"serial\", not {value!r}")
-        return tuple(value)
 
     def reader(self) -> Store:
         """This thread's read connection, opened on its first use."""
