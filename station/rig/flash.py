@@ -1,8 +1,9 @@
-"""The flash cycle of one device on one slot: connect, log in, write and verify device.json5, trigger the first
+"""The flash cycle of one device on one slot: connect, log in, write and verify device.json5, write and prove
+the unit's credentials (``credentials.py``: a secret, a certificate, as its product says), trigger the first
 boot, and wait for the station to see the unit register.
 
 Every attempt is recorded: ``flash-started``, then ``flash-failed`` (with the step and the reason) or the move
-to ``flashed`` (only after a matching readback of the file in place), then ``boot-triggered`` (and
+to ``flashed`` (only after a matching readback of the file in place and of every credential), then ``boot-triggered`` (and
 ``trigger-failed`` when the command fails), then ``registration-confirmed``, ``registration-refused`` or ``registration-timeout``
 (``flash-cancelled`` when the operator stops it). The service records the registration itself.
 """
@@ -20,6 +21,7 @@ from ..core.lifecycle import Kind
 from ..store import Store
 from . import registration
 from .console import Connect, Console
+from .credentials import CredentialStep, Issuing
 from .errors import Cancelled, StepFailed
 from .port import serial_console
 from .settings import RigSettings, SlotSettings
@@ -74,12 +76,14 @@ class Cycle:
     """One flash cycle; ``run`` never raises for a failing unit, it returns a FAIL.
 
     The cycle opens the unit's console through ``connect`` (the slot's serial port unless told otherwise), so
-    that any ``Console`` can carry it."""
+    that any ``Console`` can carry it. ``issuing`` says where the station's CA is and how secrets are hashed;
+    by default the CA of the data directory holding the store's database, with Mosquitto's iterations."""
 
     def __init__(self, store: Store, settings: RigSettings, slot: SlotSettings, uci: str, *,
                  progress: Callable[[Progress], None] | None = None, cancel: threading.Event | None = None,
-                 connect: Connect = serial_console) -> None:
+                 connect: Connect = serial_console, issuing: Issuing | None = None) -> None:
         self.store = store
+        self.issuing = issuing or Issuing(store.path.parent)
         self.settings = settings
         self.slot = slot
         self.uci = uci
@@ -109,7 +113,8 @@ class Cycle:
                 store.usable_device(self.uci)
             except Conflict as exc:  # its batch is incomplete: the claim ID must not reach a unit yet
                 raise StepFailed("connect", str(exc)) from None
-            data = store.product(device.product).device_file(self.uci)
+            product = store.product(device.product)
+            data = product.device_file(self.uci)
             store.record(self.uci, Kind.FLASH_STARTED, actor, self._details(path=settings.device_json_path))
             self._report("connect", f"opening {slot.port} at {slot.baud} baud")
             self.console = self.connect(slot, self.cancel)
@@ -120,9 +125,15 @@ class Cycle:
                 transfer = Transfer(shell, chunk=settings.chunk, retries=settings.retries, tmp_dir=settings.tmp_dir,
                                     report=self._report)
                 written = transfer.write(settings.device_json_path, data)
+                credentials: dict[str, object] = {}
+                if product.credentials.kinds:
+                    self._report("credentials", f"writing {' and '.join(product.credentials.kinds)}")
+                    credentials = CredentialStep(store, shell, settings, product, self.uci, issuing=self.issuing,
+                                                 actor=actor, report=self._report).run()
                 store.advance(self.uci, "flashed", Kind.FLASHED, actor, self._details(
                     path=written.path, bytes=written.size, sha256=written.sha256, chunks=written.chunks,
-                    chunk_retries=written.chunk_retries, readback_retries=written.readback_retries))
+                    chunk_retries=written.chunk_retries, readback_retries=written.readback_retries,
+                    credentials=credentials))
                 self._report("trigger", f"starting the agent: {settings.trigger}")
                 # Recorded before the command goes out: a quick agent registers before the command returns.
                 triggered = store.record(self.uci, Kind.BOOT_TRIGGERED, actor, self._details(command=settings.trigger))
@@ -154,6 +165,6 @@ class Cycle:
 
 def flash(store: Store, settings: RigSettings, slot: SlotSettings, uci: str, *,
           progress: Callable[[Progress], None] | None = None, cancel: threading.Event | None = None,
-          connect: Connect = serial_console) -> FlashResult:
+          connect: Connect = serial_console, issuing: Issuing | None = None) -> FlashResult:
     """Run one flash cycle for the device with canonical UCI ``uci`` on ``slot``."""
-    return Cycle(store, settings, slot, uci, progress=progress, cancel=cancel, connect=connect).run()
+    return Cycle(store, settings, slot, uci, progress=progress, cancel=cancel, connect=connect, issuing=issuing).run()

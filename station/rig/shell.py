@@ -70,10 +70,10 @@ class Shell:
         self.run("stty -echo", step)  # where stty is missing, echo stays on: the markers account for it
         log.info("logged in", extra={"slot": slot.name, "user": slot.user})
 
-    def _send(self, command: str, step: str) -> str:
+    def _send(self, command: str, step: str, secret: bool = False) -> str:
         marker = secrets.token_hex(4)
         split = f"{marker[:4]}''{marker[4:]}"
-        self.console.write(f"echo {split};{command};echo {split} $?\n".encode(), step)
+        self.console.write(f"echo {split};{command};echo {split} $?\n".encode(), step, secret=secret)
         return marker
 
     def _start(self, marker: str, step: str, timeout: float) -> None:
@@ -86,11 +86,12 @@ class Shell:
         output = match.group(1).decode("utf-8", "replace").replace("\r", "")
         return Reply(output, int(match.group(2)))
 
-    def run(self, command: str, step: str, timeout: float | None = None) -> Reply:
-        """Run ``command`` and return its output and exit status."""
+    def run(self, command: str, step: str, timeout: float | None = None, *, secret: bool = False) -> Reply:
+        """Run ``command`` and return its output and exit status; a ``secret`` command (it carries a secret) is
+        never logged."""
         timeout = timeout or self.slot.command_timeout
         deadline = time.monotonic() + timeout
-        marker = self._send(command, step)
+        marker = self._send(command, step, secret)
         self._start(marker, step, timeout)
         return self._end(marker, step, max(deadline - time.monotonic(), 0.01))
 

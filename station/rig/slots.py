@@ -22,6 +22,7 @@ from pathlib import Path
 from ..core.errors import Conflict
 from ..store import Store
 from .console import Connect
+from .credentials import Issuing
 from .flash import Cycle, FlashResult, Progress
 from .port import serial_console
 from .settings import RigSettings, SlotSettings
@@ -47,11 +48,12 @@ class Job:
         if self._on_progress:
             self._on_progress(event)
 
-    def _run(self, settings: RigSettings, db_path: Path, timeout: float, connect: Connect) -> None:
+    def _run(self, settings: RigSettings, db_path: Path, timeout: float, connect: Connect,
+             issuing: Issuing | None) -> None:
         try:
             with Store.open(db_path, timeout=timeout) as store:
                 self.result = Cycle(store, settings, self.slot, self.uci, progress=self._progress,
-                                    cancel=self._cancel, connect=connect).run()
+                                    cancel=self._cancel, connect=connect, issuing=issuing).run()
         except Exception as exc:  # a fault of the station, not of the unit: the slot still ends with a FAIL
             log.exception("cycle crashed", extra={"slot": self.slot.name, "uci": self.uci})
             self.result = FlashResult(self.slot.name, self.uci, False, "station", f"the station failed: {exc}", 0.0)
@@ -88,13 +90,15 @@ class Rig:
     """The station's fixtures: start a cycle on a free slot, look at what each slot is doing."""
 
     def __init__(self, settings: RigSettings, db_path: str | Path, timeout: float = 5.0, *,
-                 connect: Connect = serial_console) -> None:
+                 connect: Connect = serial_console, issuing: Issuing | None = None) -> None:
         """``timeout``: seconds a cycle's connection waits for another's write (database_timeout); ``connect``
-        opens a slot's console (its serial port unless told otherwise)."""
+        opens a slot's console (its serial port unless told otherwise); ``issuing``: the CA and the secrets'
+        iterations (``Issuing.of(config)``; by default the CA of the database's data directory)."""
         self.settings = settings
         self.db_path = Path(db_path)
         self.timeout = timeout
         self.connect = connect
+        self.issuing = issuing
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
@@ -106,7 +110,8 @@ class Rig:
             if running is not None and not running.done:
                 raise Conflict(f"slot {settings.name} is busy with {running.uci}; wait for it or cancel it")
             job = Job(settings, uci, on_progress)
-            job.thread = threading.Thread(target=job._run, args=(self.settings, self.db_path, self.timeout, self.connect),
+            job.thread = threading.Thread(target=job._run, args=(self.settings, self.db_path, self.timeout, self.connect,
+                                                                 self.issuing),
                                           name=f"rig-{settings.name}", daemon=True)
             self._jobs[settings.name] = job
             job.thread.start()

@@ -5,6 +5,12 @@ checked there with ``cksum`` (as esptool checks each block): a chunk that fails 
 which is safe because it overwrites only itself. The chunks are joined into a temporary file next to the
 destination, whose SHA-256 is read back and compared with what was sent; only then is it renamed into place
 (atomic on one file system), synced, and read back once more. A readback that disagrees is read again.
+
+A file with a ``mode`` (a credential: 0600) has its chunks' folder closed to others first, and its temporary
+file is made empty and given the mode before a byte of it is written; the readbacks then check the mode too
+(``stat -c %a``). A ``secret`` file (a device secret, a station-made key) is never logged: its chunk commands
+go out as secret writes, and no report, log line or failure names its content, its SHA-256 or what the unit
+printed.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ Report = Callable[[str, str, "int | None", "int | None"], None]
 
 _CKSUM = re.compile(r"^\s*(\d+)\s+(\d+)\s*$", re.M)
 _SHA256 = re.compile(r"^([0-9a-f]{64})\b", re.M)
+_MODE = re.compile(r"^([0-7]{3,4})$", re.M)
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,7 @@ class Written:
     chunks: int
     chunk_retries: int
     readback_retries: int
+    mode: int | None = None
 
 
 def _quiet(step: str, message: str, done: int | None = None, total: int | None = None) -> None:
@@ -83,10 +91,11 @@ class Transfer:
                 self.report(step, f"{what}: {problem}; trying again", None, None)
         raise StepFailed(step, f"{what} failed {self.retries + 1} times; last: {problem}")
 
-    def _chunk(self, name: str, encoded: str, raw: bytes) -> str | None:
-        reply = self.shell.run(f"echo {encoded}|base64 -d>{name}&&cksum<{name}", "write")
+    def _chunk(self, name: str, encoded: str, raw: bytes, secret: bool) -> str | None:
+        reply = self.shell.run(f"echo {encoded}|base64 -d>{name}&&cksum<{name}", "write", secret=secret)
         if reply.status != 0:
-            return f"the unit answered status {reply.status} ({reply.lines[-1] if reply.lines else 'no message'})"
+            said = "" if secret else f" ({reply.lines[-1] if reply.lines else 'no message'})"
+            return f"the unit answered status {reply.status}{said}"
         found = _CKSUM.search(reply.output)
         if found is None:
             return "no checksum in the unit's answer"
@@ -94,15 +103,25 @@ class Transfer:
         got = (int(found.group(1)), int(found.group(2)))
         return None if got == want else f"checksum {got[0]}/{got[1]} bytes, expected {want[0]}/{want[1]}"
 
-    def _readback(self, step: str, path: str, want: str) -> str | None:
-        reply = self.shell.run(f"sha256sum {shlex.quote(path)}", step)
+    def _readback(self, step: str, path: str, want: str, mode: int | None, secret: bool) -> str | None:
+        quoted = shlex.quote(path)
+        reply = self.shell.run(f"sha256sum {quoted}" + (f"&&stat -c %a {quoted}" if mode is not None else ""), step)
         found = _SHA256.search(reply.output)
         if reply.status != 0 or found is None:
-            return f"no SHA-256 from the unit (status {reply.status}: {reply.lines[-1] if reply.lines else 'no message'})"
-        return None if found.group(1) == want else f"SHA-256 {found.group(1)} on the unit, {want} sent"
+            said = "" if secret else f": {reply.lines[-1] if reply.lines else 'no message'}"
+            return f"no SHA-256 from the unit (status {reply.status}{said})"
+        if found.group(1) != want:
+            return "the SHA-256 on the unit differs from what was sent" if secret else \
+                f"SHA-256 {found.group(1)} on the unit, {want} sent"
+        if mode is not None:
+            modes = _MODE.findall(reply.output)
+            if not modes or int(modes[-1], 8) != mode:
+                return f"{path} has mode {modes[-1] if modes else 'unknown'} on the unit, {mode:o} wanted"
+        return None
 
-    def write(self, path: str, data: bytes) -> Written:
-        """Write ``data`` to ``path`` on the unit; returns only after a matching readback of the file in place."""
+    def write(self, path: str, data: bytes, *, mode: int | None = None, secret: bool = False) -> Written:
+        """Write ``data`` to ``path`` on the unit; returns only after a matching readback of the file in place
+        (and of its ``mode``, when given). A ``secret`` is never logged or reported."""
         shell = self.shell
         want = hashlib.sha256(data).hexdigest()
         encoded = base64.b64encode(data).decode("ascii")
@@ -110,17 +129,20 @@ class Transfer:
         parts = posixpath.join(self.tmp_dir, f"station.{secrets.token_hex(4)}")
         temporary = f"{path}.station-new"
         width = max(4, len(str(len(lines))))
+        quoted, folder = shlex.quote(temporary), shlex.quote(parts)
         self.report("prepare", f"preparing {parts}", None, None)
-        shell.check(f"rm -rf {shlex.quote(parts)}&&mkdir -p {shlex.quote(parts)}", "prepare")
+        shell.check(f"rm -rf {folder}&&mkdir -p {folder}" + ("" if mode is None else f"&&chmod 700 {folder}"), "prepare")
         for number, line in enumerate(lines, 1):
             name = shlex.quote(f"{parts}/{number:0{width}d}")
             raw = base64.b64decode(line)
-            self._tries("write", f"chunk {number}/{len(lines)}", partial(self._chunk, name, line, raw))
+            self._tries("write", f"chunk {number}/{len(lines)}", partial(self._chunk, name, line, raw, secret))
             self.report("write", f"chunk {number}/{len(lines)} written", number, len(lines))
-        shell.check(f"cat {shlex.quote(parts)}/*>{shlex.quote(temporary)}&&rm -rf {shlex.quote(parts)}", "verify")
-        self._tries("verify", f"readback of {temporary}", partial(self._readback, "verify", temporary, want))
-        self.report("verify", f"{len(data)} bytes verified (SHA-256 {want[:16]}...)", None, None)
-        shell.check(f"mv -f {shlex.quote(temporary)} {shlex.quote(path)}&&sync", "install")
-        self._tries("install", f"readback of {path}", partial(self._readback, "install", path, want))
+        # A file with a mode exists, empty and with its mode, before any of its content does.
+        join = f"cat {folder}/*>{quoted}" if mode is None else f">{quoted}&&chmod {mode:o} {quoted}&&cat {folder}/*>>{quoted}"
+        shell.check(f"{join}&&rm -rf {folder}", "verify")
+        self._tries("verify", f"readback of {temporary}", partial(self._readback, "verify", temporary, want, mode, secret))
+        self.report("verify", f"{len(data)} bytes verified" + ("" if secret else f" (SHA-256 {want[:16]}...)"), None, None)
+        shell.check(f"mv -f {quoted} {shlex.quote(path)}&&sync", "install")
+        self._tries("install", f"readback of {path}", partial(self._readback, "install", path, want, mode, secret))
         self.report("install", f"{path} in place and read back", None, None)
-        return Written(path, len(data), want, len(lines), self.chunk_retries, self.readback_retries)
+        return Written(path, len(data), want, len(lines), self.chunk_retries, self.readback_retries, mode)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from station.core.credentials import settings as credential_settings
 from station.rig.settings import RigSettings, SlotSettings, from_mapping
 from station.simulator import Unit
 from station.store import Device, Store
@@ -120,3 +122,18 @@ def no_password_in(station: dict[str, Any]) -> Callable[[Path], None]:
 
     return check
 
+
+
+def product_with(store: Store, **credentials: Any) -> str:
+    """A new product whose units get these credentials (the session's product stays without any)."""
+    product_id = "01H4R15D3478JD26YDY" + secrets.token_hex(4).upper()
+    store.add_product(product_id, "Blank", "Blank-01", description="Blank slate app")
+    store.set_product_credentials(product_id, credential_settings(credentials), actor="test")
+    return product_id
+
+
+def openssl_verifies(chain: Path, certificate: Path) -> None:
+    """The real ``openssl verify`` accepts the certificate file against the CA chain file."""
+    checked = subprocess.run(["openssl", "verify", "-CAfile", chain, certificate], capture_output=True, text=True,
+                             timeout=30)
+    assert checked.returncode == 0 and checked.stdout.strip().endswith(": OK"), checked.stdout + checked.stderr

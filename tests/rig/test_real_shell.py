@@ -2,7 +2,8 @@
 base64, sha256sum, cksum, mv, sync (and openssl for the credentials), in a temporary folder that stands for the
 unit's root. The shell's terminal is bridged to a second pseudo-terminal, whose name the rig opens through
 pyserial like any serial port. The unit's agent is a shell script that registers with the real `station serve`
-(curl), reading the device file the rig wrote.
+(curl), reading the device file the rig wrote. One flash writes the device file and both kinds of credential, the
+key and CSR made by the real openssl.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ from typing import Any
 
 import pytest
 
+from station.credentials.authority import Authority
+from station.credentials.secret import verify
+from station.rig.credentials import Issuing
 from station.rig.flash import flash
-from tests.rig.conftest import PRODUCT, kinds, rig_settings
+from tests.rig.conftest import PRODUCT, kinds, openssl_verifies, product_with, rig_settings
 
-TOOLS = ("sh", "base64", "sha256sum", "cksum", "mv", "sync", "stty", "openssl", "curl")
+TOOLS = ("sh", "base64", "sha256sum", "cksum", "mv", "sync", "stty", "sed", "openssl", "curl")
 
 
 @dataclass
@@ -74,11 +78,12 @@ def real_unit(tmp_path: Path, station: dict[str, Any]) -> Iterator[RealUnit]:
     for folder in ("tmp", "etc/ioto", "var/lib/ioto", "usr/sbin"):
         (root / folder).mkdir(parents=True)
     agent = root / "usr/sbin/ioto-start"
+    device = root / "etc/ioto/device.json5"
     agent.write_text(  # the unit's agent: registers with the station, the body being the device file
         "#!/bin/sh\n"
-        f"exec curl -sf -m 10 -H 'Authorization: bearer {PRODUCT}' -H 'Content-Type: application/json' "
-        f"--data-binary @{root}/etc/ioto/device.json5 -o {root}/var/lib/ioto/provision.json5 "
-        f"{station['url']}/api/device/register\n")
+        f"product=$(sed -n 's/^ *\"product\": \"\\([^\"]*\\)\".*/\\1/p' {device})\n"
+        f"exec curl -sf -m 10 -H \"Authorization: bearer $product\" -H 'Content-Type: application/json' "
+        f"--data-binary @{device} -o {root}/var/lib/ioto/provision.json5 {station['url']}/api/device/register\n")
     agent.chmod(0o755)
     shell_master, shell_side = pty.openpty()
     rig_master, rig_side = pty.openpty()
@@ -119,3 +124,25 @@ def test_a_flash_on_a_real_shell(store, device, real_unit: RealUnit) -> None:
                                         "registration-confirmed"]
     flashed = next(e.details for e in store.events(device.uci) if e.kind == "flashed")
     assert flashed["sha256"] == hashlib.sha256(data).hexdigest() and flashed["chunk_retries"] == 0
+
+
+def test_a_flash_with_both_credentials_on_a_real_shell(store, real_unit: RealUnit, tmp_path: Path) -> None:
+    Authority.init(tmp_path / "ca-home")
+    paths = {f"{name}_path": real_unit.path(f"/etc/ioto/device.{name}") for name in ("secret", "key", "csr", "cert")}
+    product = product_with(store, kinds=["secret", "x509"], chain_path=real_unit.path("/etc/ioto/ca.crt"), **paths)
+    uci = store.issue(product)[0].uci
+    settings = real_settings(real_unit)
+    result = flash(store, settings, settings.slot("A"), uci, issuing=Issuing(tmp_path / "ca-home"))
+    assert result.passed, result.summary()
+    key, cert, chain, secret = (Path(paths["key_path"]), Path(paths["cert_path"]), real_unit.root / "etc/ioto/ca.crt",
+                                Path(paths["secret_path"]))
+    assert key.stat().st_mode & 0o777 == 0o600 and secret.stat().st_mode & 0o777 == 0o600
+    assert b"BEGIN PRIVATE KEY" in key.read_bytes()  # made there by the real openssl, never sent
+    openssl_verifies(chain, cert)
+    public = [subprocess.run(command, capture_output=True, text=True, timeout=30, check=True).stdout for command in (
+        ["openssl", "pkey", "-in", key, "-pubout"], ["openssl", "x509", "-in", cert, "-noout", "-pubkey"])]
+    assert public[0] == public[1] and "BEGIN PUBLIC KEY" in public[0]
+    assert verify(dict(store.secret_lines())[uci], secret.read_text())
+    assert store.device(uci).state == "registered"
+    assert kinds(store, uci)[:5] == ["issued", "flash-started", "secret-made", "certificate-issued", "flashed"]
+    assert [p.name for p in (real_unit.root / "etc/ioto").iterdir() if p.name.endswith(".station-new")] == []
