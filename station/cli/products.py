@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import click
 
+from .. import terminal
+from ..core import credentials
+from ..core.errors import Invalid
 from .base import Station, StationGroup, echo_table, pass_station, switches
 
 
@@ -46,3 +51,33 @@ switches(product, "product", "PRODUCT_ID", lambda station, name, on: station.sto
           ("Allow claim IDs to be issued for a product again.",
            "Stop issuing claim IDs for a product (devices and their history stay)."),
           ": no claim IDs are issued for it until `station product enable {name}`")
+
+
+@product.command("credentials")
+@click.argument("product_id")
+@click.option("--kinds", required=True, help="none, or secret, x509 or secret,x509: what each unit gets.")
+@click.option("--keys", type=click.Choice(credentials.KEY_ORIGINS), default=None,
+              help="Where X.509 keys are made: on the unit (only its CSR leaves it) or by the station.")
+@click.option("--username", default=None, help="MQTT username rule with {uci} and {product} [default {uci}].")
+@click.option("--validity-days", type=int, default=None, help="Device certificates' life [default 3650].")
+@click.option("--mode", default=None, help="File mode of the credentials on the unit, octal, owner-only [0600].")
+@click.option("--secret-path", default=None)
+@click.option("--key-path", default=None)
+@click.option("--csr-path", default=None)
+@click.option("--cert-path", default=None)
+@click.option("--chain-path", default=None)
+@pass_station
+def product_credentials(station: Station, product_id: str, mode: str | None, **given: str | int | None) -> None:
+    """Set the credentials a product's units get from now on; settings not given stay as they are."""
+    values = {**asdict(station.store.product(product_id).credentials),
+              **{key: value for key, value in given.items() if value is not None}}
+    if mode is not None:
+        try:
+            values["mode"] = int(mode, 8)
+        except ValueError as exc:
+            raise Invalid(f"--mode is octal file permissions such as 0600, not {mode!r}") from exc
+    settings = station.store.set_product_credentials(product_id, credentials.settings(values)).credentials
+    click.echo(terminal.escape(f"product {product_id}: credentials {', '.join(settings.kinds) or 'none'}"
+                               + (f", username {settings.username}" if settings.secret else "")
+                               + (f", keys made on the {'unit' if settings.keys == 'device' else 'station'}, "
+                                  f"{settings.validity_days} days" if settings.x509 else "")))

@@ -37,7 +37,7 @@ BACKDATE = datetime.timedelta(hours=1)  # a device certificate's start, before n
 CA_KEYS = {"p256": "EC P-256", "p384": "EC P-384", "rsa3072": "RSA 3072"}
 _CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}  # device keys the CA signs
 RSA_MIN = 2048
-_FIX = (f"make a new CA: move {FOLDER}/ out of the data directory, then `station ca init` or `station ca import`")
+REPLACE = (f"make a new CA: move {FOLDER}/ out of the data directory, then `station ca init` or `station ca import`")
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -132,7 +132,7 @@ def _check_ca(cert: x509.Certificate, what: str, when: datetime.datetime | None 
         raise AuthorityUnusable(f"{what} may not sign certificates and CRLs (keyUsage lacks keyCertSign, cRLSign)")
     when = when or _now()
     if cert.not_valid_after_utc <= when:
-        raise AuthorityUnusable(f"{what} expired on {stored(cert.not_valid_after_utc)}; {_FIX}")
+        raise AuthorityUnusable(f"{what} expired on {stored(cert.not_valid_after_utc)}; {REPLACE}")
     if cert.not_valid_before_utc > when:
         raise AuthorityUnusable(f"{what} is not valid before {stored(cert.not_valid_before_utc)}; check the clock")
 
@@ -263,12 +263,7 @@ class Authority:
         """The station's CA, ready to sign; an error saying what to do when there is none, the passphrase is
         missing or wrong, or the CA expired."""
         where = folder(data_dir)
-        if not exists(data_dir):
-            raise NoAuthority(f"this station has no CA yet: run `station ca init` (or `station ca import` for "
-                              f"the company's CA) with --data-dir {data_dir}")
-        cert = _read_certificates((where / CERT_FILE).read_bytes(), f"{where / CERT_FILE}")[0]
-        chain = where / CHAIN_FILE
-        parents = _read_certificates(chain.read_bytes(), f"{chain}") if chain.is_file() and chain.stat().st_size else []
+        cert, *parents = _certificates(data_dir)
         _check_ca(cert, "the station's CA")
         files.tighten(where / KEY_FILE)
         key = _read_key((where / KEY_FILE).read_bytes(), passphrase, "the CA key")
@@ -317,7 +312,7 @@ class Authority:
         start = _now()
         end = min(start + datetime.timedelta(days=product.credentials.validity_days), self.certificate.not_valid_after_utc)
         if end <= start:
-            raise AuthorityUnusable(f"the station's CA expired on {stored(self.certificate.not_valid_after_utc)}; {_FIX}")
+            raise AuthorityUnusable(f"the station's CA expired on {stored(self.certificate.not_valid_after_utc)}; {REPLACE}")
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, uci),
                              x509.NameAttribute(NameOID.ORGANIZATION_NAME, product.id)])
         builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(self.certificate.subject)
@@ -385,13 +380,25 @@ def describe(cert: x509.Certificate, parents: tuple[x509.Certificate, ...] = ())
 def show(data_dir: Path) -> dict[str, Any]:
     """The station's CA described from its certificate files alone (no passphrase needed), and whether its
     key file is encrypted."""
-    where = folder(data_dir)
-    if not exists(data_dir):
-        raise NoAuthority("this station has no CA yet: run `station ca init` (or `station ca import`)")
-    cert = _read_certificates((where / CERT_FILE).read_bytes(), f"{where / CERT_FILE}")[0]
-    chain = where / CHAIN_FILE
-    parents = tuple(_read_certificates(chain.read_bytes(), f"{chain}")) if chain.is_file() and chain.stat().st_size else ()
-    key_file = where / KEY_FILE
+    cert, *rest = _certificates(data_dir)
+    parents = tuple(rest)
+    key_file = folder(data_dir) / KEY_FILE
     encrypted = key_file.is_file() and b"ENCRYPTED" in key_file.read_bytes()[:64]
     return {**describe(cert, parents), "key_file": str(key_file), "encrypted": encrypted,
             "expired": cert.not_valid_after_utc <= _now()}
+
+
+def _certificates(data_dir: Path) -> list[x509.Certificate]:
+    """The CA's certificate and its parents, from its files (no key needed)."""
+    where = folder(data_dir)
+    if not exists(data_dir):
+        raise NoAuthority(f"this station has no CA yet: run `station ca init` (or `station ca import` for the "
+                          f"company's CA) with --data-dir {data_dir}")
+    chain = where / CHAIN_FILE
+    parents = _read_certificates(chain.read_bytes(), str(chain)) if chain.is_file() and chain.stat().st_size else []
+    return [_read_certificates((where / CERT_FILE).read_bytes(), str(where / CERT_FILE))[0], *parents]
+
+
+def chain_of(data_dir: Path) -> bytes:
+    """The station's CA chain (``Authority.chain_pem``) without loading its key: for exports."""
+    return b"".join(_pem(c) for c in _certificates(data_dir))

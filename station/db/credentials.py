@@ -9,17 +9,16 @@ secret leaves the broker's password file at the next export.
 from __future__ import annotations
 
 import re
-from typing import Any
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING, Any
 
 from ..core import credentials, fields
 from ..core.errors import Conflict, Invalid
 from ..core.lifecycle import VOID, Kind
 from ..core.models import Device, now, stored
 from .devices import DevicesTable
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 ACTIVE, REVOKED, SUPERSEDED = "active", "revoked", "superseded"
 CERTIFICATE_STATES = (ACTIVE, REVOKED, SUPERSEDED)
@@ -37,6 +36,8 @@ def serial_text(number: int) -> str:
 
 def fingerprint(certificate: x509.Certificate) -> str:
     """SHA-256 of the DER certificate in lower-case hex: what AWS IoT calls the certificate's ID."""
+    from cryptography.hazmat.primitives import hashes
+
     return certificate.fingerprint(hashes.SHA256()).hex()
 
 
@@ -85,6 +86,9 @@ class CredentialsTable(DevicesTable):
         active ones become superseded. The stored row, without its PEM."""
         if key_origin not in credentials.KEY_ORIGINS:
             raise Invalid(f"a key's origin is {' or '.join(credentials.KEY_ORIGINS)}, not {key_origin!r}")
+        from cryptography import x509  # on use: every station process imports the store, few read certificates
+        from cryptography.x509.oid import NameOID
+
         try:
             certificate = x509.load_pem_x509_certificate(pem)
         except ValueError as exc:
