@@ -13,13 +13,13 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import json5
 
 from . import files
 from .core.errors import Invalid
-from .store import IDEMPOTENCY_WINDOW, REPEAT_WINDOW
+from .core.models import IDEMPOTENCY_WINDOW, REPEAT_WINDOW
 
 DEFAULT_DATA_DIR = "station-data"
 CONFIG_NAME = "station.json5"
@@ -114,6 +114,11 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
     return Path(data_dir or os.environ.get("STATION_DATA_DIR") or DEFAULT_DATA_DIR)
 
 
+class Windows(TypedDict):
+    repeat_window: float
+    idempotency_window: float
+
+
 @dataclass
 class Config:
     """The station's configuration: defaults, overlaid by the data directory's station.json5."""
@@ -139,9 +144,9 @@ class Config:
         return float(self.get("database_timeout"))
 
     @property
-    def issue_windows(self) -> dict[str, float]:
-        """Store.issue's ``repeat_window`` and ``idempotency_window``."""
-        return {key: float(self.get(key)) for key in ("repeat_window", "idempotency_window")}
+    def issue_windows(self) -> Windows:
+        """An IssueRequest's ``repeat_window`` and ``idempotency_window``, as configured."""
+        return Windows(repeat_window=self.get("repeat_window"), idempotency_window=self.get("idempotency_window"))
 
 
 def secure_files(path: Path) -> None:

@@ -7,17 +7,17 @@ hand it out. A ``Store`` owns one connection and is used from one thread at a ti
 
 from __future__ import annotations
 
-from .core.models import Batch, Device, Event, Product, now
+from .core.models import IDEMPOTENCY_WINDOW, REPEAT_WINDOW, Batch, Device, Event, IssueRequest, Product, now
 from .db.batches import CHUNK, BatchesTable, prefetch
 from .db.connection import NotAStationDatabase
 from .db.credentials import CredentialsTable
-from .db.devices import IDEMPOTENCY_WINDOW, REPEAT_WINDOW, Ambiguous, RepeatRefused, SerialTaken
+from .db.devices import Ambiguous, RepeatRefused, SerialTaken
 from .db.schema import SCHEMA_VERSION
 from .db.tokens import DEFAULT_SCOPES, TOKEN_SCOPES, TokensTable
 from .db.users import UsersTable
 
 __all__ = ["CHUNK", "DEFAULT_SCOPES", "IDEMPOTENCY_WINDOW", "REPEAT_WINDOW", "SCHEMA_VERSION", "TOKEN_SCOPES", "Ambiguous",
-           "Batch", "Device", "Event", "NotAStationDatabase", "Product", "RepeatRefused", "SerialTaken", "Store", "now",
+           "Batch", "Device", "Event", "IssueRequest", "NotAStationDatabase", "Product", "RepeatRefused", "SerialTaken", "Store", "now",
            "prefetch"]
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from station import manifest
-from station.store import Device, Store
+from station.store import Device, IssueRequest, Store
 from tests.conftest import PRODUCT
 from tests.test_cli import STATION, run
 
@@ -36,9 +36,9 @@ def hostile(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     serials = {}
     with Store.open(data_dir / "station.db") as store:
         for serial in FORMULAS:
-            device, _ = store.issue(PRODUCT, serial=serial, actor="test")
+            device, _ = store.issue(IssueRequest(PRODUCT, serial=serial, actor="test"))
             serials[device.uci] = serial
-        old = [store.issue(PRODUCT, serial=f"SN-{n}", actor="test")[0].uci for n in range(len(OLD_ROWS))]
+        old = [store.issue(IssueRequest(PRODUCT, serial=f"SN-{n}", actor="test"))[0].uci for n in range(len(OLD_ROWS))]
     conn = sqlite3.connect(data_dir / "station.db")
     with conn:
         for uci, serial in zip(old, OLD_ROWS, strict=True):

@@ -14,7 +14,7 @@ import pytest
 
 from station.core import fields
 from station.core.errors import Invalid
-from station.store import RepeatRefused, Store
+from station.store import IssueRequest, RepeatRefused, Store
 from tests.conftest import PRODUCT, dump
 
 STATION = [sys.executable, "-c", "from station.cli import main; main()"]
@@ -81,9 +81,9 @@ def test_shown_values_are_storable_printable_and_short() -> None:
         "long serial", "RLO hwid"])
 def test_a_bad_request_in_a_group_is_refused_alone_and_the_rest_commit(store: Store, request_fields: dict[str, str]) -> None:
     results = store.issue_group([
-        {"product_id": PRODUCT, "hwkey": "serial:GOOD-1", "actor": "device"},
-        {"product_id": PRODUCT, "actor": "device", "details": {"remote": "10.0.0.9"}, **request_fields},
-        {"product_id": PRODUCT, "serial": "GOOD-2", "actor": "device"},
+        IssueRequest(PRODUCT, hwkey="serial:GOOD-1", actor="device"),
+        IssueRequest(**{"product_id": PRODUCT, "actor": "device", "details": {"remote": "10.0.0.9"}, **request_fields}),
+        IssueRequest(PRODUCT, serial="GOOD-2", actor="device"),
     ])
     first, bad, last = results
     assert isinstance(bad, Invalid) and not isinstance(first, Exception) and not isinstance(last, Exception)
@@ -100,9 +100,9 @@ def test_a_bug_in_one_request_fails_it_alone_and_is_logged(store: Store, caplog:
     # in the request's work, past every check. Its savepoint goes, and the group commits the others.
     with caplog.at_level(logging.ERROR, logger="station.store"):
         good, broken, after = store.issue_group([
-            {"product_id": PRODUCT, "hwkey": "mac:01"},
-            {"product_id": PRODUCT, "hwkey": "mac:02", "details": {"unwritable": object()}},
-            {"product_id": PRODUCT, "hwkey": "mac:03"},
+            IssueRequest(PRODUCT, hwkey="mac:01"),
+            IssueRequest(PRODUCT, hwkey="mac:02", details={"unwritable": object()}),
+            IssueRequest(PRODUCT, hwkey="mac:03"),
         ])
     assert isinstance(broken, TypeError) and good[1] and after[1]
     assert [r.message for r in caplog.records] == ["issuing failed (a bug): this request is refused, the group's others go on"]
@@ -111,14 +111,14 @@ def test_a_bug_in_one_request_fails_it_alone_and_is_logged(store: Store, caplog:
     assert refused == {"attempted": "issued", "hwkey": "mac:02", "product": PRODUCT,
                        "reason": "internal error of the station; its log has the details"}
     with pytest.raises(TypeError):  # one request alone: the caller gets the bug, and nothing is stored
-        store.issue(PRODUCT, hwkey="mac:04", details={"unwritable": object()})
+        store.issue(IssueRequest(PRODUCT, hwkey="mac:04", details={"unwritable": object()}))
     assert store.conn.execute("SELECT count(*) FROM devices WHERE hwkey = 'mac:04'").fetchone()[0] == 0
 
 
 @pytest.mark.parametrize("value", BAD_SERIALS.values(), ids=BAD_SERIALS.keys())
 def test_store_issue_refuses_a_bad_serial_and_stores_no_device(store: Store, value: str) -> None:
     with pytest.raises(Invalid, match="serial"):
-        store.issue(PRODUCT, serial=value)
+        store.issue(IssueRequest(PRODUCT, serial=value))
     assert store.conn.execute("SELECT count(*) FROM devices").fetchone()[0] == 0
 
 
@@ -162,55 +162,55 @@ def test_a_batch_name_follows_the_text_rule_and_stores_nothing(store: Store, nam
 
 
 def test_hardware_key_repeats_end_when_the_unit_leaves_the_factory(store: Store) -> None:
-    unit, created = store.issue(PRODUCT, hwkey="mac:AA", actor="device")
-    assert created and store.issue(PRODUCT, hwkey="mac:AA", actor="device") == (unit, False)
+    unit, created = store.issue(IssueRequest(PRODUCT, hwkey="mac:AA", actor="device"))
+    assert created and store.issue(IssueRequest(PRODUCT, hwkey="mac:AA", actor="device")) == (unit, False)
     for state in ("labeled", "flashed"):  # still in the factory
         store.advance(unit.uci, state, state, "tests")
-        assert store.issue(PRODUCT, hwkey="mac:AA", actor="device")[0].uci == unit.uci
+        assert store.issue(IssueRequest(PRODUCT, hwkey="mac:AA", actor="device"))[0].uci == unit.uci
     store.advance(unit.uci, "registered", "registered", "device")
     with pytest.raises(RepeatRefused) as refused:
-        store.issue(PRODUCT, hwkey="mac:AA", actor="device")
+        store.issue(IssueRequest(PRODUCT, hwkey="mac:AA", actor="device"))
     assert refused.value.status == 409 and unit.uci not in str(refused.value) and unit.display not in str(refused.value)
     assert [e.kind for e in store.events(unit.uci)][-1] == "refused"  # recorded against the unit it names
 
-    old, _ = store.issue(PRODUCT, hwkey="mac:BB", actor="device")
+    old, _ = store.issue(IssueRequest(PRODUCT, hwkey="mac:BB", actor="device"))
     store.conn.execute("UPDATE devices SET created = '2026-01-01T00:00:00.000Z' WHERE uci = ?", (old.uci,))
     with pytest.raises(RepeatRefused, match="issued more than 86400 s ago"):  # still issued, but long ago
-        store.issue(PRODUCT, hwkey="mac:BB", actor="device")
-    assert store.issue(PRODUCT, hwkey="mac:BB", actor="device", repeat_window=10**9)[0].uci == old.uci
+        store.issue(IssueRequest(PRODUCT, hwkey="mac:BB", actor="device"))
+    assert store.issue(IssueRequest(PRODUCT, hwkey="mac:BB", actor="device", repeat_window=10**9))[0].uci == old.uci
 
     store.void(unit.uci, "asked again after registration", "tests")  # the way out: void it, the unit gets a new one
-    assert store.issue(PRODUCT, hwkey="mac:AA", actor="device")[0].uci not in (unit.uci, old.uci)
+    assert store.issue(IssueRequest(PRODUCT, hwkey="mac:AA", actor="device"))[0].uci not in (unit.uci, old.uci)
 
 
 def test_an_idempotency_key_gives_no_claim_id_of_a_unit_that_left_the_factory(store: Store) -> None:
-    unit, _ = store.issue(PRODUCT, idempotency_key="boot-1", remote="10.0.0.1")
+    unit, _ = store.issue(IssueRequest(PRODUCT, idempotency_key="boot-1", remote="10.0.0.1"))
     store.advance(unit.uci, "registered", "registered", "device")
     with pytest.raises(RepeatRefused) as refused:
-        store.issue(PRODUCT, idempotency_key="boot-1", remote="10.0.0.1")
+        store.issue(IssueRequest(PRODUCT, idempotency_key="boot-1", remote="10.0.0.1"))
     assert unit.uci not in str(refused.value) and refused.value.status == 409
     assert [e.kind for e in store.events(unit.uci)][-1] == "refused"
 
 
 def test_an_idempotency_key_is_scoped_to_its_client_and_expires(store: Store) -> None:
-    first, _ = store.issue(PRODUCT, idempotency_key="boot-1", remote="10.0.0.1")
-    assert store.issue(PRODUCT, idempotency_key="boot-1", remote="10.0.0.1") == (first, False)
-    elsewhere, created = store.issue(PRODUCT, idempotency_key="boot-1", remote="10.0.0.2")
+    first, _ = store.issue(IssueRequest(PRODUCT, idempotency_key="boot-1", remote="10.0.0.1"))
+    assert store.issue(IssueRequest(PRODUCT, idempotency_key="boot-1", remote="10.0.0.1")) == (first, False)
+    elsewhere, created = store.issue(IssueRequest(PRODUCT, idempotency_key="boot-1", remote="10.0.0.2"))
     assert created and elsewhere.uci != first.uci  # another client's key is another request
     store.conn.execute("UPDATE idempotency SET created = '2026-01-01T00:00:00.000Z' WHERE remote = '10.0.0.1'")
-    later, created = store.issue(PRODUCT, idempotency_key="boot-1", remote="10.0.0.1")
+    later, created = store.issue(IssueRequest(PRODUCT, idempotency_key="boot-1", remote="10.0.0.1"))
     assert created and later.uci not in (first.uci, elsewhere.uci)  # expired: a new request under an old name
-    assert store.issue(PRODUCT, idempotency_key="boot-1", remote="10.0.0.1") == (later, False)
+    assert store.issue(IssueRequest(PRODUCT, idempotency_key="boot-1", remote="10.0.0.1")) == (later, False)
     store.conn.execute("UPDATE idempotency SET created = '2026-01-01T00:00:00.000Z' WHERE remote = '10.0.0.2'")
-    store.issue(PRODUCT, idempotency_key="other", remote="10.0.0.3")
+    store.issue(IssueRequest(PRODUCT, idempotency_key="other", remote="10.0.0.3"))
     rows = store.conn.execute("SELECT remote, uci FROM idempotency ORDER BY remote").fetchall()
-    assert rows == [("10.0.0.1", later.uci), ("10.0.0.3", store.issue(PRODUCT, idempotency_key="other", remote="10.0.0.3")[0].uci)]
+    assert rows == [("10.0.0.1", later.uci), ("10.0.0.3", store.issue(IssueRequest(PRODUCT, idempotency_key="other", remote="10.0.0.3"))[0].uci)]
 
 
 def test_a_refusal_whose_details_do_not_store_still_fails_only_its_request(store: Store) -> None:
     results = store.issue_group([
-        {"product_id": "01UNKNOWNPRODUCT0000000000", "details": {"unwritable": object(), "text": "\ud800"}},
-        {"product_id": PRODUCT, "hwkey": "mac:GOOD"},
+        IssueRequest("01UNKNOWNPRODUCT0000000000", details={"unwritable": object(), "text": "\ud800"}),
+        IssueRequest(PRODUCT, hwkey="mac:GOOD"),
     ])
     assert isinstance(results[0], Exception) and "unknown product" in str(results[0])
     assert results[1][1] is True and store.device(results[1][0]).hwkey == "mac:GOOD"
@@ -221,7 +221,7 @@ def test_a_refusal_whose_details_do_not_store_still_fails_only_its_request(store
 @pytest.mark.parametrize(("reason", "problem"), [("", "needs a reason"), ("  ", "needs a reason"), ("R" * 1001, "longer than 1000"),
                                                  ("smudged\x1b[2J", r"U\+001B"), ("torn\x00", r"U\+0000")])
 def test_a_void_reason_follows_the_text_rule_and_changes_nothing(store: Store, reason: str, problem: str) -> None:
-    unit, _ = store.issue(PRODUCT, serial="SN-REASON")
+    unit, _ = store.issue(IssueRequest(PRODUCT, serial="SN-REASON"))
     before = dump(store.path)
     with pytest.raises(Invalid, match=problem):
         store.void(unit.uci, reason, actor="test")

@@ -13,7 +13,7 @@ from station.core import lifecycle, uci
 from station.core.errors import Conflict, Invalid, NotFound, Unavailable
 from station.core.models import now
 from station.db import connection, devices, schema
-from station.store import Ambiguous, NotAStationDatabase, Store
+from station.store import Ambiguous, IssueRequest, NotAStationDatabase, Store
 from tests.conftest import PRODUCT, dump
 
 
@@ -95,7 +95,7 @@ def test_colliding_ids_are_drawn_again_never_reused(store: Store, monkeypatch: p
 
 
 def test_life_cycle_moves_forward_and_records_everything(store: Store) -> None:
-    device, created = store.issue(PRODUCT, serial="SN1", actor="operator:ann")
+    device, created = store.issue(IssueRequest(PRODUCT, serial="SN1", actor="operator:ann"))
     assert created and device.state == "issued" and device.serial == "SN1"
     assert store.advance(device.uci, "labeled", "printed", "cli").state == "labeled"
     assert store.advance(device.uci, "flashed", "flashed", "rig:A").state == "flashed"
@@ -133,22 +133,22 @@ def test_events_are_append_only(store: Store) -> None:
 
 
 def test_hardware_key_and_idempotency_key_return_the_same_uci(store: Store) -> None:
-    first, created = store.issue(PRODUCT, hwkey="mac:00:11:22", actor="device")
-    again, created_again = store.issue(PRODUCT, hwkey="mac:00:11:22", actor="device")
+    first, created = store.issue(IssueRequest(PRODUCT, hwkey="mac:00:11:22", actor="device"))
+    again, created_again = store.issue(IssueRequest(PRODUCT, hwkey="mac:00:11:22", actor="device"))
     assert created and not created_again and again.uci == first.uci
-    one, _ = store.issue(PRODUCT, idempotency_key="k-1", actor="device")
-    two, created_two = store.issue(PRODUCT, idempotency_key="k-1", actor="device")
+    one, _ = store.issue(IssueRequest(PRODUCT, idempotency_key="k-1", actor="device"))
+    two, created_two = store.issue(IssueRequest(PRODUCT, idempotency_key="k-1", actor="device"))
     assert one.uci == two.uci and not created_two
     assert [e.kind for e in store.events(first.uci)] == ["issued", "issued-repeat"]
     assert store.conn.execute("SELECT count(*) FROM devices").fetchone()[0] == 2
 
 
 def test_a_serial_gets_one_uci_per_product(store: Store) -> None:
-    device, _ = store.issue(PRODUCT, serial="SN-7")
+    device, _ = store.issue(IssueRequest(PRODUCT, serial="SN-7"))
     with pytest.raises(Conflict, match=re.escape(f"already has claim ID {device.display}")):
-        store.issue(PRODUCT, serial="SN-7")
+        store.issue(IssueRequest(PRODUCT, serial="SN-7"))
     store.add_product("P2", "Other", "O-1")
-    other, _ = store.issue("P2", serial="SN-7")
+    other, _ = store.issue(IssueRequest("P2", serial="SN-7"))
     assert other.uci != device.uci
 
 
@@ -252,11 +252,11 @@ def _refusals(store: Store) -> list[tuple[str | None, str, dict[str, object]]]:
 
 @pytest.mark.parametrize("key", ["hwkey", "idempotency_key"])
 def test_a_void_uci_is_never_issued_again_to_its_unit(store: Store, key: str) -> None:
-    first, _ = store.issue(PRODUCT, **{key: "unit-1"}, actor="device")
+    first, _ = store.issue(IssueRequest(PRODUCT, **{key: "unit-1"}, actor="device"))
     store.void(first.uci, "label torn", "cli")
-    second, created = store.issue(PRODUCT, **{key: "unit-1"}, actor="device")
+    second, created = store.issue(IssueRequest(PRODUCT, **{key: "unit-1"}, actor="device"))
     assert created and second.uci != first.uci and second.state == "issued"
-    again, created_again = store.issue(PRODUCT, **{key: "unit-1"}, actor="device")
+    again, created_again = store.issue(IssueRequest(PRODUCT, **{key: "unit-1"}, actor="device"))
     assert again.uci == second.uci and not created_again
     name = "hwkey" if key == "hwkey" else "idempotency-key"
     released = store.events(first.uci)[-1]
@@ -270,11 +270,11 @@ def test_a_void_uci_is_never_issued_again_to_its_unit(store: Store, key: str) ->
 
 
 def test_a_group_never_hands_back_a_void_uci(store: Store) -> None:
-    (first, _), = store.issue_group([{"product_id": PRODUCT, "hwkey": "mac:01", "idempotency_key": "boot-1"}])
+    (first, _), = store.issue_group([IssueRequest(PRODUCT, hwkey="mac:01", idempotency_key="boot-1")])
     store.void(first, "returned", "cli")
     (second, created), (third, created_third) = store.issue_group([
-        {"product_id": PRODUCT, "hwkey": "mac:01", "idempotency_key": "boot-1"},
-        {"product_id": PRODUCT, "hwkey": "mac:01"},
+        IssueRequest(PRODUCT, hwkey="mac:01", idempotency_key="boot-1"),
+        IssueRequest(PRODUCT, hwkey="mac:01"),
     ])
     assert created and second != first and (third, created_third) == (second, False)
     assert [e.details["key"] for e in store.events(first) if e.kind == "key-released"] == ["hwkey", "idempotency-key"]
@@ -284,14 +284,14 @@ def test_a_group_never_hands_back_a_void_uci(store: Store) -> None:
 def test_refused_issues_are_events(store: Store) -> None:
     store.add_product("P2", "Other", "O-1")
     store.set_product_enabled("P2", False)
-    taken, _ = store.issue(PRODUCT, serial="SN-1")
+    taken, _ = store.issue(IssueRequest(PRODUCT, serial="SN-1"))
     before = store.conn.execute("SELECT count(*) FROM devices").fetchone()[0]
     with pytest.raises(NotFound, match="unknown product 'nope'"):
-        store.issue("nope", serial="SN-9", actor="operator:ann")
+        store.issue(IssueRequest("nope", serial="SN-9", actor="operator:ann"))
     with pytest.raises(Conflict, match="P2 is disabled"):
-        store.issue("P2", actor="operator:ann")
+        store.issue(IssueRequest("P2", actor="operator:ann"))
     with pytest.raises(Conflict, match="already has claim ID"):
-        store.issue(PRODUCT, serial="SN-1", actor="operator:ann", details={"slot": "A"})
+        store.issue(IssueRequest(PRODUCT, serial="SN-1", actor="operator:ann", details={"slot": "A"}))
     assert store.conn.execute("SELECT count(*) FROM devices").fetchone()[0] == before
     refusals = _refusals(store)
     assert [(code, actor) for code, actor, _ in refusals] == [(None, "operator:ann"), (None, "operator:ann"), (taken.uci, "operator:ann")]
@@ -303,11 +303,11 @@ def test_refused_issues_are_events(store: Store) -> None:
 
 
 def test_a_group_records_each_refusal_and_rolls_back_only_the_refused_request(store: Store) -> None:
-    store.issue(PRODUCT, serial="TAKEN")
+    store.issue(IssueRequest(PRODUCT, serial="TAKEN"))
     results = store.issue_group([
-        {"product_id": "01NOPE", "actor": "device", "details": {"remote": "10.0.0.9"}},
-        {"product_id": PRODUCT, "hwkey": "mac:02", "actor": "device"},
-        {"product_id": PRODUCT, "serial": "TAKEN", "hwkey": "mac:03", "actor": "device"},
+        IssueRequest("01NOPE", actor="device", details={"remote": "10.0.0.9"}),
+        IssueRequest(PRODUCT, hwkey="mac:02", actor="device"),
+        IssueRequest(PRODUCT, serial="TAKEN", hwkey="mac:03", actor="device"),
     ])
     assert isinstance(results[0], NotFound) and isinstance(results[2], Conflict) and results[1][1] is True
     assert [(code is None, details["product"], details.get("remote"), details.get("hwkey")) for code, _, details in _refusals(store)] == [
@@ -348,15 +348,15 @@ def test_a_batch_that_draws_only_stored_ids_gives_up(store: Store, monkeypatch: 
 
 
 def test_a_serial_whose_claim_id_was_voided_gets_a_new_one(store: Store) -> None:
-    first, _ = store.issue(PRODUCT, serial="SN-REWORK")
+    first, _ = store.issue(IssueRequest(PRODUCT, serial="SN-REWORK"))
     store.void(first.uci, "label damaged", "operator:ann")
-    second, created = store.issue(PRODUCT, serial="SN-REWORK", actor="operator:ann")
+    second, created = store.issue(IssueRequest(PRODUCT, serial="SN-REWORK", actor="operator:ann"))
     assert created and second.uci != first.uci and second.serial == "SN-REWORK"
     assert store.device(first.uci).serial is None
     released = [e for e in store.events(first.uci) if e.kind == "key-released"]
     assert released and released[0].details["value"] == "SN-REWORK"
     with pytest.raises(Conflict, match="already has claim ID"):
-        store.issue(PRODUCT, serial="SN-REWORK")
+        store.issue(IssueRequest(PRODUCT, serial="SN-REWORK"))
 
 
 def test_an_event_kind_outside_the_life_cycles_list_is_refused(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from station import terminal
-from station.store import Store
+from station.store import IssueRequest, Store
 from tests.conftest import PRODUCT
 from tests.test_cli import STATION, run, run_on_terminal
 
@@ -35,7 +35,7 @@ def hostile(tmp_path: Path) -> tuple[Path, str]:
     data_dir = tmp_path / "data"
     run(data_dir, "product", "add", "--id", PRODUCT, "--name", "Blank", "--model", "Blank-01")
     with Store.open(data_dir / "station.db") as store:
-        device, _ = store.issue(PRODUCT, serial="SN-1", actor="test")
+        device, _ = store.issue(IssueRequest(PRODUCT, serial="SN-1", actor="test"))
     conn = sqlite3.connect(data_dir / "station.db")
     with conn:
         conn.execute("UPDATE devices SET serial = ? WHERE uci = ?", (SERIAL, device.uci))

@@ -68,6 +68,28 @@ class Device:
         return asdict(self)
 
 
+REPEAT_WINDOW = 24 * 3600.0  # seconds after its issue that a unit still in the factory gets its UCI again by its hardware key
+IDEMPOTENCY_WINDOW = 24 * 3600.0  # seconds an Idempotency-Key names its request; older ones are deleted as issuance comes by
+
+
+@dataclass(frozen=True)
+class IssueRequest:
+    """One unit's request for a claim ID, from any way in (a device, the API, the line, the CLI), as the store's
+    issuance takes it alone or in a group (the server's writer). A unit that says who it is gets its UCI back: by
+    its hardware key ``hwkey`` while still in the factory (within ``repeat_window`` seconds of its issue), by an
+    ``idempotency_key`` from the same client address ``remote`` (within ``idempotency_window`` seconds)."""
+
+    product_id: str
+    serial: str | None = None
+    hwkey: str | None = None
+    idempotency_key: str | None = None
+    remote: str = ""
+    actor: str = "operator"
+    details: dict[str, Any] = field(default_factory=dict)  # more for the event (the slot, the client address)
+    repeat_window: float = REPEAT_WINDOW
+    idempotency_window: float = IDEMPOTENCY_WINDOW
+
+
 @dataclass(frozen=True)
 class Batch:
     id: int

@@ -10,13 +10,11 @@ from typing import Any
 from ..core import fields, lifecycle, uci
 from ..core.errors import Conflict, NotFound, StationError, Unavailable
 from ..core.lifecycle import Kind
-from ..core.models import Batch, Device, Product, ago, now
+from ..core.models import Batch, Device, IssueRequest, Product, ago, now
 from .events import log
 from .products import ProductsTable
 
 RELEASED = "its claim ID was voided; the unit gets a new one"  # why a key leaves a void device
-REPEAT_WINDOW = 24 * 3600.0  # seconds after its issue that a unit still in the factory gets its UCI again by its hardware key
-IDEMPOTENCY_WINDOW = 24 * 3600.0  # seconds an Idempotency-Key names its request; older ones are deleted as issuance comes by
 IN_FACTORY = lifecycle.STATES[: lifecycle.STATES.index("registered")]  # states in which a repeat may get the UCI back
 REFUSAL_FIELDS = (("product", "product_id"), ("serial", "serial"), ("hwkey", "hwkey"))  # (event detail, request key)
 TRIES = 100  # draws (or bulk chunks) in a row that store nothing new before a product's IDs count as used up
@@ -114,20 +112,12 @@ class DevicesTable(ProductsTable):
             params += [limit, offset]
         return (self._device(row) for row in self._query(sql, params))  # the filters are checked before the first row
 
-    def issue(self, product_id: str, *, serial: str | None = None, hwkey: str | None = None,
-              idempotency_key: str | None = None, remote: str = "", actor: str = "operator", kind: str = Kind.ISSUED,
-              details: dict[str, Any] | None = None, repeat_window: float = REPEAT_WINDOW,
-              idempotency_window: float = IDEMPOTENCY_WINDOW) -> tuple[Device, bool]:
-        """One UCI for one unit, committed before it returns; ``(device, True)`` when newly issued.
-
-        A unit that says who it is gets its UCI back, with an event: by its hardware key while it is still
-        in the factory (not yet registered, and within ``repeat_window`` seconds of its issue), by an
-        idempotency key from the same client address (``remote``) within ``idempotency_window`` seconds. A refusal
-        raises its error and is recorded as a ``refused`` event.
-        """
-        request = {"product_id": product_id, "serial": serial, "hwkey": hwkey, "idempotency_key": idempotency_key,
-                   "remote": remote, "actor": actor, "kind": kind, "details": details,
-                   "repeat_window": repeat_window, "idempotency_window": idempotency_window}
+    def issue(self, request: IssueRequest | str) -> tuple[Device, bool]:
+        """One UCI for one unit (a request, or a product ID with the defaults), committed before it returns;
+        ``(device, True)`` when newly issued, ``(device, False)`` when the unit was known (with an
+        ``issued-repeat`` event). A refusal raises its error and is recorded as a ``refused`` event."""
+        if isinstance(request, str):
+            request = IssueRequest(request)
         with self.transaction() as conn:
             result = self._issue_one(conn, request, {}, now())
         if isinstance(result, Exception):
@@ -141,30 +131,27 @@ class DevicesTable(ProductsTable):
             raise Conflict(f"product {product_id} is disabled; `station product enable {product_id}` allows issuing again")
         return product
 
-    def _issue_one(self, conn: sqlite3.Connection, request: dict[str, Any], products: dict[str, Product],
+    def _issue_one(self, conn: sqlite3.Connection, request: IssueRequest, products: dict[str, Product],
                    stamp: str) -> tuple[str, bool] | Exception:
-        """One request (``issue``'s keyword arguments) under its own savepoint: ``(uci, created)``, or the
-        error that refused it, whose ``refused`` event is written after its changes are rolled back.
+        """One request under its own savepoint: ``(uci, created)``, or the error that refused it, whose
+        ``refused`` event is written after its changes are rolled back.
 
         Whatever goes wrong in one request stays in it: a bug is logged and fails that request alone, so the
         group's other requests are committed. Only a failure of the database itself (locked, full, broken)
         ends the transaction, and refuses them all.
         """
-        details = request.get("details") or {}
-        actor, kind = request.get("actor", "operator"), request.get("kind", Kind.ISSUED)
+        details, actor = request.details, request.actor
         conn.execute("SAVEPOINT request")
         try:
-            product_id = fields.product_id(request["product_id"])
-            serial, hwkey, idem = (request.get(name) for name in ("serial", "hwkey", "idempotency_key"))
-            serial = None if serial is None else fields.serial(serial)
-            hwkey = None if hwkey is None else fields.hardware_key(hwkey)
-            idem = None if idem is None else fields.idempotency_key(idem)
+            product_id = fields.product_id(request.product_id)
+            serial = None if request.serial is None else fields.serial(request.serial)
+            hwkey = None if request.hwkey is None else fields.hardware_key(request.hwkey)
+            idem = None if request.idempotency_key is None else fields.idempotency_key(request.idempotency_key)
             if product_id not in products:
                 products[product_id] = self._issuable(product_id)
-            windows = (request.get("repeat_window", REPEAT_WINDOW), request.get("idempotency_window", IDEMPOTENCY_WINDOW))
             result: tuple[str, bool] | Exception = self._issue(
-                conn, products[product_id], serial, hwkey, (idem, str(request.get("remote") or "")), windows,
-                actor, kind, details, stamp)
+                conn, products[product_id], serial, hwkey, (idem, request.remote),
+                (request.repeat_window, request.idempotency_window), actor, details, stamp)
         except Exception as exc:
             if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, _REQUEST_ERRORS):
                 raise  # the database itself failed (locked, full, broken): the transaction's error, for the whole group
@@ -173,10 +160,10 @@ class DevicesTable(ProductsTable):
                 refusal = {**details, "reason": str(exc)}
             else:  # its details may be what broke it: the event keeps only what is sure to store
                 log.exception("issuing failed (a bug): this request is refused, the group's others go on",
-                              extra={"actor": actor, "product": fields.shown(request.get("product_id"))})
+                              extra={"actor": actor, "product": fields.shown(request.product_id)})
                 refusal = {"reason": "internal error of the station; its log has the details"}
-            refusal.update({"attempted": kind}, **{name: fields.shown(request.get(key))
-                                                   for name, key in REFUSAL_FIELDS if request.get(key) is not None})
+            refusal.update({"attempted": Kind.ISSUED}, **{name: fields.shown(getattr(request, key))
+                                                         for name, key in REFUSAL_FIELDS if getattr(request, key) is not None})
             try:
                 self._event(conn, Kind.REFUSED, actor, refusal, code=getattr(exc, "uci", None))
             except (TypeError, ValueError):  # the request's details do not store: the refusal without them
@@ -213,7 +200,7 @@ class DevicesTable(ProductsTable):
         return None
 
     def _issue(self, conn: sqlite3.Connection, product: Product, serial: str | None, hwkey: str | None,
-               idem: tuple[str | None, str], windows: tuple[float, float], actor: str, kind: str,
+               idem: tuple[str | None, str], windows: tuple[float, float], actor: str,
                details: dict[str, Any], stamp: str) -> tuple[str, bool]:
         existing = None
         if hwkey is not None:
@@ -232,7 +219,7 @@ class DevicesTable(ProductsTable):
                     f"the Idempotency-Key {idem[0]} of product {product.id} names a unit that has left the factory "
                     f"(registered): its claim ID is not given out again; send a new key for a new unit", existing[0])
         if existing is not None:
-            self._event(conn, kind + "-repeat", actor, details, code=existing[0])
+            self._event(conn, Kind.ISSUED_REPEAT, actor, details, code=existing[0])
             return existing[0], False
         if serial is not None:
             taken = self._known(conn, "serial", (serial,), product, actor)
@@ -257,7 +244,7 @@ class DevicesTable(ProductsTable):
         if idem[0] is not None:
             conn.execute("INSERT INTO idempotency(product, remote, key, uci, created) VALUES (?, ?, ?, ?, ?)",
                          (product.id, idem[1], idem[0], code, stamp))
-        self._event(conn, kind, actor, {k: v for k, v in {**details, "serial": serial}.items() if v is not None},
+        self._event(conn, Kind.ISSUED, actor, {k: v for k, v in {**details, "serial": serial}.items() if v is not None},
                     code=code, time=stamp)
         return code, True
 
@@ -355,10 +342,10 @@ class DevicesTable(ProductsTable):
         where, params = ("WHERE product = ?", (product,)) if product else ("", ())
         return [self._batch(r) for r in self._query(f"SELECT * FROM batches {where} ORDER BY id", params)]
 
-    def issue_group(self, requests: list[dict[str, Any]]) -> list[tuple[str, bool] | Exception]:
+    def issue_group(self, requests: list[IssueRequest]) -> list[tuple[str, bool] | Exception]:
         """Issue for many requests in one durable transaction (group commit): one fsync for the lot.
 
-        Each request holds ``issue``'s keyword arguments; each gets ``(uci, created)`` or the error that
+        Each request gets ``(uci, created)`` or the error that
         refused it alone (its savepoint is rolled back, then its ``refused`` event written; a bug is logged).
         An error of the transaction (the database locked, full or broken) refuses them all.
         """

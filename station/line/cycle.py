@@ -21,7 +21,7 @@ from ..labels import printers
 from ..rig.flash import Progress
 from ..rig.settings import SlotSettings
 from ..rig.slots import Rig
-from ..store import Device, Store
+from ..store import Device, IssueRequest, Store
 
 PASS, FAIL = Kind.LINE_PASS, Kind.LINE_FAIL  # the verdict events, counted per slot by the line's report of the day
 
@@ -73,7 +73,7 @@ class UnitCycle:
 
     def issue(self, store: Store, product: str, serial: str | None) -> Device:
         """The unit's claim ID, committed; the store refuses (with its event) a product that may not issue."""
-        device, _ = store.issue(product, serial=serial, actor=self.actor, details={"slot": self.slot.name})
+        device, _ = store.issue(IssueRequest(product, serial=serial, actor=self.actor, details={"slot": self.slot.name}))
         return device
 
     def run(self, store: Store, uci: str, *, label: bool) -> Verdict:

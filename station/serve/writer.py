@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..core.errors import StationError, Unavailable
-from ..store import Store
+from ..store import IssueRequest, Store
 
 T = TypeVar("T")
 MAX_GROUP = 256  # requests per transaction: bounds the time one group holds the write lock
@@ -28,7 +28,7 @@ GAVE_UP = (f"the station database did not accept the write within {ANSWER_TIMEOU
            f"(another program may hold it); nothing was written: try again")
 
 log = logging.getLogger("station.web")
-Work = dict[str, Any] | Callable[[Store], Any]  # an issuance request (Store.issue_group's keywords), or a write
+Work = IssueRequest | Callable[[Store], Any]  # an issuance request (committed in groups), or any other write
 
 
 class Writer:
@@ -41,8 +41,8 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="station-writer", daemon=True)
         self._thread.start()
 
-    def issue(self, **request: Any) -> tuple[str, bool]:
-        """Issue (or find again) the UCI for one request; ``Store.issue_group`` keyword arguments."""
+    def issue(self, request: IssueRequest) -> tuple[str, bool]:
+        """Issue (or find again) the UCI for one request: ``(uci, created)``."""
         return self._wait(self._submit(request))
 
     def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -79,11 +79,11 @@ class Writer:
             stopping = None in items
             # A request that gave up waiting cancelled its future: its write never happens (it was told so).
             work = [item for item in items if item is not None and item[1].set_running_or_notify_cancel()]
-            group = [(request, future) for request, future in work if isinstance(request, dict)]
+            group = [(request, future) for request, future in work if isinstance(request, IssueRequest)]
             if group:  # every issuance that queued up meanwhile: one transaction, one fsync
                 self._settle([future for _, future in group], self._store.issue_group, [request for request, _ in group])
             for job, future in work:
-                if not isinstance(job, dict):
+                if not isinstance(job, IssueRequest):
                     self._settle([future], lambda job: [job(self._store)], job)
 
     def _gather(self) -> list[tuple[Work, Future[Any]] | None]:

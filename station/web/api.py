@@ -16,8 +16,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from ..core import fields
-from ..core.lifecycle import Kind
-from ..store import Device
+from ..store import Device, IssueRequest
 from .access import require
 from .bodies import field, idempotency_key, only_fields, parse_object, query_int
 from .runtime import runtime
@@ -117,9 +116,9 @@ def issue() -> ResponseReturnValue:
     serial = field(body, "serial", str)
     key = idempotency_key(request.headers.get("Idempotency-Key"))
     rt = runtime()
-    code, created = rt.writer.issue(product_id=product_id, serial=fields.serial(serial) if serial else None,
-                                    idempotency_key=key, remote=request.remote_addr or "", actor=g.caller, kind=Kind.ISSUED,
-                                    **rt.config.issue_windows)
+    code, created = rt.writer.issue(IssueRequest(product_id, serial=fields.serial(serial) if serial else None,
+                                                 idempotency_key=key, remote=request.remote_addr or "", actor=g.caller,
+                                                 **rt.config.issue_windows))
     return _detail(rt.reader().device(code)), 201 if created else 200
 
 

@@ -17,7 +17,7 @@ from ..core import fields
 from ..core.errors import Forbidden, NotFound, StationError
 from ..core.lifecycle import Kind
 from ..core.uci import MAX_BITS
-from ..store import Device, Store
+from ..store import Device, IssueRequest, Store
 from . import replies
 from .access import Unauthorized, bearer
 from .bodies import MAX_BODY, content_length, field, idempotency_key, parse_object
@@ -34,11 +34,11 @@ def serialize(rt: Runtime, body: dict[str, Any], environ: dict[str, Any]) -> dic
         field(body, key, str, max_len=MAX_BODY)
     hwkey = rt.hardware_key(body)
     remote = environ.get("REMOTE_ADDR") or ""
-    code, _ = rt.writer.issue(
-        product_id=fields.product_id(product), hwkey=hwkey and fields.hardware_key(hwkey), remote=remote,
-        idempotency_key=idempotency_key(environ.get("HTTP_IDEMPOTENCY_KEY")), actor="device", kind=Kind.ISSUED,
+    code, _ = rt.writer.issue(IssueRequest(
+        fields.product_id(product), hwkey=hwkey and fields.hardware_key(hwkey), remote=remote,
+        idempotency_key=idempotency_key(environ.get("HTTP_IDEMPOTENCY_KEY")), actor="device",
         details={"remote": remote}, **rt.config.issue_windows,
-    )
+    ))
     return {"id": code}
 
 

@@ -19,7 +19,7 @@ import zxingcpp
 from PIL import Image
 
 from station import config as config_mod
-from station.store import Device, Store
+from station.store import Device, IssueRequest, Store
 
 REPO_LAYOUTS = Path(__file__).resolve().parents[2] / "label_layouts"
 CLAIM_URL = "https://example.com/claim/{id}"
@@ -58,7 +58,7 @@ def make_device(store: Store) -> Callable[..., Device]:
              model: str = "Blank-01", layout: str | None = None) -> Device:
         product = f"PRODUCT{next(_ids)}"
         store.add_product(product, name, model, bits=bits, claim_url=claim_url, layout=layout)
-        device, _ = store.issue(product, serial=serial, actor="cli")
+        device, _ = store.issue(IssueRequest(product, serial=serial, actor="cli"))
         return device
 
     return make

@@ -18,7 +18,7 @@ import pytest
 from station.core.credentials import settings as credential_settings
 from station.rig.settings import RigSettings, SlotSettings, from_mapping
 from station.simulator import Unit
-from station.store import Device, Store
+from station.store import Device, IssueRequest, Store
 
 PRODUCT = "01H4R15D3478JD26YDYK408XE6"
 PASSWORD = "s3cret-console"
@@ -75,7 +75,7 @@ def store(station: dict[str, Any]) -> Iterator[Store]:
 @pytest.fixture
 def device(store: Store) -> Device:
     """A freshly issued device of the product."""
-    return store.issue(PRODUCT, actor="test")[0]
+    return store.issue(IssueRequest(PRODUCT, actor="test"))[0]
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from station.rig.flash import flash
 from station.rig.settings import from_mapping
 from station.rig.shell import Shell
 from station.rig.transfer import Transfer
-from station.store import Store
+from station.store import IssueRequest, Store
 from tests.rig.conftest import PASSWORD, PRODUCT, QUICK, kinds
 from tests.rig.memory import DEVICE_JSON, MemoryUnit, registering
 
@@ -94,7 +94,7 @@ def test_a_console_lost_in_the_middle_of_a_transfer_is_port_lost_at_write() -> N
 
 
 def test_the_flash_cycle_takes_its_console_from_connect(db: Store, data_dir: Path) -> None:
-    device = db.issue(PRODUCT, actor="test")[0]
+    device = db.issue(IssueRequest(PRODUCT, actor="test"))[0]
     unit = MemoryUnit(password=PASSWORD, on_boot=registering(data_dir / "station.db"))
     result = flash(db, SETTINGS, SLOT, device.uci, connect=unit.connect)
     assert result.passed, result.summary()
@@ -106,7 +106,7 @@ def test_the_flash_cycle_takes_its_console_from_connect(db: Store, data_dir: Pat
 
 
 def test_a_lost_console_fails_the_cycle_at_write_and_the_device_stays_issued(db: Store) -> None:
-    device = db.issue(PRODUCT, actor="test")[0]
+    device = db.issue(IssueRequest(PRODUCT, actor="test"))[0]
     unit = MemoryUnit(password=PASSWORD, lose_at_chunk=2)
     result = flash(db, SETTINGS, SLOT, device.uci, connect=unit.connect)
     assert not result.passed and result.step == "write"

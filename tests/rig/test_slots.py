@@ -7,6 +7,7 @@ import pytest
 from station.core.errors import Conflict, NotFound
 from station.rig import Rig
 from station.rig.settings import from_mapping
+from station.store import IssueRequest
 from tests.rig.conftest import FAST, PASSWORD, PRODUCT, QUICK, kinds
 
 
@@ -15,7 +16,7 @@ def test_four_slots_at_once_with_one_hanging_unit(station, store, make_unit) -> 
     slots = {name: {"port": unit.path} for name, unit in units.items()}
     slots["D"]["command_timeout"] = 600  # the hanging unit would hold its slot for ten minutes
     settings = from_mapping({"password": PASSWORD, "baud": FAST, "register_timeout": 20, **QUICK}, slots)
-    devices = {name: store.issue(PRODUCT, actor="test")[0] for name in units}
+    devices = {name: store.issue(IssueRequest(PRODUCT, actor="test"))[0] for name in units}
     rig = Rig(settings, station["db"])
     seen: list[tuple[str, str]] = []
     jobs = {name: rig.start(name, devices[name].uci, on_progress=lambda p: seen.append((p.slot, p.uci)))
@@ -43,7 +44,7 @@ def test_four_slots_at_once_with_one_hanging_unit(station, store, make_unit) -> 
 def test_a_job_reports_its_steps_then_ends(station, store, make_unit) -> None:
     unit = make_unit()
     settings = from_mapping({"password": PASSWORD, "baud": FAST, **QUICK}, {"A": {"port": unit.path}})
-    device = store.issue(PRODUCT, actor="test")[0]
+    device = store.issue(IssueRequest(PRODUCT, actor="test"))[0]
     rig = Rig(settings, station["db"])
     job = rig.start("A", device.uci)
     steps = [progress.step for progress in job.progress(timeout=60)]

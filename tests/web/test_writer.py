@@ -13,7 +13,7 @@ import pytest
 from station.core.errors import Conflict, NotFound, Unavailable
 from station.serve import writer as writer_module
 from station.serve.writer import Writer
-from station.store import Store
+from station.store import IssueRequest, Store
 from tests.conftest import PRODUCT
 from tests.web.conftest import DISABLED, STATION, prepare
 
@@ -21,14 +21,14 @@ from tests.web.conftest import DISABLED, STATION, prepare
 def test_a_group_refuses_a_bad_request_alone_and_commits_the_rest(store: Store) -> None:
     store.add_product(DISABLED, "Off", "Off-01")
     store.set_product_enabled(DISABLED, False)
-    store.issue(PRODUCT, serial="TAKEN")
+    store.issue(IssueRequest(PRODUCT, serial="TAKEN"))
     results = store.issue_group([
-        {"product_id": PRODUCT, "hwkey": "serial:A"},
-        {"product_id": "01NOPE"},
-        {"product_id": PRODUCT, "hwkey": "serial:A"},  # the same unit twice in one group: one UCI
-        {"product_id": DISABLED},
-        {"product_id": PRODUCT, "serial": "TAKEN"},
-        {"product_id": PRODUCT, "idempotency_key": "k1", "actor": "tests", "details": {"remote": "10.0.0.7"}},
+        IssueRequest(PRODUCT, hwkey="serial:A"),
+        IssueRequest("01NOPE"),
+        IssueRequest(PRODUCT, hwkey="serial:A"),  # the same unit twice in one group: one UCI
+        IssueRequest(DISABLED),
+        IssueRequest(PRODUCT, serial="TAKEN"),
+        IssueRequest(PRODUCT, idempotency_key="k1", actor="tests", details={"remote": "10.0.0.7"}),
     ])
     first, unknown, again, disabled, taken, keyed = results
     assert isinstance(unknown, NotFound) and isinstance(disabled, Conflict) and isinstance(taken, Conflict)
@@ -43,10 +43,10 @@ def test_the_writer_answers_each_request_and_survives_a_failing_job(data_dir: Pa
     prepare(data_dir)
     writer = Writer(data_dir / "station.db")
     try:
-        code, created = writer.issue(product_id=PRODUCT, hwkey="mac:01")
-        assert created and writer.issue(product_id=PRODUCT, hwkey="mac:01") == (code, False)
+        code, created = writer.issue(IssueRequest(PRODUCT, hwkey="mac:01"))
+        assert created and writer.issue(IssueRequest(PRODUCT, hwkey="mac:01")) == (code, False)
         with pytest.raises(NotFound):
-            writer.issue(product_id="01NOPE")
+            writer.issue(IssueRequest("01NOPE"))
         with pytest.raises(ZeroDivisionError):
             writer.call(lambda store: 1 // 0)
         assert writer.call(lambda store: store.device(code).state) == "issued"
@@ -77,9 +77,9 @@ def test_a_request_that_gave_up_waiting_writes_nothing(data_dir: Path, monkeypat
         busy.start()
         assert started.wait(5)
         with pytest.raises(Unavailable, match="nothing was written"):
-            writer.issue(product_id=PRODUCT, hwkey="mac:gave-up")
+            writer.issue(IssueRequest(PRODUCT, hwkey="mac:gave-up"))
         busy.join(5)
-        assert writer.issue(product_id=PRODUCT, hwkey="mac:other")[1]  # the writer goes on
+        assert writer.issue(IssueRequest(PRODUCT, hwkey="mac:other"))[1]  # the writer goes on
     finally:
         writer.close()
     with Store.open(data_dir / "station.db") as store:
