@@ -28,7 +28,7 @@ from functools import partial
 
 from .checksum import cksum
 from .errors import Cancelled, PortLost, StepFailed
-from .shell import Shell
+from .shell import Reply, Shell
 
 log = logging.getLogger("station.rig")
 
@@ -38,6 +38,10 @@ Report = Callable[[str, str, "int | None", "int | None"], None]
 _CKSUM = re.compile(r"^\s*(\d+)\s+(\d+)\s*$", re.M)
 _SHA256 = re.compile(r"^([0-9a-f]{64})\b", re.M)
 _MODE = re.compile(r"^([0-7]{3,4})$", re.M)
+# What a unit may say about a failed write of a secret: only these words of its message are repeated, never
+# the rest (a garbled chunk line can come back in an error, "sh: 1: <base64>: not found").
+_SAFE_ERRORS = ("No space left on device", "Read-only file system", "Permission denied", "No such file or directory",
+                "Disk quota exceeded", "Input/output error")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,14 @@ class Written:
     chunk_retries: int
     readback_retries: int
     mode: int | None = None
+
+
+def _said(reply: Reply, secret: bool) -> str:
+    """The unit's last line of a failed command; of a secret's command only the known error it names."""
+    last = reply.lines[-1] if reply.lines else ""
+    if secret:
+        last = next((words for words in _SAFE_ERRORS if words in reply.output), "")
+    return last or "no message"
 
 
 def _quiet(step: str, message: str, done: int | None = None, total: int | None = None) -> None:
@@ -94,8 +106,7 @@ class Transfer:
     def _chunk(self, name: str, encoded: str, raw: bytes, secret: bool) -> str | None:
         reply = self.shell.run(f"echo {encoded}|base64 -d>{name}&&cksum<{name}", "write", secret=secret)
         if reply.status != 0:
-            said = "" if secret else f" ({reply.lines[-1] if reply.lines else 'no message'})"
-            return f"the unit answered status {reply.status}{said}"
+            return f"the unit answered status {reply.status} ({_said(reply, secret)})"
         found = _CKSUM.search(reply.output)
         if found is None:
             return "no checksum in the unit's answer"
@@ -108,8 +119,7 @@ class Transfer:
         reply = self.shell.run(f"sha256sum {quoted}" + (f"&&stat -c %a {quoted}" if mode is not None else ""), step)
         found = _SHA256.search(reply.output)
         if reply.status != 0 or found is None:
-            said = "" if secret else f": {reply.lines[-1] if reply.lines else 'no message'}"
-            return f"no SHA-256 from the unit (status {reply.status}{said})"
+            return f"no SHA-256 from the unit (status {reply.status}: {_said(reply, secret)})"
         if found.group(1) != want:
             return "the SHA-256 on the unit differs from what was sent" if secret else \
                 f"SHA-256 {found.group(1)} on the unit, {want} sent"

@@ -26,6 +26,7 @@ FAULTS: dict[str, tuple[float, str]] = {
     "no-openssl": (1, "the unit has no openssl (openssl: not found, status 127)"),
     "csr-mismatch": (1, "openssl req makes the CSR for another key than the one on the unit (N times)"),
     "csr-bad-signature": (1, "openssl req makes a CSR whose signature does not verify (N times)"),
+    "disk-full": (4096, "the unit's file system holds N bytes in all; a write beyond fails: No space left on device"),
     "cert-corrupt": (1, "a certificate written to the unit is stored with a changed byte, so it never reads back (N files)"),
 }
 

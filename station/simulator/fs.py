@@ -29,6 +29,7 @@ class MemoryFS:
         self.cwd = "/root"
         # Called with (path, data) for every write; returns what is stored (a fault of the unit's storage).
         self.on_write: Callable[[str, bytes], bytes] | None = None
+        self.capacity: int | None = None  # bytes all files may hold together (a full disk), None: unbounded
 
     def path(self, name: str) -> str:
         return posixpath.normpath(posixpath.join(self.cwd, name))
@@ -59,7 +60,11 @@ class MemoryFS:
                 self.modes[path] = mode & ~self.umask
             if self.on_write is not None:
                 data = self.on_write(path, data)
-            self.files[path] = (self.files.get(path, b"") if append else b"") + data
+            content = (self.files.get(path, b"") if append else b"") + data
+            if self.capacity is not None and data and \
+                    sum(map(len, self.files.values())) - len(self.files.get(path, b"")) + len(content) > self.capacity:
+                raise FsError("No space left on device")
+            self.files[path] = content
 
     def mode(self, name: str) -> int:
         """A file's or folder's permission bits."""

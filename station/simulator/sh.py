@@ -257,14 +257,17 @@ class Shell:
         else:
             out, err, status = run(argv[1:], stdin)
         for op, name in outputs:
-            if op == "2>&1":
-                out, err = out + err, b""
-            elif op.startswith("2"):
-                self.fs.write(name, err, append=True)
-                err = b""
-            else:
-                self.fs.write(name, out, append=True)
-                out = b""
+            try:
+                if op == "2>&1":
+                    out, err = out + err, b""
+                elif op.startswith("2"):
+                    self.fs.write(name, err, append=True)
+                    err = b""
+                else:
+                    self.fs.write(name, out, append=True)
+                    out = b""
+            except FsError as exc:
+                out, err, status = b"", err + f"{argv[0]}: write error: {exc}\n".encode(), 1
         return out, err, status
 
     # --- commands -----------------------------------------------------------------------------------------

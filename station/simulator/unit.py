@@ -83,6 +83,8 @@ class Unit:
         if self.faults.active("no-openssl"):
             del self.shell.commands["openssl"]
         self.fs.on_write = self._storage_fault
+        if self.faults.active("disk-full"):
+            self.fs.capacity = int(self.faults.seconds("disk-full"))
 
     # --- life ---------------------------------------------------------------------------------------------
 

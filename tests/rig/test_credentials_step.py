@@ -210,3 +210,25 @@ def _chunks(data: bytes) -> list[bytes]:
     """The base64 lines a transfer sends of ``data`` (the chunk commands carry them)."""
     encoded = base64.b64encode(data)
     return [encoded[i : i + 76] for i in range(0, len(encoded), 76)]
+
+
+def test_a_full_disk_fails_the_step_saying_so(store, make_unit, issuing) -> None:
+    product = product_with(store, kinds=["x509"], keys="station")
+    size = len(store.product(product).device_file("7QJ4X9TN2KVBM0RA"))
+    room = 2 * size + 20  # the device file and its chunks fit; the key's chunks do not (a key is about 240 bytes)
+    unit = make_unit(faults=[f"disk-full={room}"])
+    uci, result, _ = run(store, unit, product, issuing)
+    assert not result.passed and result.step == "credentials", result.summary()
+    assert result.reason.startswith(f"writing the key to {KEY}: write: chunk ") and \
+        result.reason.endswith("the unit answered status 1 (No space left on device)"), result.reason
+    assert store.device(uci).state == "issued" and store.credentials_of(uci)["certificates"] == []
+
+
+def test_a_wrong_ca_passphrase(store, make_unit, tmp_path, monkeypatch) -> None:
+    Authority.init(tmp_path / "locked", b"the right one")
+    monkeypatch.setenv("STATION_CA_PASSPHRASE", "a wrong one")
+    unit = make_unit()
+    uci, result, _ = run(store, unit, product_with(store, kinds=["x509"]), Issuing(tmp_path / "locked"))
+    assert not result.passed and result.step == "credentials" and "passphrase" in result.reason, result.summary()
+    assert "a wrong one" not in result.reason and "the right one" not in result.reason
+    assert store.device(uci).state == "issued"

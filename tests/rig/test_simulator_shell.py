@@ -174,3 +174,9 @@ def _certificate(csr: x509.CertificateSigningRequest) -> bytes:
         .serial_number(x509.random_serial_number()).not_valid_before(now)
         .not_valid_after(now + datetime.timedelta(days=1)).sign(ca, hashes.SHA256()))
     return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def test_a_full_disk(sh) -> None:
+    sh[0].fs.capacity = 10
+    assert run(sh, "echo 0123456789ab>/tmp/x; echo $?") == "echo: write error: No space left on device\n1\n"
+    assert run(sh, "echo 01234567>/tmp/x; echo $?") == "0\n"
