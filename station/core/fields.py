@@ -24,7 +24,8 @@ DESCRIPTION_MAX = 1000  # characters of a product's description
 SHOWN_MAX = 80  # characters of a refused value repeated in a message or an event
 
 _ASCII = re.compile(r"[\x20-\x7e]*")  # printable ASCII, space included
-_PRODUCT_ID = re.compile(r"[A-Za-z0-9_-]+")
+PRODUCT_ID_PATTERN = "[A-Za-z0-9_-]"  # the characters of an Ioto product token (and what the station allows)
+_PRODUCT_ID = re.compile(PRODUCT_ID_PATTERN + "+")
 
 
 def storable(value: str) -> bool:

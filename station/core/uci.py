@@ -17,6 +17,7 @@ CHECK_ALPHABET = ALPHABET + "*~$=U"
 DEFAULT_BITS = 80
 MIN_BITS = 50
 MAX_BITS = 320
+SYMBOL_BITS = 5  # bits per symbol of the alphabet: a size is a whole number of symbols
 GROUP = 4
 
 # Each CSPRNG byte keeps its low 5 bits: 256 is a multiple of 32, so every symbol is uniform and
@@ -40,9 +41,9 @@ def validate_bits(bits: int) -> int:
     """Refuse sizes the format does not allow, so that no product can be set up with one."""
     if isinstance(bits, bool) or not isinstance(bits, int):
         raise UCIError(f"size in bits must be a whole number, not {bits!r}")
-    if bits < MIN_BITS or bits > MAX_BITS or bits % 5:
+    if bits < MIN_BITS or bits > MAX_BITS or bits % SYMBOL_BITS:
         raise UCIError(
-            f"size in bits must be a multiple of 5 from {MIN_BITS} to {MAX_BITS} "
+            f"size in bits must be a multiple of {SYMBOL_BITS} from {MIN_BITS} to {MAX_BITS} "
             f"(80 is the default, 50 gives classic 10-symbol Ioto IDs), not {bits}"
         )
     return bits

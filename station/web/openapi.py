@@ -10,8 +10,10 @@ from typing import Any
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from ..core import lifecycle
+from ..core import credentials, fields, lifecycle, uci
 from .access import RULES
+from .api import MAX_PAGE
+from .bodies import MAX_BODY
 
 bp = Blueprint("openapi", __name__)
 
@@ -21,7 +23,7 @@ _ERRORS = {
     403: "Not allowed from this address, the product does not match, or the token lacks the scope (the role) this needs.",
     404: "No such product, batch, device or endpoint.",
     409: "Clashes with what is stored (a used ID or serial, a disabled product, a void device).",
-    413: "The body is larger than 16 KiB.",
+    413: f"The body is larger than {MAX_BODY // 1024} KiB.",
     429: "Too many wrong passwords from this address or for this name: wait and try again.",
     503: "The database is locked by another program or the disk is full; nothing was stored: try again.",
 }
@@ -67,10 +69,12 @@ def _param(name: str, where: str, description: str, *, required: bool = False, s
 
 _TEXT = {"type": "string"}
 _REQUIRED_TEXT = {"type": "string", "minLength": 1, "pattern": r"\S"}
-_ID_TEXT = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"\S"}
+# Limits and patterns are the code's own (core/fields.py, core/uci.py): the document states them, it never decides them.
+_ID_TEXT = {"type": "string", "minLength": 1, "maxLength": fields.PRODUCT_ID_MAX, "pattern": r"\S"}
+_UCI_PATTERN = f"^[{uci.ALPHABET}]+$"
 _NULLABLE_TEXT = {"type": "string", "nullable": True}
 _IDEMPOTENCY = _param("Idempotency-Key", "header", "The client's name for this request: a retry with the same key gets the same UCI.",
-                      schema={"type": "string", "maxLength": 200})
+                      schema={"type": "string", "maxLength": fields.IDEMPOTENCY_MAX})
 
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": _TEXT}},
@@ -81,7 +85,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"product": _ID_TEXT, "name": _TEXT, "description": _TEXT, "model": _TEXT},
         "example": {"product": "01H4R15D3478JD26YDYK408XE6", "name": "Blank", "description": "Blank slate app", "model": "Blank-01"},
     },
-    "Serialized": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string", "pattern": "^[0-9A-HJKMNP-TV-Z]+$"}}},
+    "Serialized": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string", "pattern": _UCI_PATTERN}}},
     "Registration": {
         "type": "object", "required": ["product", "id"], "additionalProperties": True,
         "properties": {"product": _ID_TEXT, "id": {**_ID_TEXT, "description": "The device's UCI."}, "name": _TEXT,
@@ -94,10 +98,12 @@ SCHEMAS: dict[str, Any] = {
     "NewProduct": {
         "type": "object", "required": ["id", "name", "model"], "additionalProperties": False,
         "properties": {
-            "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}, "name": _REQUIRED_TEXT, "model": _REQUIRED_TEXT,
-            "description": _TEXT,
-            "bits": {"type": "integer", "minimum": 50, "maximum": 320, "multipleOf": 5}, "check_symbol": {"type": "boolean"},
-            "claim_url": _TEXT, "layout": _TEXT,
+            "id": {"type": "string", "pattern": f"^{fields.PRODUCT_ID_PATTERN}{{1,{fields.PRODUCT_ID_MAX}}}$"},
+            "name": {**_REQUIRED_TEXT, "maxLength": fields.NAME_MAX}, "model": {**_REQUIRED_TEXT, "maxLength": fields.NAME_MAX},
+            "description": {**_TEXT, "maxLength": fields.DESCRIPTION_MAX},
+            "bits": {"type": "integer", "minimum": uci.MIN_BITS, "maximum": uci.MAX_BITS, "multipleOf": uci.SYMBOL_BITS},
+            "check_symbol": {"type": "boolean"}, "claim_url": {**_TEXT, "maxLength": fields.NAME_MAX},
+            "layout": {**_TEXT, "maxLength": fields.NAME_MAX},
         },
     },
     "Product": {
@@ -106,6 +112,10 @@ SCHEMAS: dict[str, Any] = {
             "id": _TEXT, "name": _TEXT, "model": _TEXT, "description": _TEXT, "bits": {"type": "integer"},
             "check_symbol": {"type": "boolean"}, "claim_url": _NULLABLE_TEXT, "layout": _NULLABLE_TEXT,
             "enabled": {"type": "boolean"}, "created": _TEXT,
+            "credentials": {"type": "object", "description": "What credentials its units get, and where the rig writes them.",
+                            "properties": {"kinds": {"type": "array", "items": {"type": "string",
+                                                                                "enum": list(credentials.KINDS)}},
+                                           "keys": {"type": "string", "enum": list(credentials.KEY_ORIGINS)}}},
         },
     },
     "Products": {"type": "object", "required": ["products"], "properties": {"products": {"type": "array", "items": _ref("Product")}}},
@@ -140,7 +150,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "Issue": {
         "type": "object", "required": ["product"], "additionalProperties": False,
-        "properties": {"product": _ID_TEXT, "serial": {"type": "string", "maxLength": 200,
+        "properties": {"product": _ID_TEXT, "serial": {"type": "string", "maxLength": fields.KEY_MAX,
                                                           "description": "The manufacturer's serial of the unit."}},
     },
     "Void": {"type": "object", "required": ["reason"], "additionalProperties": False, "properties": {"reason": _REQUIRED_TEXT}},
@@ -261,7 +271,7 @@ DOCUMENT: dict[str, Any] = {
                                   _param("batch", "query", "Batch name."),
                                   _param("state", "query", "Life-cycle state.", schema={"type": "string", "enum": list(lifecycle.ALL_STATES)}),
                                   _param("serial", "query", "Manufacturer serial."),
-                                  _param("limit", "query", "Page size.", schema={"type": "integer", "minimum": 1, "maximum": 1000}),
+                                  _param("limit", "query", "Page size.", schema={"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
                                   _param("offset", "query", "Devices to skip.", schema={"type": "integer", "minimum": 0}),
                               ], action="read"),
             "post": _operation("Issue a UCI (operator path), optionally for a manufacturer serial",

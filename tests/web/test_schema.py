@@ -52,3 +52,21 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 @settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_the_live_app_keeps_its_document(case: schemathesis.Case, token: str) -> None:
     case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=CHECKS)
+
+
+@pytest.mark.parametrize("schema_name,path,body,name", [
+    ("Issue", "/api/v1/devices", {"product": "01H4R15D3478JD26YDYK408XE6"}, "serial"),
+    ("NewProduct", "/api/v1/products", {"id": "01LIMITS", "name": "Limits", "model": "L-1"}, "description"),
+    ("NewProduct", "/api/v1/products", {"id": "01LIMITS", "name": "Limits", "model": "L-1"}, "name"),
+])
+def test_the_documented_limits_are_the_ones_the_code_applies(server: Server, token: str, schema_name: str, path: str,
+                                                             body: dict[str, str], name: str) -> None:
+    """The document takes its limits from the code: one character past a documented maxLength is refused, the
+    limit itself is not refused for its length."""
+    limit = DOCUMENT["components"]["schemas"][schema_name]["properties"][name]["maxLength"]
+    auth = {"Authorization": f"Bearer {token}"}
+    too_long = server.call("POST", path, {**body, name: "X" * (limit + 1)}, auth)
+    assert too_long.status == 400 and name in too_long.json["error"] and str(limit) in too_long.json["error"]
+    at_limit = server.call("POST", path, {**body, "id": f"01LIMIT{name.upper()}", name: "X" * limit} if "id" in body
+                           else {**body, name: "X" * limit}, auth)
+    assert at_limit.status in (200, 201), at_limit.json
