@@ -12,6 +12,9 @@ from ..core import credentials as rules
 from ..core.errors import NotFound
 from ..credentials import export as exports
 from ..db.credentials import CERTIFICATE_STATES
+from ..rig import settings as rig_settings
+from ..rig.credentials import Issuing, regenerate
+from ..rig.errors import StepFailed
 from .base import Station, StationGroup, echo_table, pass_station
 
 
@@ -55,6 +58,29 @@ def credentials_revoke(station: Station, code: str, reason: str) -> None:
     count = station.store.revoke_certificates(device.uci, reason, "cli")
     click.echo(f"revoked {'the secret and ' if secret else ''}{count} certificate(s) of {device.display}; export "
                f"again for the broker: `station credentials export --format mosquitto` and `station ca crl`")
+
+
+@credentials.command("regenerate")
+@click.argument("code")
+@click.option("--slot", "slot_name", required=True, help="The rig slot (station.json5) holding the unit.")
+@pass_station
+def credentials_regenerate(station: Station, code: str, slot_name: str) -> None:
+    """Write a new MQTT secret to the unit in the slot and replace its hash; the old secret stops working once
+    the broker loads the next `station credentials export --format mosquitto`."""
+    settings = rig_settings.load(station.config)
+    slot = settings.slot(slot_name)
+    device = station.store.find(code)
+
+    def echo(step: str, message: str, done: int | None = None, total: int | None = None) -> None:
+        click.echo(terminal.escape(f"[{slot.name}] {step}: {message}"))
+
+    try:
+        kind = regenerate(station.store, settings, slot, device.uci, issuing=Issuing.of(station.config), report=echo)
+    except StepFailed as exc:
+        click.echo(terminal.escape(f"FAIL at {exc.step}: {exc.reason}"))
+        raise click.exceptions.Exit(1) from exc
+    click.echo(f"PASS {device.display}: new secret written and verified ({kind}); export again for the broker: "
+               f"`station credentials export --format mosquitto`")
 
 
 @credentials.command("export")

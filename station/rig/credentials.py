@@ -13,6 +13,8 @@ transfer and proven on the unit before the store records it.
 
 Every failure is a ``StepFailed`` at step ``credentials`` that says what to do; a secret or a private key
 appears in no log line, report, event or failure (their transfers are ``secret``).
+
+``regenerate`` runs only the secret part on a unit in a slot (``station credentials regenerate``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,13 +32,16 @@ from cryptography.hazmat.primitives import serialization
 
 from ..config import Config
 from ..core.credentials import KEYS_ON_DEVICE, CredentialSettings
-from ..core.errors import StationError
+from ..core.errors import Invalid, StationError
+from ..core.lifecycle import VOID, Kind
 from ..core.models import Product
 from ..credentials.authority import Authority, passphrase
 from ..credentials.secret import ITERATIONS, new_secret, password_hash
 from ..store import Store
+from .console import Connect
 from .errors import StepFailed
-from .settings import RigSettings
+from .port import serial_console
+from .settings import RigSettings, SlotSettings
 from .shell import Reply, Shell
 from .transfer import Transfer
 
@@ -88,11 +94,20 @@ class CredentialStep:
     def run(self) -> dict[str, object]:
         """Write, prove and record the unit's credentials; what was made, for the ``flashed`` event."""
         made: dict[str, object] = {}
+        if self.settings.secret:
+            made["secret"] = self.run_secret()
+        if self.settings.x509:
+            made["certificate"] = self._step(self.certificate)
+        return made
+
+    def run_secret(self) -> str:
+        """Only the secret: written, proven and recorded; the event kind."""
+        return self._step(self.secret)
+
+    def _step(self, part: Callable[[], str]) -> str:
+        """One part of the step, its failures at step ``credentials``."""
         try:
-            if self.settings.secret:
-                made["secret"] = self.secret()
-            if self.settings.x509:
-                made["certificate"] = self.certificate()
+            return part()
         except StepFailed as exc:
             if exc.step == STEP:
                 raise
@@ -100,7 +115,6 @@ class CredentialStep:
             raise type(exc)(STEP, f"{self.doing}: {exc.step}: {exc.reason}") from None
         except StationError as exc:  # the CA, the store: their messages say what to do
             raise StepFailed(STEP, f"{self.doing}: {exc}") from None
-        return made
 
     def _say(self, message: str) -> None:
         self.report(STEP, message, None, None)
@@ -215,3 +229,31 @@ class CredentialStep:
             problem = "what the unit printed differs from its SHA-256 there"
             self._say(f"readback of {path}: {problem}; reading again")
         raise StepFailed(STEP, f"readback of {path} failed {self.retries + 1} times; last: {problem}")
+
+
+def _quiet(step: str, message: str, done: int | None = None, total: int | None = None) -> None:
+    """The report of a caller that does not watch progress."""
+
+
+def regenerate(store: Store, settings: RigSettings, slot: SlotSettings, uci: str, *, issuing: Issuing,
+               connect: Connect = serial_console, report: Report | None = None) -> str:
+    """A new secret for the unit in ``slot``: logged in, written and verified, its hash replacing the old one
+    (whose secret stops working at the broker's next export); the event kind. A failure is recorded as
+    ``flash-failed`` at step ``credentials`` and raised as the ``StepFailed``."""
+    device = store.device(uci)
+    product = store.product(device.product)
+    if device.state == VOID:
+        raise Invalid(f"device {device.display} is void: it gets no credential")
+    if not product.credentials.secret:
+        raise Invalid(f"product {product.id} gives its units no secret; add it with `station product credentials "
+                      f"{product.id} --kinds secret` (`--kinds secret,x509` where they get certificates too)")
+    details = {"slot": slot.name, "port": slot.port, "action": "regenerate"}
+    try:
+        with connect(slot, threading.Event()) as console:
+            shell = Shell(console, slot)
+            shell.login(STEP)
+            return CredentialStep(store, shell, settings, product, uci, issuing=issuing, actor=slot.actor,
+                                  report=report or _quiet).run_secret()
+    except StepFailed as exc:
+        store.record(uci, Kind.FLASH_FAILED, slot.actor, {**details, "step": exc.step, "reason": exc.reason})
+        raise
