@@ -16,12 +16,13 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..core.errors import StationError, Unavailable
 from ..store import IssueRequest, Store
 
 T = TypeVar("T")
+P = ParamSpec("P")
 MAX_GROUP = 256  # requests per transaction: bounds the time one group holds the write lock
 ANSWER_TIMEOUT = 30.0  # seconds a request waits for its commit; the Ioto agent itself gives up at 30 s
 GAVE_UP = (f"the station database did not accept the write within {ANSWER_TIMEOUT:.0f} s "
@@ -45,8 +46,9 @@ class Writer:
         """Issue (or find again) the UCI for one request: ``(uci, created)``."""
         return self._wait(self._submit(request))
 
-    def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``function(store, *args, **kwargs)`` on the writer thread in its own transaction(s); its result."""
+    def call(self, function: Callable[Concatenate[Store, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a named write of the store, ``function(store, *args, **kwargs)`` (``Store.record``, say), on the
+        writer thread in its own transaction(s); its result. Its arguments are checked against its signature."""
         return self._wait(self._submit(lambda store: function(store, *args, **kwargs)))
 
     def _submit(self, work: Work) -> Future[Any]:

@@ -206,5 +206,5 @@ class Access:
             if due:
                 self._touched[name] = now
         if due:
-            self._writer.call(lambda store: store.touch_token(name))
+            self._writer.call(Store.touch_token, name)
         return Caller(f"api:{name}", scopes=scopes)

@@ -16,7 +16,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from ..core import fields
-from ..store import Device, IssueRequest
+from ..store import Device, IssueRequest, Store
 from .access import require
 from .bodies import field, idempotency_key, only_fields, parse_object, query_int
 from .runtime import runtime
@@ -70,11 +70,11 @@ def add_product() -> ResponseReturnValue:
         "claim_url": field(body, "claim_url", str),
         "layout": field(body, "layout", str),
     }
-    product_id = field(body, "id", str, required=True, max_len=64)
+    product_id = field(body, "id", str, required=True, max_len=fields.PRODUCT_ID_MAX)
     name, model = field(body, "name", str, required=True), field(body, "model", str, required=True)
     args = {key: value for key, value in args.items() if value is not None}
     caller = g.caller
-    product = runtime().writer.call(lambda store: store.add_product(product_id, name, model, actor=caller, **args))
+    product = runtime().writer.call(Store.add_product, product_id, name, model, actor=caller, **args)
     return jsonify(asdict(product)), 201
 
 
@@ -143,7 +143,7 @@ def void(code: str) -> ResponseReturnValue:
     only_fields(body, ("reason",))
     reason = field(body, "reason", str, required=True)
     caller = g.caller
-    return _detail(runtime().writer.call(lambda store: store.void(code, reason, caller)))
+    return _detail(runtime().writer.call(Store.void, code, reason, caller))
 
 
 @bp.get("/stats")

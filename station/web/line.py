@@ -192,7 +192,7 @@ class Line:
     def void(self, actor: str, slot: str, reason: str) -> dict[str, Any]:
         with self._working(slot, "void") as (tile, _):
             uci = tile.uci or ""
-            self.writer.call(lambda store: store.void(uci, reason, actor))
+            self.writer.call(Store.void, uci, reason, actor)
             with self._lock:
                 tile.status, tile.reason = "void", f"voided: {reason.strip()}"
         self._publish(tile)

@@ -19,6 +19,7 @@ from ..core import lifecycle, uci
 from ..core.errors import StationError
 from ..core.lifecycle import Kind
 from ..labels import layout as layout_mod
+from ..store import Store
 from . import session as sessions
 from .access import Caller, Unauthorized, allowed, require
 from .bodies import parse_int
@@ -116,7 +117,7 @@ def _sign_in_refused(user: str, reason: str | None = None) -> None:
     """The refusal's event. Only names of accounts reach it ("unknown" for others): what was typed as a name
     may be a password in the wrong field, and events are kept for ever."""
     details = {"user": user, "remote": request.remote_addr, **({"reason": reason} if reason else {})}  # read here, not in the writer
-    runtime().writer.call(lambda store: store.record(None, Kind.SIGN_IN_REFUSED, "operator", details))
+    runtime().writer.call(Store.record, None, Kind.SIGN_IN_REFUSED, "operator", details)
 
 
 @bp.post("/signout")
@@ -180,10 +181,10 @@ def products() -> ResponseReturnValue:
         actor = g.user.actor
         try:
             bits = parse_int(form.get("bits") or None, "size in bits", uci.MIN_BITS, uci.MAX_BITS, default=uci.DEFAULT_BITS)
-            runtime().writer.call(lambda store: store.add_product(
-                form.get("id", ""), form.get("name", ""), form.get("model", ""), description=form.get("description", ""),
-                bits=bits, check_symbol=not form.get("no_check_symbol"), claim_url=form.get("claim_url") or None,
-                layout=form.get("layout") or None, actor=actor))
+            runtime().writer.call(
+                Store.add_product, form.get("id", ""), form.get("name", ""), form.get("model", ""),
+                description=form.get("description", ""), bits=bits, check_symbol=not form.get("no_check_symbol"),
+                claim_url=form.get("claim_url") or None, layout=form.get("layout") or None, actor=actor)
             return redirect(url_for("pages.products"))
         except StationError as exc:
             error = str(exc)

@@ -111,7 +111,7 @@ def sign_out() -> None:
     """End the session: its row goes, so a copy of the cookie opens nothing either."""
     token = session.get("sid")
     if isinstance(token, str):
-        runtime().writer.call(lambda store: accounts.end_session(store, token))
+        runtime().writer.call(accounts.end_session, token)
     session.clear()
 
 

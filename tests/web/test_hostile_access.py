@@ -6,6 +6,7 @@ form-encoded calls to the JSON API."""
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import re
 import socket
@@ -317,7 +318,7 @@ def test_many_refused_addresses_keep_memory_bounded() -> None:
         def call(self, function: object, *args: object) -> None:
             written.append(args[-1])  # type: ignore[arg-type]
 
-    rules = access.Access(["10.99.0.0/16"], lambda: None, Writer())  # type: ignore[arg-type, return-value]
+    rules = access.Access((ipaddress.ip_network("10.99.0.0/16"),), lambda: None, Writer())  # type: ignore[arg-type, return-value]
     total = access.REFUSED_ADDRESSES + 500
     for n in range(total):
         for _ in range(2):
