@@ -18,7 +18,7 @@ from ..config import Config
 from ..core.errors import StationError
 from ..core.lifecycle import Kind
 from ..labels import printers
-from ..rig.flash import Progress
+from ..rig.flash import Progress, outcome
 from ..rig.settings import SlotSettings
 from ..rig.slots import Rig
 from ..store import Device, IssueRequest, Store
@@ -36,8 +36,7 @@ class Verdict:
     reason: str
 
     def summary(self) -> str:
-        """One line for a terminal."""
-        return f"PASS {self.reason}" if self.passed else f"FAIL at {self.step}: {self.reason}"
+        return outcome(self.passed, self.step, self.reason)
 
 
 def _print_label() -> Callable[..., Any]:

@@ -21,7 +21,7 @@ from ..core.lifecycle import Kind
 from ..store import Store
 from . import registration
 from .console import Connect, Console
-from .credentials import CredentialStep, Issuing
+from .credentials import CredentialStep, Issuing, load_authority
 from .errors import Cancelled, StepFailed
 from .port import serial_console
 from .settings import RigSettings, SlotSettings
@@ -43,6 +43,11 @@ class Progress:
     total: int | None = None
 
 
+def outcome(passed: bool, step: str | None, reason: str) -> str:
+    """One line for a terminal, of a flash or of a unit's whole cycle: PASS, or FAIL with the step and reason."""
+    return f"PASS {reason}" if passed else f"FAIL at {step}: {reason}"
+
+
 @dataclass(frozen=True)
 class FlashResult:
     """How a cycle ended: PASS, or FAIL with the step and the reason."""
@@ -62,8 +67,7 @@ class FlashResult:
         return "PASS" if self.passed else "FAIL"
 
     def summary(self) -> str:
-        """One line for a terminal: the verdict, then the step and reason of a failure."""
-        return f"PASS {self.reason}" if self.passed else f"FAIL at {self.step}: {self.reason}"
+        return outcome(self.passed, self.step, self.reason)
 
 
 
@@ -116,6 +120,7 @@ class Cycle:
             product = store.product(device.product)
             data = product.device_file(self.uci)
             store.record(self.uci, Kind.FLASH_STARTED, actor, self._details(path=settings.device_json_path))
+            authority = load_authority(self.issuing) if product.credentials.x509 else None
             self._report("connect", f"opening {slot.port} at {slot.baud} baud")
             self.console = self.connect(slot, self.cancel)
             with self.console:
@@ -129,7 +134,7 @@ class Cycle:
                 if product.credentials.kinds:
                     self._report("credentials", f"writing {' and '.join(product.credentials.kinds)}")
                     credentials = CredentialStep(store, shell, settings, product, self.uci, issuing=self.issuing,
-                                                 actor=actor, report=self._report).run()
+                                                 actor=actor, report=self._report, authority=authority).run()
                 store.advance(self.uci, "flashed", Kind.FLASHED, actor, self._details(
                     path=written.path, bytes=written.size, sha256=written.sha256, chunks=written.chunks,
                     chunk_retries=written.chunk_retries, readback_retries=written.readback_retries,
