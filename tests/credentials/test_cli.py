@@ -6,9 +6,6 @@ from __future__ import annotations
 import base64
 import csv
 import io
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,26 +17,7 @@ from station.credentials.authority import Authority
 from station.store import Store
 from tests.conftest import PRODUCT
 from tests.credentials.pki import csr, openssl, other_ca
-
-STATION = shutil.which("station") or pytest.fail("the station command is not installed: pip install -e '.[test]'")
-PASS = "a passphrase for the tests"
-
-
-def station(data_dir: Path, *args: str, passphrase: str | None = None, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STATION_")}
-    if passphrase is not None:
-        env["STATION_CA_PASSPHRASE"] = passphrase
-    result = subprocess.run([STATION, "--data-dir", str(data_dir), *args], capture_output=True, text=True,
-                            timeout=60, env=env, stdin=subprocess.DEVNULL)
-    if ok:
-        assert result.returncode == 0, result.stderr
-    return result
-
-
-def fails(data_dir: Path, *args: str, message: str, passphrase: str | None = None) -> None:
-    result = station(data_dir, *args, passphrase=passphrase, ok=False)
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 1 and len(lines) == 1 and message in lines[0], result.stderr
+from tests.credentials.run import PASS, fails, station
 
 
 @pytest.fixture
