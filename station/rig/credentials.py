@@ -77,7 +77,8 @@ class CredentialStep:
     """The credentials of one unit, on a shell where its device file is already written."""
 
     def __init__(self, store: Store, shell: Shell, rig: RigSettings, product: Product, uci: str, *,
-                 issuing: Issuing, actor: str, report: Report) -> None:
+                 issuing: Issuing, actor: str, report: Report, authority: Authority | None = None) -> None:
+        """``authority``: the station's CA when the caller loaded it already (``load_authority``)."""
         self.store = store
         self.shell = shell
         self.rig = rig
@@ -89,7 +90,7 @@ class CredentialStep:
         self.report = report
         self.retries = rig.retries
         self.doing = ""
-        self._authority: Authority | None = None
+        self._authority = authority
 
     def run(self) -> dict[str, object]:
         """Write, prove and record the unit's credentials; what was made, for the ``flashed`` event."""
@@ -145,10 +146,9 @@ class CredentialStep:
     # --- the certificate ----------------------------------------------------------------------------------
 
     def authority(self) -> Authority:
-        """The station's CA, loaded once per cycle (its passphrase from STATION_CA_PASSPHRASE)."""
+        """The station's CA, loaded once per cycle."""
         if self._authority is None:
-            self.doing = "loading the station's CA"
-            self._authority = Authority.load(self.issuing.data_dir, passphrase())
+            self._authority = load_authority(self.issuing)
         return self._authority
 
     def certificate(self) -> str:
@@ -177,10 +177,10 @@ class CredentialStep:
             raise StepFailed(STEP, "the unit has no openssl, so it cannot make its own key: install openssl on the "
                                    "unit's image, or set the product's keys to \"station\" (keys made by the station)")
         self._say("making an EC P-256 key on the unit")
-        self._check(f"rm -f {key}&&{KEYGEN.format(key=key)}&&chmod {settings.mode:o} {key}")
+        self._check(f"rm -f {key}&&{KEYGEN.format(key=key)}&&chmod {settings.mode:o} {key}", "openssl genpkey")
         self._mode(settings.key_path + NEW)
         self.doing = "making the CSR on the unit"
-        self._check(f"openssl req -new -key {key} -subj {shlex.quote('/CN=' + self.uci)} -out {csr}")
+        self._check(f"openssl req -new -key {key} -subj {shlex.quote('/CN=' + self.uci)} -out {csr}", "openssl req")
         request = self._read_back(settings.csr_path + NEW)
         self.doing = "signing the unit's CSR"
         self._say(f"CSR read back ({len(request)} bytes); signing it")
@@ -188,11 +188,12 @@ class CredentialStep:
         self._write("the certificate", settings.cert_path, pem)
         self._write("the CA chain", settings.chain_path, authority.chain_pem())
         self.doing = "installing the key"
-        self._check(f"mv -f {key} {shlex.quote(settings.key_path)}&&mv -f {csr} {shlex.quote(settings.csr_path)}&&sync")
+        self._check(f"mv -f {key} {shlex.quote(settings.key_path)}&&mv -f {csr} {shlex.quote(settings.csr_path)}&&sync",
+                    "mv")
         self._mode(settings.key_path)
         self.doing = "proving the unit's key matches its certificate"
         reply = self._check(f"openssl pkey -in {shlex.quote(settings.key_path)} -pubout&&"
-                            f"openssl x509 -in {shlex.quote(settings.cert_path)} -noout -pubkey")
+                            f"openssl x509 -in {shlex.quote(settings.cert_path)} -noout -pubkey", "openssl pkey, x509")
         want = _public_pem(pem).strip()
         found = _PUBLIC.findall(reply.output)
         if found[:1] != [want]:
@@ -205,8 +206,13 @@ class CredentialStep:
         self._say("the unit's key matches its certificate")
         return pem
 
-    def _check(self, command: str) -> Reply:
-        return self.shell.check(command, STEP)
+    def _check(self, command: str, name: str) -> Reply:
+        """Run a command of the step; a failure names it (``name``) with the unit's last line."""
+        reply = self.shell.run(command, STEP)
+        if reply.status != 0:
+            said = reply.lines[-1] if reply.lines else "no message"
+            raise StepFailed(STEP, f"{self.doing}: `{name}` failed with status {reply.status}: {said}")
+        return reply
 
     def _mode(self, path: str) -> None:
         reply = self.shell.check(f"stat -c %a {shlex.quote(path)}", STEP)
@@ -229,6 +235,15 @@ class CredentialStep:
             problem = "what the unit printed differs from its SHA-256 there"
             self._say(f"readback of {path}: {problem}; reading again")
         raise StepFailed(STEP, f"readback of {path} failed {self.retries + 1} times; last: {problem}")
+
+
+def load_authority(issuing: Issuing) -> Authority:
+    """The station's CA (its key's passphrase from STATION_CA_PASSPHRASE), or a FAIL at this step that says
+    what to do: loaded before the cycle touches the unit, so a missing CA costs it nothing."""
+    try:
+        return Authority.load(issuing.data_dir, passphrase())
+    except StationError as exc:
+        raise StepFailed(STEP, f"loading the station's CA: {exc}") from None
 
 
 def _quiet(step: str, message: str, done: int | None = None, total: int | None = None) -> None:

@@ -19,9 +19,11 @@ from station.credentials.authority import Authority
 from station.credentials.secret import verify
 from station.rig.credentials import Issuing
 from station.rig.flash import FlashResult, Progress, flash
+from station.rig.settings import from_mapping
 from station.simulator import Unit
 from station.store import Store
-from tests.rig.conftest import kinds, openssl_verifies, product_with, slot_for
+from tests.rig.conftest import PASSWORD, QUICK, kinds, openssl_verifies, product_with, slot_for
+from tests.rig.memory import MemoryUnit, registering
 
 SECRET = "/etc/ioto/mqtt.secret"
 KEY, CSR, CERT, CHAIN = "/etc/ioto/device.key", "/etc/ioto/device.csr", "/etc/ioto/device.crt", "/etc/ioto/ca.crt"
@@ -164,6 +166,7 @@ def test_no_ca(store, make_unit, tmp_path) -> None:
     uci, result, _ = run(store, unit, product_with(store, kinds=["x509"]), Issuing(tmp_path / "no-ca"))
     assert not result.passed and result.step == "credentials" and "station ca init" in result.reason
     assert store.device(uci).state == "issued"
+    assert unit.fs.files == {}  # found before the unit was touched
 
 
 def test_port_lost_in_the_middle_of_the_secret(store, make_unit, issuing) -> None:
@@ -232,3 +235,21 @@ def test_a_wrong_ca_passphrase(store, make_unit, tmp_path, monkeypatch) -> None:
     assert not result.passed and result.step == "credentials" and "passphrase" in result.reason, result.summary()
     assert "a wrong one" not in result.reason and "the right one" not in result.reason
     assert store.device(uci).state == "issued"
+
+
+def test_every_console_write_carrying_a_secret_or_key_is_a_secret_write(data_dir) -> None:
+    """On the in-memory console, which records each write with its secret flag: a chunk of the secret or of
+    the station-made key goes out only flagged, so that no port logs it."""
+    Authority.init(data_dir)
+    unit = MemoryUnit(password=PASSWORD, on_boot=registering(data_dir / "station.db"))
+    with Store.open(data_dir / "station.db") as db:
+        product = product_with(db, kinds=["secret", "x509"], keys="station")
+        uci = db.issue(product)[0].uci
+        settings = from_mapping({"password": PASSWORD, **QUICK}, {"M": {"port": "memory://M"}})
+        result = flash(db, settings, settings.slot("M"), uci, connect=unit.connect, issuing=Issuing(data_dir))
+    assert result.passed, result.summary()
+    pieces = [*_chunks(unit.fs.files[SECRET]), *_chunks(unit.fs.files[KEY])]
+    flagged = [data for data, secret in unit.sent if secret]
+    assert len(flagged) == 1 + len(pieces)  # the console password, then each chunk of the secret and the key
+    for data, secret in unit.sent:
+        assert secret or not any(piece in data for piece in pieces), data
