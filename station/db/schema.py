@@ -115,8 +115,19 @@ def _v4(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_certificates_state ON certificates(state)")  # the CRL: WHERE state = 'revoked'
 
 
+def _v5(db: sqlite_utils.Database) -> None:
+    """End-user claims: who claimed each claimed unit (one row per claimed unit; a release deletes it, the
+    events keep the history), and per product whether its units may be claimed before they register."""
+    db.execute("ALTER TABLE products ADD COLUMN claim_before_registration INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        "CREATE TABLE claims (uci TEXT PRIMARY KEY REFERENCES devices(uci), account TEXT NOT NULL, "
+        "actor TEXT NOT NULL, created TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX idx_claims_account ON claims(account)")
+
+
 # Each migration moves the schema one version up; they run in order inside one transaction.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
