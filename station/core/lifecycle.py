@@ -22,6 +22,7 @@ class Kind(StrEnum):
     FLASHED = "flashed"
     REGISTERED = "registered"
     CLAIMED = "claimed"
+    RELEASED = "released"  # a claimed unit back to registered (resale, a support case), with a reason
     VOID = "void"
     REFUSED = "refused"  # a request the station turned down (details say what was attempted, and why)
     KEY_RELEASED = "key-released"  # a void device's serial or hardware key, freed for a new claim ID
@@ -54,6 +55,7 @@ class Kind(StrEnum):
     PRODUCT_ADDED = "product-added"
     PRODUCT_ENABLED = "product-enabled"
     PRODUCT_DISABLED = "product-disabled"
+    PRODUCT_CLAIMING = "product-claiming"  # whether a product's units may be claimed before they register
     PRODUCT_CREDENTIALS = "product-credentials"  # the credential settings of a product changed (details: the new ones)
     TOKEN_CREATED = "token-created"
     TOKEN_REVOKED = "token-revoked"
@@ -94,3 +96,23 @@ def void(current: str) -> str:
     if current == VOID:
         raise TransitionRefused("the device is already void")
     return VOID
+
+
+def claim(current: str, before_registration: bool) -> str:
+    """An end user's claim: from ``registered``, or from any state in the factory where the product allows
+    claiming before registration (pre-claimed units); a claimed unit is claimed already."""
+    if current == VOID:
+        raise TransitionRefused("the device is void: its claim ID can never be used again")
+    if current == "claimed":
+        raise TransitionRefused("the device is claimed already")
+    if current != "registered" and not before_registration:
+        raise TransitionRefused("the unit has not registered yet: it can be claimed once it has started and "
+                                "reached the station (or allow claiming before registration for its product)")
+    return "claimed"
+
+
+def release(current: str) -> str:
+    """The one way back (DESIGN.md section 4): a claimed unit returns to ``registered``, for resale or support."""
+    if current != "claimed":
+        raise TransitionRefused(f"only a claimed unit can be released; this one is {current}")
+    return "registered"

@@ -39,6 +39,7 @@ class Product:
     enabled: bool = True
     created: str = ""
     credentials: CredentialSettings = field(default_factory=CredentialSettings)
+    claim_before_registration: bool = False  # pre-claimed factory flows: a unit may be claimed while in the factory
 
     def display(self, code: str) -> str:
         return uci.display(code, check=self.check_symbol)

@@ -41,7 +41,8 @@ class ProductsTable(EventsTable):
     @staticmethod
     def _product(row: dict[str, Any]) -> Product:
         return Product(**{**row, "check_symbol": bool(row["check_symbol"]), "enabled": bool(row["enabled"]),
-                          "credentials": credentials.stored(row["credentials"])})
+                          "credentials": credentials.stored(row["credentials"]),
+                          "claim_before_registration": bool(row["claim_before_registration"])})
 
     def product(self, product_id: str) -> Product:
         """The product, or an error naming it and where to look."""
@@ -68,4 +69,14 @@ class ProductsTable(EventsTable):
         with self.transaction() as conn:
             conn.execute("UPDATE products SET credentials = ? WHERE id = ?", (settings.to_json(), product_id))
             self._event(conn, Kind.PRODUCT_CREDENTIALS, actor, {"product": product_id, **json.loads(settings.to_json())})
+        return self.product(product_id)
+
+    def set_product_claiming(self, product_id: str, before_registration: bool, actor: str = "cli") -> Product:
+        """Whether the product's units may be claimed before they register (pre-claimed factory flows)."""
+        self.product(product_id)
+        with self.transaction() as conn:
+            conn.execute("UPDATE products SET claim_before_registration = ? WHERE id = ?",
+                         (int(before_registration), product_id))
+            self._event(conn, Kind.PRODUCT_CLAIMING, actor, {"product": product_id,
+                                                              "before_registration": before_registration})
         return self.product(product_id)
