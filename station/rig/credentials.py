@@ -208,11 +208,10 @@ class CredentialStep:
 
     def _check(self, command: str, name: str) -> Reply:
         """Run a command of the step; a failure names it (``name``) with the unit's last line."""
-        reply = self.shell.run(command, STEP)
-        if reply.status != 0:
-            said = reply.lines[-1] if reply.lines else "no message"
-            raise StepFailed(STEP, f"{self.doing}: `{name}` failed with status {reply.status}: {said}")
-        return reply
+        try:
+            return self.shell.check(command, STEP, name=name)
+        except StepFailed as exc:
+            raise type(exc)(STEP, f"{self.doing}: {exc.reason}") from None
 
     def _mode(self, path: str) -> None:
         reply = self.shell.check(f"stat -c %a {shlex.quote(path)}", STEP)

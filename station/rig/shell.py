@@ -95,12 +95,13 @@ class Shell:
         self._start(marker, step, timeout)
         return self._end(marker, step, max(deadline - time.monotonic(), 0.01))
 
-    def check(self, command: str, step: str, timeout: float | None = None) -> Reply:
-        """Run ``command``; a non-zero exit status fails the step with what the command printed."""
+    def check(self, command: str, step: str, timeout: float | None = None, *, name: str | None = None) -> Reply:
+        """Run ``command``; a non-zero exit status fails the step with what the command printed, naming the
+        command by ``name`` (default: its first word)."""
         reply = self.run(command, step, timeout)
         if reply.status != 0:
             said = reply.lines[-1] if reply.lines else "no message"
-            raise StepFailed(step, f"`{command.split()[0]}` failed with status {reply.status}: {said}")
+            raise StepFailed(step, f"`{name or command.split()[0]}` failed with status {reply.status}: {said}")
         return reply
 
     def recover(self, step: str) -> None:

@@ -149,7 +149,7 @@ class Transfer:
             self.report("write", f"chunk {number}/{len(lines)} written", number, len(lines))
         # A file with a mode exists, empty and with its mode, before any of its content does.
         join = f"cat {folder}/*>{quoted}" if mode is None else f">{quoted}&&chmod {mode:o} {quoted}&&cat {folder}/*>>{quoted}"
-        shell.check(f"{join}&&rm -rf {folder}", "verify")
+        shell.check(f"{join}&&rm -rf {folder}", "verify", name="cat")
         self._tries("verify", f"readback of {temporary}", partial(self._readback, "verify", temporary, want, mode, secret))
         self.report("verify", f"{len(data)} bytes verified" + ("" if secret else f" (SHA-256 {want[:16]}...)"), None, None)
         shell.check(f"mv -f {quoted} {shlex.quote(path)}&&sync", "install")
