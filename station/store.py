@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .core.models import IDEMPOTENCY_WINDOW, REPEAT_WINDOW, Batch, Device, Event, IssueRequest, Product, now
 from .db.batches import CHUNK, BatchesTable, prefetch
+from .db.claims import ClaimedElsewhere, ClaimsTable, NoSuchUnit
 from .db.connection import NotAStationDatabase
 from .db.credentials import CredentialsTable
 from .db.devices import Ambiguous, RepeatRefused, SerialTaken
@@ -17,10 +18,10 @@ from .db.tokens import DEFAULT_SCOPES, TOKEN_SCOPES, TokensTable
 from .db.users import UsersTable
 
 __all__ = ["CHUNK", "DEFAULT_SCOPES", "IDEMPOTENCY_WINDOW", "REPEAT_WINDOW", "SCHEMA_VERSION", "TOKEN_SCOPES", "Ambiguous",
-           "Batch", "Device", "Event", "IssueRequest", "NotAStationDatabase", "Product", "RepeatRefused", "SerialTaken", "Store", "now",
+           "Batch", "ClaimedElsewhere", "Device", "Event", "IssueRequest", "NoSuchUnit", "NotAStationDatabase", "Product", "RepeatRefused", "SerialTaken", "Store", "now",
            "prefetch"]
 
 
-class Store(BatchesTable, CredentialsTable, TokensTable, UsersTable):
+class Store(BatchesTable, ClaimsTable, CredentialsTable, TokensTable, UsersTable):
     """The station database: every table group's operations on one connection. Open it with
     ``Store.open(path)``; close it when done."""

@@ -274,23 +274,32 @@ class DevicesTable(ProductsTable):
         refusals: list[StationError] = []
         with self.transaction() as conn:
             for code, kind in moves:
-                row = conn.execute("SELECT state, batch FROM devices WHERE uci = ?", (code,)).fetchone()
                 try:
-                    if row is None:
-                        raise NotFound(f"no device has claim ID {code}")
-                    new = rule(row[0])
-                    if row[1] is not None and new != lifecycle.VOID:
-                        self._usable_batch_of(conn, row[1])
+                    self._step(conn, code, kind, rule, actor, details)
                 except StationError as exc:
-                    refusals.append(exc if row is None else type(exc)(f"{code}: {exc}"))
+                    refusals.append(exc)
                     self._event(conn, Kind.REFUSED, actor, {**details, "attempted": kind, "reason": str(exc)}, code=code)
-                    continue
-                stamp = now()
-                if new != row[0]:
-                    conn.execute("UPDATE devices SET state = ?, updated = ? WHERE uci = ?", (new, stamp, code))
-                self._event(conn, kind, actor, {**details, "from": row[0], "to": new}, code=code, time=stamp)
         if refusals:
             raise refusals[0]
+
+    def _step(self, conn: sqlite3.Connection, code: str, kind: str, rule: Callable[[str], str], actor: str,
+              details: dict[str, Any]) -> str:
+        """One device's change of state inside the caller's transaction: the rule, the update and the event;
+        the new state, or the refusal (whose event the caller writes)."""
+        row = conn.execute("SELECT state, batch FROM devices WHERE uci = ?", (code,)).fetchone()
+        if row is None:
+            raise NotFound(f"no device has claim ID {code}")
+        try:
+            new = rule(row[0])
+            if row[1] is not None and new != lifecycle.VOID:
+                self._usable_batch_of(conn, row[1])
+        except StationError as exc:
+            raise type(exc)(f"{code}: {exc}") from None
+        stamp = now()
+        if new != row[0]:
+            conn.execute("UPDATE devices SET state = ?, updated = ? WHERE uci = ?", (new, stamp, code))
+        self._event(conn, kind, actor, {**details, "from": row[0], "to": new}, code=code, time=stamp)
+        return new
 
     def record_many(self, codes: list[str], kind: str, actor: str, details: dict[str, Any] | None = None) -> None:
         """``record`` for many devices in one transaction (a failed batch print)."""
