@@ -13,6 +13,7 @@ from .. import terminal
 from ..core.errors import Invalid
 from ..line.cycle import UnitCycle
 from ..rig import settings as rig_settings
+from ..rig.credentials import Issuing
 from ..rig.errors import StepFailed
 from ..rig.flash import FlashResult, Progress, flash
 from ..rig.settings import RigSettings, SlotSettings
@@ -57,7 +58,8 @@ def _echo(progress: Progress) -> None:
 
 def _flash(station: Station, settings: RigSettings, slot: SlotSettings, device: Device) -> None:
     click.echo(f"[{slot.name}] flashing {device.display} on {slot.port}")
-    result: FlashResult = flash(station.store, settings, slot, device.uci, progress=_echo)
+    result: FlashResult = flash(station.store, settings, slot, device.uci, progress=_echo,
+                                issuing=Issuing.of(station.config))
     click.echo(terminal.escape(result.summary()))
     if not result.passed:
         raise click.exceptions.Exit(1)
@@ -88,7 +90,7 @@ def run_command(station: Station, product_id: str, serial: str | None, with_labe
     the line's unit cycle (station.line), with its checks before issuing and its verdict event."""
     settings, slot = _settings(station, slot_name, port, baud, user, register_timeout)
     config = station.config
-    cycle = UnitCycle(config, Rig(settings, config.db_path, config.database_timeout), slot, actor=slot.actor,
+    cycle = UnitCycle(config, Rig.of(config, settings), slot, actor=slot.actor,
                       printer=printer, progress=_echo)
     try:
         cycle.check(label=with_label)  # a wrong port or printer fails here, before a claim ID is issued

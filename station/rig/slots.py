@@ -4,7 +4,7 @@ but its own slot.
 
 This is the API the operator page drives::
 
-    rig = Rig(settings, config.db_path, config.database_timeout)
+    rig = Rig.of(config, settings)
     job = rig.start("A", uci)                 # Conflict if slot A is busy
     for progress in job.progress():           # steps as they happen, until the cycle ends
         ...
@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ..config import Config
 from ..core.errors import Conflict
 from ..store import Store
 from .console import Connect
@@ -101,6 +102,11 @@ class Rig:
         self.issuing = issuing
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, config: Config, settings: RigSettings, *, connect: Connect = serial_console) -> Rig:
+        """The rig of a station as its configuration says: its database, lock timeout, CA and secrets' hash."""
+        return cls(settings, config.db_path, config.database_timeout, connect=connect, issuing=Issuing.of(config))
 
     def start(self, slot: str | SlotSettings, uci: str, on_progress: Callable[[Progress], None] | None = None) -> Job:
         """Start a cycle for the device ``uci`` on ``slot`` (a configured name or settings of its own)."""

@@ -74,7 +74,7 @@ class Line:
         self.config = config
         self.writer = writer
         self.settings = rig_settings.load(config)
-        self.rig = Rig(self.settings, config.db_path, config.database_timeout, connect=connect)
+        self.rig = Rig.of(config, self.settings, connect=connect)
         self.tiles = {name: Tile(name) for name in self.settings.slots}
         self._lock = threading.Lock()
         self._watchers: list[queue.Queue[str]] = []

@@ -16,9 +16,11 @@ from station.config import Config
 from station.core.errors import Invalid, NotFound
 from station.rig import settings as rig_settings
 from station.rig.checksum import cksum
+from station.rig.credentials import Issuing
 from station.rig.errors import PortLost, StepFailed, StepTimeout
 from station.rig.port import Link, open_port
 from station.rig.settings import from_mapping
+from station.rig.slots import Rig
 
 
 @pytest.mark.parametrize("data", [b"", b"a", b"hello", bytes(range(256)) * 3, os.urandom(1000)])
@@ -143,3 +145,11 @@ def test_the_sample_configuration_loads(tmp_path) -> None:
     settings = rig_settings.load(config.load(tmp_path))
     assert sorted(settings.slots) == ["A", "B", "C", "D"]
     assert settings.slot("D").baud == 57600 and settings.slot("A").password == "change-me"
+
+
+def test_the_rig_of_a_station_takes_its_configuration(tmp_path: Path) -> None:
+    """The line and `station rig` build their rig from station.json5: its database, lock wait, CA and the
+    iterations of a secret's hash (secret_iterations) all reach the cycles."""
+    (tmp_path / "station.json5").write_text("{secret_iterations: 9, database_timeout: 2}")
+    rig = Rig.of(config.load(tmp_path), from_mapping({}, {}))
+    assert (rig.db_path, rig.timeout, rig.issuing) == (tmp_path / "station.db", 2.0, Issuing(tmp_path, 9))
