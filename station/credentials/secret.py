@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 
 from ..core.errors import Invalid
@@ -24,6 +25,7 @@ SALT_BYTES = 12  # Mosquitto 2.0's SALT_LEN
 HASH_BYTES = 64  # SHA-512's output (EVP_MAX_MD_SIZE)
 _TYPE = 7  # Mosquitto's pw_sha512_pbkdf2
 _SALT_SIZES = (12, 64)  # what Mosquitto 2.1 accepts when it reads a file
+_USERNAME = re.compile(r"[!-9;-~]+")  # printable ASCII without space or ':'
 
 
 def new_secret() -> str:
@@ -68,7 +70,7 @@ def verify(hash: str, secret: str) -> bool:
 def password_line(username: str, hash: str) -> str:
     """One line of a Mosquitto password file. Mosquitto splits a line at its first ``:``, so a username
     holding one (or a space, or a line break) would name another user: refused."""
-    if not username or any(c in ":" or not 32 < ord(c) < 127 for c in username):
+    if not _USERNAME.fullmatch(username):
         raise Invalid(f"MQTT username {username!r} cannot go into a Mosquitto password file: use printable "
                       f"ASCII without ':' or spaces (the product's username rule, `station product credentials`)")
     return f"{username}:{hash}\n"
