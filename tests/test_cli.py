@@ -186,3 +186,17 @@ def test_a_disabled_product_issues_nothing_until_enabled(station_dir: Path) -> N
     run(station_dir, "product", "enable", PRODUCT)
     assert "issued 2 claim IDs" in run(station_dir, "generate", "--product", PRODUCT, "--count", "2").stdout
     fails(station_dir, "product", "enable", "NOPE", message="unknown product 'NOPE'")
+
+
+def test_claim_and_release_from_the_command_line(station_dir: Path) -> None:
+    run(station_dir, "generate", "--product", PRODUCT, "--count", "1", "--batch", "claims")
+    shown = run(station_dir, "export", "--batch", "claims").stdout.splitlines()[1].split(",")[1]
+    fails(station_dir, "claim", shown, "--account", "acct-1", message="not registered yet")
+    assert "once registered" in run(station_dir, "product", "claiming", PRODUCT, "--after-registration").stdout
+    run(station_dir, "product", "claiming", PRODUCT, "--before-registration")
+    assert run(station_dir, "claim", shown.lower(), "--account", "acct-1").stdout.strip() == f"{shown} claimed for acct-1"
+    assert "already claimed" in run(station_dir, "claim", shown, "--account", "acct-1").stdout
+    fails(station_dir, "claim", shown, "--account", "acct-2", message="claimed by another account")
+    fails(station_dir, "claim", shown[:-1] + ("0" if shown[-1] != "0" else "1"), "--account", "acct-2", message="mistyped")
+    fails(station_dir, "release", shown, "--reason", "", message="needs a reason")
+    assert run(station_dir, "release", shown, "--reason", "returned").stdout.strip() == f"released {shown}: registered"

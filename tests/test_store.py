@@ -365,3 +365,12 @@ def test_an_event_kind_outside_the_life_cycles_list_is_refused(tmp_path: Path) -
             store.record(None, "flash-finished", "cli")  # a typo of a kind a reader would never find
         assert store.record(None, lifecycle.Kind.SIGN_IN_REFUSED, "cli") > 0
         assert store.conn.execute("SELECT kind FROM events").fetchall() == [("sign-in-refused",)]
+
+
+def test_an_unknown_code_ending_in_a_check_symbol_outside_the_alphabet_is_not_found(store: Store) -> None:
+    """Five of the 37 check symbols (* ~ $ = U) are no claim ID symbols: a code that ends in one, read as a
+    claim ID alone, fails, but its reading with the check symbol is right, so an unknown one is "not found"."""
+    for check in "*~$=U":
+        code = next(c for c in iter(lambda: uci.generate(), None) if uci.check_symbol(c) == check)
+        with pytest.raises(NotFound, match="check it against the label"):
+            store.find(uci.display(code))

@@ -81,3 +81,16 @@ def product_credentials(station: Station, product_id: str, mode: str | None, **g
                                + (f", username {settings.username}" if settings.secret else "")
                                + (f", keys made on the {'unit' if settings.keys == 'device' else 'station'}, "
                                   f"{settings.validity_days} days" if settings.x509 else "")))
+
+
+@product.command("claiming")
+@click.argument("product_id")
+@click.option("--before-registration/--after-registration", required=True,
+              help="Whether end users may claim a unit still in the factory (pre-claimed units), or only once it "
+                   "has registered.")
+@pass_station
+def product_claiming(station: Station, product_id: str, before_registration: bool) -> None:
+    """Set when a product's units may be claimed."""
+    station.store.set_product_claiming(product_id, before_registration)
+    when = "before registration too" if before_registration else "once registered"
+    click.echo(f"product {product_id}: units may be claimed {when}")

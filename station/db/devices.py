@@ -82,8 +82,8 @@ class DevicesTable(ProductsTable):
                 f"claim code {typed.strip()!r} matches {len(found)} devices ({', '.join(d.display for d in found)}); "
                 f"type the whole code with its check symbol"
             )
-        if reading.problem and len(reading.cleaned) - 1 in sizes:
-            raise reading.problem
+        if reading.problem and len(reading.cleaned) - 1 in sizes and reading.cleaned[:-1] not in reading.readings:
+            raise reading.problem  # the reading with a check symbol failed (mistyped), and none other is stored
         raise NotFound(f"no device has claim code {typed.strip()!r}; check it against the label")
 
     def devices(self, *, product: str | None = None, batch: str | None = None, state: str | None = None,

@@ -11,7 +11,7 @@ from ..core.lifecycle import Kind
 from ..core.models import now
 from .events import EventsTable
 
-TOKEN_SCOPES = ("read", "issue", "admin")  # what an API token may do; station/web/access.py maps actions to them
+TOKEN_SCOPES = ("read", "issue", "claim", "admin")  # what an API token may do; station/web/access.py maps actions to them
 DEFAULT_SCOPES = ("read",)  # a token made without --scope: least privilege
 
 

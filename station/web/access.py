@@ -47,6 +47,8 @@ RULES: dict[str, Rule] = {
     "read": Rule(frozenset({"operator", "admin"}), "read"),          # look at devices, batches, products, stats
     "issue": Rule(frozenset({"operator", "admin"}), "issue"),        # issue claim IDs, run units on the line
     "void": Rule(frozenset({"operator", "admin"}), "issue"),         # void a unit's claim ID
+    "claim": Rule(frozenset({"admin"}), "claim"),                    # bind a unit to an end user's account
+    "release": Rule(frozenset({"admin"}), "admin"),                  # return a claimed unit (resale, support)
     "manage": Rule(frozenset({"admin"}), "admin"),                   # add products
     "settings": Rule(frozenset({"admin"}), "admin"),                 # see the station's settings and accounts
 }

@@ -16,6 +16,8 @@ from flask import Blueprint, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from ..core import credentials, fields
+from ..core.errors import Unavailable
+from ..db.claims import ACCOUNT_MAX
 from ..store import Device, IssueRequest, Store
 from .access import require
 from .bodies import field, idempotency_key, only_fields, parse_object, query_int
@@ -163,3 +165,41 @@ def _detail(device: Device) -> Response:
     events = [asdict(e) for e in reader.events(device.uci)]
     provisioning = credentials.provisioning_state(device.state, bool(reader.with_credentials([device.uci])))
     return jsonify({**device.to_dict(), "provisioning": provisioning, "events": events})
+
+
+def _claim(device: Device, claim: dict[str, Any] | None) -> dict[str, Any]:
+    return {"uci": device.uci, "display": device.display, "product": device.product, "state": device.state,
+            "account": claim["account"] if claim else None, "claimed": claim["created"] if claim else None}
+
+
+@bp.post("/claims")
+@needs("claim")
+def claim() -> ResponseReturnValue:
+    """An end user's claim through the maker's cloud: the code as they typed it, bound to their account once.
+    Codes that name no claimable unit count against the caller's token, the account and the address."""
+    body = json_object()
+    only_fields(body, ("code", "product", "account"))
+    code = field(body, "code", str, required=True, max_len=fields.NAME_MAX)
+    owner = field(body, "account", str, required=True, max_len=ACCOUNT_MAX)
+    product = field(body, "product", str)
+    rt = runtime()
+    keys = {"token": g.caller, "account": owner, "addr": request.remote_addr}
+    attempt = rt.claim_failures.begin(**keys)
+    try:
+        device, created = rt.writer.call(Store.claim, code, owner, g.caller,
+                                         fields.product_id(product) if product is not None else None)
+    except Unavailable:
+        rt.claim_failures.succeeded(attempt, **keys)  # the station's trouble, not a wrong code
+        raise
+    rt.claim_failures.succeeded(attempt, **keys)
+    return jsonify(_claim(device, rt.reader().claim_of(device.uci))), 201 if created else 200
+
+
+@bp.delete("/claims/<code>")
+@needs("release")
+def release(code: str) -> ResponseReturnValue:
+    """Return a claimed unit to registered, for resale or a support case; the reason stays in its history."""
+    body = json_object()
+    only_fields(body, ("reason",))
+    reason = field(body, "reason", str, required=True)
+    return jsonify(_claim(runtime().writer.call(Store.release, code, reason, g.caller), None))

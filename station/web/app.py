@@ -18,6 +18,7 @@ from ..core.errors import StationError
 from . import api, line, openapi, pages, replies, session
 from .bodies import Capped
 from .device import DeviceEndpoints
+from .limits import TooManyAttempts
 from .requestlog import log_request
 from .runtime import Runtime
 
@@ -64,7 +65,10 @@ def error_reply(message: str, status: int) -> tuple[Response, int]:
 
 
 def _station_error(exc: StationError) -> tuple[Response, int]:
-    return error_reply(str(exc), exc.status)
+    response, status = error_reply(str(exc), exc.status)
+    if isinstance(exc, TooManyAttempts):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response, status
 
 
 def _http_error(exc: HTTPException) -> tuple[Response, int]:

@@ -11,6 +11,7 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from ..core import credentials, fields, lifecycle, uci
+from ..db.claims import ACCOUNT_MAX
 from .access import RULES
 from .api import MAX_PAGE
 from .bodies import MAX_BODY
@@ -24,7 +25,8 @@ _ERRORS = {
     404: "No such product, batch, device or endpoint.",
     409: "Clashes with what is stored (a used ID or serial, a disabled product, a void device).",
     413: f"The body is larger than {MAX_BODY // 1024} KiB.",
-    429: "Too many wrong passwords from this address or for this name: wait and try again.",
+    429: "Too many failures (wrong passwords, claim codes that name no unit) from this address, for this name, "
+         "account or token: wait the seconds of Retry-After and try again.",
     503: "The database is locked by another program or the disk is full; nothing was stored: try again.",
 }
 
@@ -152,6 +154,20 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["product"], "additionalProperties": False,
         "properties": {"product": _ID_TEXT, "serial": {"type": "string", "maxLength": fields.KEY_MAX,
                                                           "description": "The manufacturer's serial of the unit."}},
+    },
+    "NewClaim": {
+        "type": "object", "required": ["code", "account"], "additionalProperties": False,
+        "properties": {"code": {**_REQUIRED_TEXT, "maxLength": fields.NAME_MAX,
+                                "description": "The claim code as the end user typed or scanned it."},
+                       "account": {**_REQUIRED_TEXT, "maxLength": ACCOUNT_MAX,
+                                   "description": "The end user's account in the maker's cloud."},
+                       "product": {**_ID_TEXT, "description": "Only a unit of this product is claimed."}},
+    },
+    "Claim": {
+        "type": "object", "required": ["uci", "display", "product", "state", "account", "claimed"],
+        "properties": {"uci": _TEXT, "display": _TEXT, "product": _TEXT,
+                       "state": {"type": "string", "enum": list(lifecycle.ALL_STATES)},
+                       "account": _NULLABLE_TEXT, "claimed": _NULLABLE_TEXT},
     },
     "Void": {"type": "object", "required": ["reason"], "additionalProperties": False, "properties": {"reason": _REQUIRED_TEXT}},
     "Stats": {
@@ -288,6 +304,17 @@ DOCUMENT: dict[str, Any] = {
         "/api/v1/lookup": {
             "get": _operation("A device by any typed or scanned form of its claim code", {200: ("DeviceDetail", "The device.")},
                               (400, 404, 409), params=[_param("code", "query", "The code as typed or scanned.", required=True)], action="read"),
+        },
+        "/api/v1/claims": {
+            "post": _operation("Claim a unit for an end user's account",
+                               {201: ("Claim", "The unit is claimed for the account."),
+                                200: ("Claim", "The account had claimed this unit already.")},
+                               (404, 409, 429), body="NewClaim", action="claim"),
+        },
+        "/api/v1/claims/{code}": {
+            "delete": _operation("Release a claimed unit back to registered (resale, support)",
+                                 {200: ("Claim", "The unit, registered again.")}, (404, 409), body="Void",
+                                 params=[_CODE], action="release"),
         },
         "/api/v1/stats": {"get": _operation("Device counts by product, batch and state", {200: ("Stats", "The counts.")}, (), action="read")},
         "/": {"get": _page("The line: scan units, follow each slot's cycle")},

@@ -23,6 +23,7 @@ from ..store import Store
 from . import session as sessions
 from .access import Caller, Unauthorized, allowed, require
 from .bodies import parse_int
+from .limits import TooManyAttempts
 from .runtime import runtime
 
 PAGE = 50
@@ -31,7 +32,7 @@ MAX_PAGE = 10**6  # pages of the device list: far beyond any registry, within wh
 # create_app checks that both are there (resources.check) before any page is served.
 bp = Blueprint("pages", __name__, template_folder=str(resources.location("templates")),
                static_folder=str(resources.location("static")), static_url_path="/static")
-limiter = sessions.SignInLimiter()
+limiter = sessions.sign_in_limiter()
 
 View = TypeVar("View", bound=Callable[..., ResponseReturnValue])
 
@@ -95,10 +96,10 @@ def signin() -> ResponseReturnValue:
         return render_template("signin.html", next=target, no_users=not accounts.users(runtime().reader()))
     sessions.check_csrf()
     name = request.form.get("name", "").strip()
-    keys = limiter.keys(request.remote_addr, name)
+    keys = {"addr": request.remote_addr, "user": name.lower()}
     try:
-        attempt = limiter.begin(*keys)
-    except sessions.TooManyAttempts as exc:
+        attempt = limiter.begin(**keys)
+    except TooManyAttempts as exc:
         return render_template("signin.html", next=target, error=str(exc), name=name), exc.status
     try:
         user = accounts.authenticate(runtime().reader(), name, request.form.get("password", ""))
@@ -108,7 +109,7 @@ def signin() -> ResponseReturnValue:
     if user is None:
         _sign_in_refused(name if accounts.exists(runtime().reader(), name) else "unknown")
         return render_template("signin.html", next=target, error="wrong name or password", name=name), 401
-    limiter.succeeded(attempt, *keys)
+    limiter.succeeded(attempt, forgive=("user",), **keys)
     sessions.sign_in(user)
     return redirect(target)
 

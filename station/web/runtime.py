@@ -17,6 +17,7 @@ from ..serve.writer import Writer
 from ..store import Store, prefetch
 from .access import Access
 from .bodies import MAX_KEY, field
+from .limits import FailureLimiter
 
 
 class Runtime:
@@ -33,6 +34,7 @@ class Runtime:
         self._readers: list[Store] = []
         self._lock = threading.Lock()
         self.on_close: list[Callable[[], None]] = []  # parts that hold resources of their own (the line's rig)
+        self.claim_failures = claim_limiter()
         try:
             self.access = Access(config.get("client_networks"), self.reader, self.writer)
         except Exception:
@@ -66,6 +68,14 @@ class Runtime:
             for store in self._readers:
                 store.close()
             self._readers.clear()
+
+
+def claim_limiter() -> FailureLimiter:
+    """Wrong claim codes allowed in ten minutes: few per end user's account, more per client address, most per
+    API token (the maker's cloud claims for all its users through one)."""
+    return FailureLimiter({"account": 10, "addr": 30, "token": 200}, 600.0,
+                          "too many claim codes that did not match a unit; wait {wait} seconds and check the code on "
+                          "the label")
 
 
 def runtime() -> Runtime:

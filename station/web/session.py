@@ -13,9 +13,6 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
-import threading
-import time
-from collections import deque
 from pathlib import Path
 
 from flask import Flask, Request, request, session
@@ -23,19 +20,14 @@ from flask import Flask, Request, request, session
 from .. import accounts
 from ..accounts import User
 from ..config import Config
-from ..core.errors import Forbidden, StationError
+from ..core.errors import Forbidden
 from ..store import Store
 from .access import Caller
+from .limits import FailureLimiter
 from .runtime import runtime
 
 SECRET_FILE = "secret_key"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-class TooManyAttempts(StationError):
-    """Sign-in refused for a while after repeated wrong passwords."""
-
-    status = 429
 
 
 def secret_key(data_dir: Path) -> bytes:
@@ -132,45 +124,8 @@ def session_way_in(req: Request) -> Caller | None:
     return Caller.person(user)
 
 
-class SignInLimiter:
+def sign_in_limiter(per_name: int = 5, per_address: int = 20, window: float = 300.0) -> FailureLimiter:
     """Wrong passwords allowed in ``window`` seconds: few per user name (a guesser of one account), more per
     address (operators of one line share a PC, and one person's typos must not lock the others out)."""
-
-    def __init__(self, per_name: int = 5, per_address: int = 20, window: float = 300.0) -> None:
-        self.limits = {"user": per_name, "addr": per_address}
-        self.window = window
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def keys(address: str | None, name: str) -> tuple[str, str]:
-        return f"addr:{address}", f"user:{name.lower()}"
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        times = self._failures.setdefault(key, deque())
-        while times and now - times[0] > self.window:
-            times.popleft()
-        return times
-
-    def begin(self, *keys: str) -> float:
-        """Refuse when a key is over its limit, else count this attempt now (as wrong until it succeeds), in
-        one step: parallel guesses cannot all pass the check before any of them is counted."""
-        now = time.monotonic()
-        with self._lock:
-            for key in keys:
-                times = self._recent(key, now)
-                if len(times) >= self.limits[key.partition(":")[0]]:
-                    wait = int(self.window - (now - times[0])) + 1
-                    raise TooManyAttempts(f"too many wrong passwords; wait {wait} seconds and try again, or ask an admin")
-            for key in keys:
-                self._failures[key].append(now)
-        return now
-
-    def succeeded(self, attempt: float, *keys: str) -> None:
-        """A right password: its name's count starts again, and the address no longer counts this attempt."""
-        with self._lock:
-            for key in keys:
-                if key.startswith("user:"):
-                    self._failures.pop(key, None)
-                elif attempt in self._failures.get(key, ()):
-                    self._failures[key].remove(attempt)
+    return FailureLimiter({"user": per_name, "addr": per_address}, window,
+                          "too many wrong passwords; wait {wait} seconds and try again, or ask an admin")

@@ -190,16 +190,17 @@ def test_the_demo_refuses_a_station_in_use(tmp_path: Path) -> None:
 def test_parallel_guesses_cannot_pass_the_limit_together() -> None:
     import threading
 
-    from station.web.session import SignInLimiter, TooManyAttempts
+    from station.web.limits import TooManyAttempts
+    from station.web.session import sign_in_limiter
 
-    limiter = SignInLimiter(per_name=5, per_address=100)
+    limiter = sign_in_limiter(per_name=5, per_address=100)
     passed: list[float] = []
     go = threading.Barrier(20)
 
     def guess() -> None:
         go.wait()
         try:
-            passed.append(limiter.begin(*limiter.keys("10.0.0.9", "adam")))
+            passed.append(limiter.begin(addr="10.0.0.9", user="adam"))
         except TooManyAttempts:
             pass
 
@@ -209,5 +210,5 @@ def test_parallel_guesses_cannot_pass_the_limit_together() -> None:
     for thread in threads:
         thread.join(10)
     assert len(passed) == 5
-    limiter.succeeded(passed[0], *limiter.keys("10.0.0.9", "adam"))  # a right password clears the name
-    limiter.begin(*limiter.keys("10.0.0.9", "adam"))
+    limiter.succeeded(passed[0], forgive=("user",), addr="10.0.0.9", user="adam")  # a right password clears the name
+    limiter.begin(addr="10.0.0.9", user="adam")
