@@ -9,6 +9,7 @@ import click
 from .. import terminal
 from ..core import credentials
 from ..core.errors import Invalid
+from ..credentials import secret
 from .base import Station, StationGroup, echo_table, pass_station, switches
 
 
@@ -76,7 +77,10 @@ def product_credentials(station: Station, product_id: str, mode: str | None, **g
             values["mode"] = int(mode, 8)
         except ValueError as exc:
             raise Invalid(f"--mode is octal file permissions such as 0600, not {mode!r}") from exc
-    settings = station.store.set_product_credentials(product_id, credentials.settings(values)).credentials
+    checked = credentials.settings(values)
+    if checked.secret:  # the broker's file must take every username the rule makes (secret.password_line's rule)
+        secret.password_line(checked.mqtt_username("0" * 16, product_id), "")
+    settings = station.store.set_product_credentials(product_id, checked).credentials
     click.echo(terminal.escape(f"product {product_id}: credentials {', '.join(settings.kinds) or 'none'}"
                                + (f", username {settings.username}" if settings.secret else "")
                                + (f", keys made on the {'unit' if settings.keys == 'device' else 'station'}, "

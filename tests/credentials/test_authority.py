@@ -274,3 +274,15 @@ def test_a_certificate_of_another_ca_fails_openssl_verify(tmp_path: Path, ca: Au
     (tmp_path / "ca.pem").write_bytes(ca.chain_pem())
     (tmp_path / "f.pem").write_bytes(foreign.public_bytes(serialization.Encoding.PEM))
     assert openssl("verify", "-CAfile", str(tmp_path / "ca.pem"), str(tmp_path / "f.pem"), ok=False).returncode
+
+
+def test_an_encrypted_parent_key_needs_its_passphrase(tmp_path: Path, data_dir: Path) -> None:
+    cert, _, _, parent_key = other_ca(tmp_path / "parent")
+    locked = parent_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.BestAvailableEncryption(b"parent pass"))
+    with pytest.raises(WrongPassphrase, match="the parent CA's key is encrypted"):
+        Authority.init(data_dir, parent_cert=cert.read_bytes(), parent_key=locked)
+    with pytest.raises(WrongPassphrase, match="wrong passphrase for the parent CA's key"):
+        Authority.init(data_dir, parent_cert=cert.read_bytes(), parent_key=locked, parent_secret=b"nope")
+    made = Authority.init(data_dir, PASS, parent_cert=cert.read_bytes(), parent_key=locked, parent_secret=b"parent pass")
+    assert made.parents[0].subject.rfc4514_string() == "CN=Another company's CA"

@@ -42,6 +42,8 @@ def test_product_credentials_are_set_kept_and_checked(station_dir: Path) -> None
     fails(station_dir, "product", "credentials", PRODUCT, "--kinds", "secret", "--cert-path", "rel/x",
           message="cert_path must be an absolute path")
     fails(station_dir, "product", "credentials", "NOPE", "--kinds", "none", message="unknown product 'NOPE'")
+    fails(station_dir, "product", "credentials", PRODUCT, "--kinds", "secret", "--username", "unit:{uci}",
+          message="cannot go into a Mosquitto password file")
     assert "credentials none" in station(station_dir, "product", "credentials", PRODUCT, "--kinds", "none").stdout
 
 
