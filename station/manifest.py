@@ -83,7 +83,7 @@ def write_device_files(product: Product, devices: Iterable[Device], folder: str 
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for count, device in enumerate(devices, 1):  # noqa: B007 (the count is the result)
-            files.write_bytes(folder / f"{device.uci}.json5", product.device_file(device.uci))
+            files.write_bytes(folder / f"{device.uci}.json5", product.device_file(device.uci, device.serial))
     except OSError as exc:
         raise Invalid(f"cannot write device files into {folder}: {exc.strerror}; check the folder and free space") from exc
     return count

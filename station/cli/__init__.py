@@ -21,7 +21,7 @@ def cli(ctx: click.Context, data_dir: str | None) -> None:
     ctx.call_on_close(station.close)
 
 
-for _command in (products.product, batches.generate, batches.batch, devices.show, devices.void, devices.export,
+for _command in (products.product, batches.generate, batches.import_ids, batches.batch, devices.show, devices.void, devices.export,
                  devices.stats, serve.serve, users.user, tokens.token, rig.rig, simulate.simulate, ca.ca,
                  credentials.credentials, claims.claim, claims.release, *labels.COMMANDS):
     cli.add_command(_command)

@@ -2,39 +2,82 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
-from .. import manifest, terminal
+from .. import columns, manifest, terminal
+from ..core.errors import Invalid
+from ..store import Batch
 from .base import Station, StationGroup, pass_station, progress_bar
+
+
+def _outputs(function: Callable[..., None]) -> Callable[..., None]:
+    """The manifests a new batch can write, shared by ``generate`` and ``import``."""
+    for option in reversed((
+        click.option("--batch", "batch_name", default=None, help="Batch name [default: product and time]."),
+        click.option("--csv", "csv_file", type=click.Path(dir_okay=False), default=None, help="Write a CSV manifest."),
+        click.option("--json", "json_file", type=click.Path(dir_okay=False), default=None, help="Write a JSON manifest."),
+        click.option("--device-json", type=click.Path(file_okay=False), default=None,
+                     help="Write <UCI>.json5 device files into this folder."),
+    )):
+        function = option(function)
+    return function
 
 
 @click.command()
 @click.option("--product", "product_id", required=True, help="Product ID.")
-@click.option("--count", required=True, type=int, help="How many claim IDs to issue.")
-@click.option("--batch", "batch_name", default=None, help="Batch name [default: product and time].")
-@click.option("--csv", "csv_file", type=click.Path(dir_okay=False), default=None, help="Write a CSV manifest.")
-@click.option("--json", "json_file", type=click.Path(dir_okay=False), default=None, help="Write a JSON manifest.")
-@click.option("--device-json", type=click.Path(file_okay=False), default=None,
-              help="Write <UCI>.json5 device files into this folder.")
+@click.option("--count", type=int, default=None, help="How many claim IDs to issue.")
+@click.option("--serials", "serials_file", type=click.Path(dir_okay=False), default=None,
+              help="One claim ID per manufacturer serial in this file (one a line, or a CSV column: --column).")
+@click.option("--column", default=None, help="The column of --serials in a CSV file with a header row.")
+@_outputs
 @pass_station
-def generate(station: Station, product_id: str, count: int, batch_name: str | None, csv_file: str | None,
-             json_file: str | None, device_json: str | None) -> None:
-    """Issue COUNT claim IDs in one batch, durably, and write the manifests.
+def generate(station: Station, product_id: str, count: int | None, serials_file: str | None, column: str | None,
+             batch_name: str | None, csv_file: str | None, json_file: str | None, device_json: str | None) -> None:
+    """Issue COUNT claim IDs (or one per serial of --serials) in one batch, durably, and write the manifests.
 
-    The batch is committed in short transactions beside a live line and is usable once complete; an
+    A counted batch is committed in short transactions beside a live line and is usable once complete; an
     interrupted one is named by `station stats` and finished by `station batch resume` or `station batch void`.
+    A batch of serials is stored whole or not at all.
     """
     store = station.store
-    with progress_bar(count, "issuing") as update:
-        batch = store.generate_batch(product_id, count, name=batch_name, actor="cli", progress=update)
+    if (count is None) == (serials_file is None):
+        raise Invalid("give either --count or --serials")
+    if serials_file is not None:
+        batch = store.generate_for_serials(product_id, columns.read(serials_file, column), name=batch_name,
+                                           actor="cli", source=serials_file)
+    else:
+        with progress_bar(count or 0, "issuing") as update:
+            batch = store.generate_batch(product_id, count or 0, name=batch_name, actor="cli", progress=update)
     click.echo(f"issued {batch.count} claim IDs for {batch.product} in batch {batch.name}")
+    _write_outputs(station, batch, csv_file, json_file, device_json)
+
+
+@click.command("import")
+@click.option("--product", "product_id", required=True, help="Product ID.")
+@click.option("--csv", "list_file", required=True, type=click.Path(dir_okay=False),
+              help="The claim IDs: one a line, or a CSV column (--column).")
+@click.option("--column", default=None, help="The column of the IDs in a CSV file with a header row.")
+@click.option("--batch", "batch_name", default=None, help="Batch name [default: product and time].")
+@pass_station
+def import_ids(station: Station, product_id: str, list_file: str, column: str | None, batch_name: str | None) -> None:
+    """Store claim IDs made elsewhere (by hand, or by a system being replaced) as one batch: all or nothing."""
+    batch = station.store.import_batch(product_id, columns.read(list_file, column), name=batch_name, actor="cli",
+                                       source=list_file)
+    click.echo(f"imported {batch.count} claim IDs for {batch.product} in batch {batch.name}")
+
+
+def _write_outputs(station: Station, batch: Batch, csv_file: str | None, json_file: str | None,
+                   device_json: str | None) -> None:
+    store = station.store
     # Manifests are written from the database once the batch is complete: only stored UCIs reach a file.
     for path, fmt in ((csv_file, "csv"), (json_file, "json")):
         if path:
             manifest.write_file(store.devices(batch=batch.name), path, fmt)
             click.echo(f"wrote {path}")
     if device_json:
-        manifest.write_device_files(store.product(product_id), store.devices(batch=batch.name), device_json)
+        manifest.write_device_files(store.product(batch.product), store.devices(batch=batch.name), device_json)
         click.echo(f"wrote {batch.count} device files into {device_json}")
 
 

@@ -36,3 +36,17 @@ class Unavailable(StationError):
     """A resource the station needs is busy, full or unreachable; trying again later may work."""
 
     status = 503
+
+
+class BadRows(Invalid):
+    """Rows of a list (serials, imported claim IDs) that cannot be stored, each by its line number; all or
+    nothing, so the message names every row to fix (the first ``SHOWN``) and says that nothing was stored."""
+
+    SHOWN = 10
+
+    def __init__(self, source: str, problems: list[tuple[int, str]]) -> None:
+        listed = "; ".join(f"line {number}: {problem}" for number, problem in problems[: self.SHOWN])
+        more = f"; and {len(problems) - self.SHOWN} more" if len(problems) > self.SHOWN else ""
+        plural = "s" if len(problems) != 1 else ""
+        super().__init__(f"{source}: {len(problems)} bad row{plural}, nothing was stored: {listed}{more}")
+        self.problems = problems

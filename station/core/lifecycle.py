@@ -28,6 +28,7 @@ class Kind(StrEnum):
     KEY_RELEASED = "key-released"  # a void device's serial or hardware key, freed for a new claim ID
     BATCH_ISSUED = "batch-issued"
     BATCH_VOIDED = "batch-voided"
+    BATCH_IMPORTED = "batch-imported"  # claim IDs made elsewhere, stored as one batch (details: the source)
     # labels
     PRINTED = "printed"
     REPRINTED = "reprinted"

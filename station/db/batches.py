@@ -7,11 +7,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 
 from ..core import fields, lifecycle, uci
-from ..core.errors import Conflict, Invalid, StationError
+from ..core.errors import BadRows, Conflict, Invalid, StationError
 from ..core.lifecycle import Kind
 from ..core.models import Batch, Product, now
 from .devices import TRIES, DevicesTable, used_up
@@ -85,16 +85,100 @@ class BatchesTable(DevicesTable):
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise Invalid(f"count must be a whole number of at least 1, not {count!r}")
         product = self._issuable(product_id)
-        created = now()
-        name = fields.text(name, "a batch name") if name else f"{product_id}-{created[:19].replace(':', '').replace('-', '')}"
         with self.transaction() as conn:
-            if conn.execute("SELECT 1 FROM batches WHERE name = ?", (name,)).fetchone():
-                raise Conflict(f"batch name {name!r} is already used; choose another with --batch")
-            conn.execute(
-                "INSERT INTO batches(name, product, count, created, actor, complete, issued) VALUES (?, ?, ?, ?, ?, 0, 0)",
-                (name, product.id, count, created, actor),
-            )
-        return self._fill(self.batch(name), actor, progress)
+            batch = self._new_batch(conn, product, name, count, actor)
+        return self._fill(self.batch(batch[1]), actor, progress)
+
+    def _new_batch(self, conn: sqlite3.Connection, product: Product, name: str | None, count: int, actor: str,
+                   complete: bool = False) -> tuple[int, str]:
+        """The batch's row (its id and name), incomplete unless it is stored whole in this transaction."""
+        created = now()
+        name = fields.text(name, "a batch name") if name else f"{product.id}-{created[:19].replace(':', '').replace('-', '')}"
+        if conn.execute("SELECT 1 FROM batches WHERE name = ?", (name,)).fetchone():
+            raise Conflict(f"batch name {name!r} is already used; choose another with --batch")
+        cursor = conn.execute(
+            "INSERT INTO batches(name, product, count, created, actor, complete, issued) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (name, product.id, count, created, actor, int(complete), count if complete else 0))
+        return int(cursor.lastrowid or 0), name
+
+    def generate_for_serials(self, product_id: str, serials: Sequence[tuple[int, str]], *, name: str | None = None,
+                             actor: str = "cli", source: str = "the list of serials") -> Batch:
+        """One UCI per manufacturer serial (``(line, serial)`` each), as one batch in one transaction: all or
+        nothing, and a refusal names every bad line (a bad serial, one that repeats, one that has a claim ID)."""
+        product = self._issuable(product_id)
+        problems: list[tuple[int, str]] = []
+        lines: dict[str, int] = {}
+        for line, value in serials:
+            try:
+                serial = fields.serial(value)
+            except Invalid as exc:
+                problems.append((line, str(exc)))
+                continue
+            if serial in lines:
+                problems.append((line, f"serial {serial} repeats line {lines[serial]}"))
+            else:
+                lines[serial] = line
+        with self.transaction() as conn:
+            taken = self._taken(conn, "serial", product.id, list(lines))
+            problems += [(lines[serial], f"serial {serial} already has claim ID {product.display(code)}")
+                         for serial, code in taken]
+            if problems or not lines:
+                raise BadRows(source, sorted(problems) or [(0, "no serials")])
+            batch_id, name = self._new_batch(conn, product, name, len(lines), actor, complete=True)
+            for serial in lines:
+                for _ in range(TRIES):  # a UCI drawn twice (never seen yet, but possible) is drawn again
+                    cursor = conn.execute("INSERT OR IGNORE INTO devices(uci, product, batch, state, serial) "
+                                          "VALUES (?, ?, ?, 'issued', ?)", (uci.generate(product.bits), product.id,
+                                                                          batch_id, serial))
+                    if cursor.rowcount:
+                        break
+                else:
+                    raise used_up(product)
+            self._event(conn, Kind.BATCH_ISSUED, actor, {"product": product.id, "count": len(lines),
+                                                          "serials": source}, batch=batch_id)
+        return self.batch(name)
+
+    def import_batch(self, product_id: str, codes: Sequence[tuple[int, str]], *, name: str | None = None,
+                     actor: str = "cli", source: str = "the list of claim IDs") -> Batch:
+        """Claim IDs made elsewhere (by hand, or by a system being replaced) as one batch of the product, in one
+        transaction: each read as the product's codes are (its size, a check symbol where given), none twice,
+        none the station holds already; all or nothing, and a refusal names every bad line."""
+        product = self._issuable(product_id)
+        problems: list[tuple[int, str]] = []
+        lines: dict[str, int] = {}
+        for line, value in codes:
+            try:
+                code = uci.parse(value, product.bits)
+            except Invalid as exc:
+                problems.append((line, str(exc)))
+                continue
+            if code in lines:
+                problems.append((line, f"{product.display(code)} repeats line {lines[code]}"))
+            else:
+                lines[code] = line
+        with self.transaction() as conn:
+            problems += [(lines[code], f"{product.display(code)} is held by the station already")
+                         for code, _ in self._taken(conn, "uci", None, list(lines))]
+            if problems or not lines:
+                raise BadRows(source, sorted(problems) or [(0, "no claim IDs")])
+            batch_id, name = self._new_batch(conn, product, name, len(lines), actor, complete=True)
+            conn.execute("INSERT INTO devices(uci, product, batch, state) SELECT value, ?, ?, 'issued' "
+                         "FROM json_each(?) ORDER BY value", (product.id, batch_id, json.dumps(list(lines))))
+            self._event(conn, Kind.BATCH_IMPORTED, actor, {"product": product.id, "count": len(lines),
+                                                            "source": source}, batch=batch_id)
+        return self.batch(name)
+
+    @staticmethod
+    def _taken(conn: sqlite3.Connection, column: str, product_id: str | None, values: list[str]) -> list[tuple[str, str]]:
+        """``(value, uci)`` of the devices that hold one of ``values`` in ``column`` (serial of the product, or uci)."""
+        where = {"serial": "product = ? AND serial", "uci": "uci"}[column]
+        found: list[tuple[str, str]] = []
+        for i in range(0, len(values), 500):
+            part = values[i : i + 500]
+            params = ([product_id] if column == "serial" else []) + part
+            found += conn.execute(f"SELECT {column}, uci FROM devices WHERE {where} IN ({','.join('?' * len(part))})",
+                                  params).fetchall()
+        return found
 
     def resume_batch(self, name: str, *, actor: str = "cli", progress: Callable[[int], None] | None = None) -> Batch:
         """Finish an interrupted batch: issue the UCIs it still lacks, then mark it complete with its event."""

@@ -118,7 +118,7 @@ class Cycle:
             except Conflict as exc:  # its batch is incomplete: the claim ID must not reach a unit yet
                 raise StepFailed("connect", str(exc)) from None
             product = store.product(device.product)
-            data = product.device_file(self.uci)
+            data = product.device_file(self.uci, device.serial)
             store.record(self.uci, Kind.FLASH_STARTED, actor, self._details(path=settings.device_json_path))
             authority = load_authority(self.issuing) if product.credentials.x509 else None
             self._report("connect", f"opening {slot.port} at {slot.baud} baud")

@@ -69,7 +69,8 @@ def test_a_unit_is_checked_issued_labelled_flashed_and_passes(store: Store, conf
     verdict = cycle.run(store, device.uci, label=True)
     assert verdict.passed, verdict.summary()
     assert verdict.summary().startswith(f"PASS {device.display} flashed, verified and registered in ")
-    assert unit.fs.files[DEVICE_JSON] == store.product(PRODUCT).device_file(device.uci)
+    assert unit.fs.files[DEVICE_JSON] == store.product(PRODUCT).device_file(device.uci, "SN-7")
+    assert json.loads(unit.fs.files[DEVICE_JSON])["serial"] == "SN-7"  # the unit names its serial, as its label does
     assert list((config.data_dir / "labels-out").iterdir())
     assert kinds(store, device.uci) == ["issued", "printed", "flash-started", "flashed", "boot-triggered", "registered",
                                         "registration-confirmed", PASS]
