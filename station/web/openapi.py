@@ -143,8 +143,12 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"id": {"type": "integer"}, "time": _TEXT, "uci": _NULLABLE_TEXT, "batch": {"type": "integer", "nullable": True},
                        "kind": _TEXT, "actor": _TEXT, "details": {"type": "object"}},
     },
-    "DeviceDetail": {"allOf": [_ref("Device"), {"type": "object", "required": ["events"],
-                                                "properties": {"events": {"type": "array", "items": _ref("Event")}}}]},
+    "DeviceDetail": {"allOf": [_ref("Device"), {
+        "type": "object", "required": ["events", "provisioning"],
+        "properties": {"events": {"type": "array", "items": _ref("Event")},
+                       "provisioning": {"type": "string", "nullable": True,
+                                        "enum": [credentials.DEFINED, credentials.ACTIVATED, credentials.ASSOCIATED, None],
+                                        "description": "Xively's provisioning state, derived (null for a void unit)."}}}]},
     "Devices": {
         "type": "object", "required": ["devices", "limit", "offset", "next"],
         "properties": {"devices": {"type": "array", "items": _ref("Device")}, "limit": {"type": "integer"},
