@@ -20,6 +20,7 @@ import json5
 from . import files
 from .core.errors import Invalid
 from .core.models import IDEMPOTENCY_WINDOW, REPEAT_WINDOW
+from .core.webhooks import endpoints
 
 DEFAULT_DATA_DIR = "station-data"
 CONFIG_NAME = "station.json5"
@@ -106,6 +107,8 @@ KEYS: dict[str, Key] = {
     "printers": Key({}, "the label printers by name", _section),
     "rig": Key({}, "what every rig slot shares", _section),
     "slots": Key({}, "the rig's fixtures by name", _section),
+    "webhooks": Key((), "endpoints that get signed events of the kinds they list (name, url, kinds, secret, "
+                    "timeout, from)", endpoints),
 }
 
 

@@ -16,12 +16,13 @@ from .db.devices import Ambiguous, RepeatRefused, SerialTaken
 from .db.schema import SCHEMA_VERSION
 from .db.tokens import DEFAULT_SCOPES, TOKEN_SCOPES, TokensTable
 from .db.users import UsersTable
+from .db.webhooks import WebhooksTable, WebhookState
 
 __all__ = ["CHUNK", "DEFAULT_SCOPES", "IDEMPOTENCY_WINDOW", "REPEAT_WINDOW", "SCHEMA_VERSION", "TOKEN_SCOPES", "Ambiguous",
-           "Batch", "ClaimedElsewhere", "Device", "Event", "IssueRequest", "NoSuchUnit", "NotAStationDatabase", "Product", "RepeatRefused", "SerialTaken", "Store", "now",
+           "Batch", "ClaimedElsewhere", "Device", "Event", "IssueRequest", "NoSuchUnit", "NotAStationDatabase", "Product", "RepeatRefused", "SerialTaken", "Store", "WebhookState", "now",
            "prefetch"]
 
 
-class Store(BatchesTable, ClaimsTable, CredentialsTable, TokensTable, UsersTable):
+class Store(BatchesTable, ClaimsTable, CredentialsTable, TokensTable, UsersTable, WebhooksTable):
     """The station database: every table group's operations on one connection. Open it with
     ``Store.open(path)``; close it when done."""

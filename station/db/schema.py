@@ -126,8 +126,18 @@ def _v5(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_claims_account ON claims(account)")
 
 
+def _v6(db: sqlite_utils.Database) -> None:
+    """Webhooks: the events table is their outbox, so each endpoint keeps only its cursor (every event it asked
+    for up to that id has been delivered) and how its deliveries go: failed attempts of the event now waiting,
+    the last error and when, when it is tried next, the last delivery."""
+    db.execute(
+        "CREATE TABLE webhooks (name TEXT PRIMARY KEY, cursor INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
+        "last_error TEXT, last_error_at TEXT, next_attempt TEXT, last_delivered TEXT, created TEXT NOT NULL)"
+    )
+
+
 # Each migration moves the schema one version up; they run in order inside one transaction.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

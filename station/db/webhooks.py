@@ -1,0 +1,90 @@
+"""Webhooks' place in the events: the events table is the outbox (written in the same transaction as each
+change), so an endpoint needs only its cursor, the id of the last event it has been delivered (or passed as
+not of its kinds), and the state of its deliveries.
+
+Event ids only grow and become visible in order (every write holds SQLite's one write lock from BEGIN to
+COMMIT), so "events after the cursor, up to the last id read first" never skips one that commits later.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..core.models import Event, now
+from ..core.webhooks import Endpoint
+from .events import EventsTable
+
+LAST_ERROR_MAX = 300  # characters of a delivery's error kept and shown
+
+
+@dataclass(frozen=True)
+class WebhookState:
+    """An endpoint's deliveries as stored, with its backlog (events of its kinds after its cursor)."""
+
+    name: str
+    cursor: int
+    attempts: int
+    last_error: str | None
+    last_error_at: str | None
+    next_attempt: str | None
+    last_delivered: str | None
+    backlog: int
+
+
+class WebhooksTable(EventsTable):
+
+    def webhook_start(self, name: str, from_start: bool) -> int:
+        """An endpoint's cursor; a new endpoint starts at the last event (or, ``from_start``, before the first)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO webhooks(name, cursor, created) "
+                "VALUES (?, CASE WHEN ? THEN 0 ELSE (SELECT coalesce(max(id), 0) FROM events) END, ?)",
+                (name, from_start, now()))
+            return int(conn.execute("SELECT cursor FROM webhooks WHERE name = ?", (name,)).fetchone()[0])
+
+    def webhook_events(self, after: int, kinds: Sequence[str], limit: int) -> tuple[list[Event], int]:
+        """Up to ``limit`` events of ``kinds`` after event ``after``, in order, and the id up to which every
+        event was read (the last one returned when the limit cut the list, else the last event of all)."""
+        last = self.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+        marks = ", ".join("?" * len(kinds))
+        rows = self.conn.execute(
+            f"SELECT id, time, uci, batch, kind, actor, details FROM events WHERE id > ? AND id <= ? "
+            f"AND kind IN ({marks}) ORDER BY id LIMIT ?", (after, last, *kinds, limit)).fetchall()
+        events = [Event(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows]
+        return events, (events[-1].id if len(events) == limit else max(after, last))
+
+    def webhook_delivered(self, name: str, cursor: int, delivered: bool) -> None:
+        """Move the cursor on (never back): every event of the endpoint's kinds up to ``cursor`` has been
+        delivered; ``delivered`` when one was just now (its time is kept), and its failed attempts are over."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE webhooks SET cursor = max(cursor, ?), attempts = 0, next_attempt = NULL, "
+                "last_delivered = CASE WHEN ? THEN ? ELSE last_delivered END WHERE name = ?",
+                (cursor, delivered, now(), name))
+
+    def webhook_failed(self, name: str, error: str, next_attempt: str) -> int:
+        """Count a failed attempt at the endpoint's next event, with its error and when it is tried again; the
+        attempts so far."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE webhooks SET attempts = attempts + 1, last_error = ?, last_error_at = ?, next_attempt = ? "
+                "WHERE name = ?", (error[:LAST_ERROR_MAX], now(), next_attempt, name))
+            return int(conn.execute("SELECT attempts FROM webhooks WHERE name = ?", (name,)).fetchone()[0])
+
+    def webhook_states(self, endpoints: Sequence[Endpoint]) -> list[WebhookState]:
+        """Each configured endpoint's deliveries and backlog; one never started shows what it would start with."""
+        last = self.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+        states = []
+        for endpoint in endpoints:
+            row: dict[str, Any] = next(self._query("SELECT * FROM webhooks WHERE name = ?", (endpoint.name,)), {})
+            cursor = row.get("cursor", 0 if endpoint.start == "start" else last)
+            marks = ", ".join("?" * len(endpoint.kinds))
+            backlog = self.conn.execute(f"SELECT count(*) FROM events WHERE id > ? AND kind IN ({marks})",
+                                        (cursor, *endpoint.kinds)).fetchone()[0]
+            states.append(WebhookState(endpoint.name, cursor, row.get("attempts", 0), row.get("last_error"),
+                                       row.get("last_error_at"), row.get("next_attempt"), row.get("last_delivered"),
+                                       backlog))
+        return states
