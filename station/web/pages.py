@@ -207,4 +207,6 @@ def settings() -> ResponseReturnValue:
     return render_template("settings.html", config_path=config.config_path, printers=config.get("printers"),
                            layouts=layouts, layouts_folder=folder, layouts_problem=layouts_problem,
                            slots=config.get("slots"), rig=config.get("rig"),
-                           users=accounts.users(runtime().reader()))
+                           users=accounts.users(runtime().reader()),
+                           webhooks=zip(config.get("webhooks"), runtime().reader().webhook_states(config.get("webhooks")),
+                                        strict=True))

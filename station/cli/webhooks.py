@@ -1,0 +1,31 @@
+"""``station webhooks list``: each configured endpoint's backlog and its deliveries' state, read from the
+database beside a running `station serve` (which delivers); never a secret."""
+
+from __future__ import annotations
+
+import click
+
+from .base import Station, echo_table, pass_station
+
+
+@click.group()
+def webhooks() -> None:
+    """Webhook endpoints of station.json5 (key webhooks) and how their deliveries go."""
+
+
+@webhooks.command("list")
+@pass_station
+def list_(station: Station) -> None:
+    """Each endpoint's URL, kinds, backlog (events of its kinds not yet delivered), last delivery, failed
+    attempts at the event now waiting, and the last error."""
+    endpoints = station.config.get("webhooks")
+    if not endpoints:
+        click.echo(f"no webhooks configured; list them under webhooks in {station.config.config_path}")
+        return
+    rows = []
+    for endpoint, state in zip(endpoints, station.store.webhook_states(endpoints), strict=True):
+        attempts = f"{state.attempts} (next {state.next_attempt})" if state.attempts else "0"
+        error = f"{state.last_error} (at {state.last_error_at})" if state.last_error else "-"
+        rows.append((endpoint.name, endpoint.url, ",".join(endpoint.kinds), state.backlog,
+                     state.last_delivered or "never", attempts, error))
+    echo_table(("endpoint", "url", "kinds", "backlog", "last delivered", "attempts", "last error"), rows)
