@@ -8,6 +8,7 @@ import click
 
 from .. import columns, manifest, terminal
 from ..core.errors import Invalid
+from ..credentials import batch as batch_credentials
 from ..store import Batch
 from .base import Station, StationGroup, pass_station, progress_bar
 
@@ -77,13 +78,33 @@ def _write_outputs(station: Station, batch: Batch, csv_file: str | None, json_fi
             manifest.write_file(store.devices(batch=batch.name), path, fmt)
             click.echo(f"wrote {path}")
     if device_json:
-        manifest.write_device_files(store.product(batch.product), store.devices(batch=batch.name), device_json)
-        click.echo(f"wrote {batch.count} device files into {device_json}")
+        _device_files(station, batch, device_json)
+
+
+def _device_files(station: Station, batch: Batch, folder: str) -> None:
+    store = station.store
+    product, devices = store.product(batch.product), store.devices(batch=store.usable_batch(batch.name).name)
+    if product.credentials.secret:  # each file carries its unit's fresh secret; the station keeps the hash
+        batch_credentials.write_device_files(store, product, devices, folder, station.config.get("secret_iterations"),
+                                             "cli")
+    else:
+        manifest.write_device_files(product, devices, folder)
+    click.echo(f"wrote {batch.count} device files into {folder}")
 
 
 @click.group(cls=StationGroup)
 def batch() -> None:
     """Batches whose generation was interrupted (`station stats` names them): finish them or give them up."""
+
+
+@batch.command("files")
+@click.argument("name")
+@click.option("--device-json", "folder", required=True, type=click.Path(file_okay=False),
+              help="Write <UCI>.json5 device files into this folder.")
+@pass_station
+def batch_files(station: Station, name: str, folder: str) -> None:
+    """Write the batch's device files (again): for a product with secrets, every file gets a new one."""
+    _device_files(station, station.store.batch(name), folder)
 
 
 @batch.command("resume")

@@ -48,10 +48,11 @@ class Product:
         """The device object of device.json5 for a unit of this product, with its UCI in ``id``."""
         return {"product": self.id, "name": self.name, "description": self.description, "model": self.model, **extra, "id": code}
 
-    def device_file(self, code: str, serial: str | None = None) -> bytes:
+    def device_file(self, code: str, serial: str | None = None, **extra: Any) -> bytes:
         """The device.json5 a unit gets, byte for byte: written by the rig, and by manifests for firmware builds;
         a unit with a manufacturer serial carries it, so that the unit and its label name both."""
-        extra = {"serial": serial} if serial else {}
+        if serial:
+            extra["serial"] = serial
         return (json.dumps(self.device_object(code, **extra), indent=4) + "\n").encode()
 
 

@@ -54,22 +54,31 @@ class CredentialsTable(DevicesTable):
     def set_secret(self, uci: str, username: str, hash: str, actor: str) -> str:
         """Record a unit's secret by its broker hash, replacing the one before; the event kind (made, or
         regenerated when a hash was there)."""
-        if not _HASH.fullmatch(hash):
-            raise Invalid("a unit's secret is recorded only as its Mosquitto sha512-pbkdf2 hash ($7$...), "
-                          "made by station.credentials.secret.password_hash")
-        username = fields.text(username, "an MQTT username", fields.NAME_MAX)
-        self._credential_unit(uci)
+        return self.set_secrets([(uci, username, hash)], actor)[0]
+
+    def set_secrets(self, secrets: list[tuple[str, str, str]], actor: str) -> list[str]:
+        """``set_secret`` for many units (``(uci, username, hash)`` each) in one transaction: a batch's device
+        files. All or none."""
+        rows = []
+        for uci, username, hash in secrets:
+            if not _HASH.fullmatch(hash):
+                raise Invalid("a unit's secret is recorded only as its Mosquitto sha512-pbkdf2 hash ($7$...), "
+                              "made by station.credentials.secret.password_hash")
+            rows.append((self._credential_unit(uci).uci, fields.text(username, "an MQTT username", fields.NAME_MAX), hash))
+        kinds = []
         with self.transaction() as conn:
-            taken = conn.execute("SELECT uci FROM secrets WHERE username = ? AND uci != ?", (username, uci)).fetchone()
-            if taken:
-                raise Conflict(f"MQTT username {username!r} already belongs to device {taken[0]}; give the product a "
-                               f"username rule with {{uci}} in it (`station product credentials`)")
-            before = conn.execute("SELECT 1 FROM secrets WHERE uci = ?", (uci,)).fetchone()
-            conn.execute("INSERT OR REPLACE INTO secrets(uci, username, hash, created) VALUES (?, ?, ?, ?)",
-                         (uci, username, hash, now()))
-            kind = Kind.SECRET_REGENERATED if before else Kind.SECRET_MADE
-            self._event(conn, kind, actor, {"username": username}, code=uci)
-        return str(kind)
+            for uci, username, hash in rows:
+                taken = conn.execute("SELECT uci FROM secrets WHERE username = ? AND uci != ?", (username, uci)).fetchone()
+                if taken:
+                    raise Conflict(f"MQTT username {username!r} already belongs to device {taken[0]}; give the product "
+                                   f"a username rule with {{uci}} in it (`station product credentials`)")
+                before = conn.execute("SELECT 1 FROM secrets WHERE uci = ?", (uci,)).fetchone()
+                conn.execute("INSERT OR REPLACE INTO secrets(uci, username, hash, created) VALUES (?, ?, ?, ?)",
+                             (uci, username, hash, now()))
+                kind = Kind.SECRET_REGENERATED if before else Kind.SECRET_MADE
+                self._event(conn, kind, actor, {"username": username}, code=uci)
+                kinds.append(str(kind))
+        return kinds
 
     def revoke_secret(self, uci: str, reason: str, actor: str) -> bool:
         """Delete a unit's secret hash (it stops working at the next export); whether it had one."""
