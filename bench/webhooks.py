@@ -120,6 +120,7 @@ def run_with_hook(work: Path, args: argparse.Namespace, receiver: Receiver) -> d
     try:
         with receiver.lock:
             start_count = receiver.count
+            receiver.last = 0  # event ids start again in each fresh station
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         figures = serialize.load(url, args, work)
