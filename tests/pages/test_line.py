@@ -5,7 +5,7 @@ from __future__ import annotations
 from playwright.sync_api import Page, expect
 
 from station.core import uci
-from station.store import Store
+from station.store import IssueRequest, Store
 from tests.pages.conftest import ADMIN, Line, screenshot, sign_in
 
 PASS_WITHIN = 60_000  # ms: bounds the wait for a cycle (label, flash, boot, registration); never a measurement
@@ -88,7 +88,7 @@ def test_reprint_and_void_ask_for_a_reason(page: Page, line: Line) -> None:
 
 def test_look_up_a_unit_by_a_mistyped_form_of_its_code(page: Page, line: Line) -> None:
     with Store.open(line.server.db) as store:
-        device = store.issue(store.products()[0].id, actor="test")[0]
+        device = store.issue(IssueRequest(store.products()[0].id, actor="test"))[0]
         store.advance(device.uci, "labeled", "printed", "test")
     sign_in(page, line)
     page.click("nav >> text=Devices")
@@ -124,7 +124,7 @@ def test_requests_without_the_csrf_token_are_refused(page: Page, line: Line) -> 
 
 def test_main_pages_render_for_an_admin(page: Page, line: Line) -> None:
     with Store.open(line.server.db) as store:  # a registered unit of its own: the test needs no other to run first
-        device = store.issue(store.products()[0].id, actor="test")[0]
+        device = store.issue(IssueRequest(store.products()[0].id, actor="test"))[0]
         store.advance(device.uci, "registered", "registered", "device")
     sign_in(page, line, ADMIN)
     for name, path, heading in (("batches", "/batches", "Batches"), ("products", "/products", "Products"),
