@@ -14,7 +14,7 @@ from . import files
 from .core.errors import Invalid
 from .store import Device, Product
 
-COLUMNS = ("uci", "display", "product", "batch", "state", "serial", "created")
+COLUMNS = ("uci", "display", "product", "batch", "state", "serial", "created", "provisioning")
 FORMATS = ("csv", "json")
 
 

@@ -67,6 +67,7 @@ class Device:
     serial: str | None = None
     hwkey: str | None = None
     display: str = ""
+    provisioning: str | None = None  # Xively's state, derived (core/credentials.provisioning_state), never stored
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -151,18 +151,6 @@ class CredentialsTable(DevicesTable):
             f"SELECT {_LISTED} FROM certificates WHERE uci = ? ORDER BY created DESC, serial", (uci,)))
         return {"secret": secret, "certificates": certificates}
 
-    def with_credentials(self, codes: list[str]) -> set[str]:
-        """Which of these units had a credential made (a secret now, or any certificate ever): the
-        ``activated`` provisioning state."""
-        found: set[str] = set()
-        for start in range(0, len(codes), 500):
-            part = codes[start:start + 500]
-            marks = ", ".join("?" * len(part))
-            found.update(r["uci"] for r in self._query(
-                f"SELECT uci FROM secrets WHERE uci IN ({marks}) UNION SELECT uci FROM certificates WHERE uci IN ({marks})",
-                (*part, *part)))
-        return found
-
     def secret_lines(self) -> list[tuple[str, str]]:
         """(username, hash) of every unit's secret, void units left out, by username: the password file (rows as
         tuples: a dict per row would cost the export half its speed)."""

@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ..core import fields, lifecycle, uci
+from ..core import credentials, fields, lifecycle, uci
 from ..core.errors import Conflict, NotFound, StationError, Unavailable
 from ..core.lifecycle import Kind
 from ..core.models import Batch, Device, IssueRequest, Product, ago, now
@@ -52,13 +52,16 @@ class DevicesTable(ProductsTable):
     _DEVICE_SELECT = (
         "SELECT d.uci, d.product, d.state, coalesce(d.created, b.created) AS created, "
         "coalesce(d.updated, d.created, b.created) AS updated, b.name AS batch, d.serial, d.hwkey, "
-        "p.check_symbol FROM devices d JOIN products p ON p.id = d.product LEFT JOIN batches b ON b.id = d.batch"
+        "p.check_symbol, EXISTS (SELECT 1 FROM secrets s WHERE s.uci = d.uci) "
+        "OR EXISTS (SELECT 1 FROM certificates c WHERE c.uci = d.uci) AS credentialed "
+        "FROM devices d JOIN products p ON p.id = d.product LEFT JOIN batches b ON b.id = d.batch"
     )
 
     @staticmethod
     def _device(row: dict[str, Any]) -> Device:
-        check = row.pop("check_symbol")
-        return Device(**row, display=uci.display(row["uci"], check=bool(check)))
+        check, made = row.pop("check_symbol"), row.pop("credentialed")
+        return Device(**row, display=uci.display(row["uci"], check=bool(check)),
+                      provisioning=credentials.provisioning_state(row["state"], bool(made)))
 
     def device(self, code: str) -> Device:
         """The device with this canonical UCI."""

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from ..core import credentials, fields
+from ..core import fields
 from ..core.errors import Unavailable
 from ..db.claims import ACCOUNT_MAX
 from ..store import Device, IssueRequest, Store
@@ -160,11 +160,8 @@ def json_object() -> dict[str, Any]:
 
 
 def _detail(device: Device) -> Response:
-    """A device with its history, and its provisioning state as Xively names it (derived, never stored)."""
-    reader = runtime().reader()
-    events = [asdict(e) for e in reader.events(device.uci)]
-    provisioning = credentials.provisioning_state(device.state, bool(reader.with_credentials([device.uci])))
-    return jsonify({**device.to_dict(), "provisioning": provisioning, "events": events})
+    """A device with its history."""
+    return jsonify({**device.to_dict(), "events": [asdict(e) for e in runtime().reader().events(device.uci)]})
 
 
 def _claim(device: Device, claim: dict[str, Any] | None) -> dict[str, Any]:

@@ -131,11 +131,15 @@ SCHEMAS: dict[str, Any] = {
     },
     "Batches": {"type": "object", "required": ["batches"], "properties": {"batches": {"type": "array", "items": _ref("Batch")}}},
     "Device": {
-        "type": "object", "required": ["uci", "product", "state", "created", "updated", "batch", "serial", "hwkey", "display"],
+        "type": "object", "required": ["uci", "product", "state", "created", "updated", "batch", "serial", "hwkey", "display",
+                                       "provisioning"],
         "properties": {
             "uci": _TEXT, "product": _TEXT, "state": {"type": "string", "enum": list(lifecycle.ALL_STATES)},
             "created": _TEXT, "updated": _NULLABLE_TEXT, "batch": _NULLABLE_TEXT, "serial": _NULLABLE_TEXT,
             "hwkey": _NULLABLE_TEXT, "display": _TEXT,
+            "provisioning": {"type": "string", "nullable": True,
+                             "enum": [credentials.DEFINED, credentials.ACTIVATED, credentials.ASSOCIATED, None],
+                             "description": "Xively's provisioning state, derived (null for a void unit)."},
         },
     },
     "Event": {
@@ -143,12 +147,8 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"id": {"type": "integer"}, "time": _TEXT, "uci": _NULLABLE_TEXT, "batch": {"type": "integer", "nullable": True},
                        "kind": _TEXT, "actor": _TEXT, "details": {"type": "object"}},
     },
-    "DeviceDetail": {"allOf": [_ref("Device"), {
-        "type": "object", "required": ["events", "provisioning"],
-        "properties": {"events": {"type": "array", "items": _ref("Event")},
-                       "provisioning": {"type": "string", "nullable": True,
-                                        "enum": [credentials.DEFINED, credentials.ACTIVATED, credentials.ASSOCIATED, None],
-                                        "description": "Xively's provisioning state, derived (null for a void unit)."}}}]},
+    "DeviceDetail": {"allOf": [_ref("Device"), {"type": "object", "required": ["events"],
+                                                "properties": {"events": {"type": "array", "items": _ref("Event")}}}]},
     "Devices": {
         "type": "object", "required": ["devices", "limit", "offset", "next"],
         "properties": {"devices": {"type": "array", "items": _ref("Device")}, "limit": {"type": "integer"},

@@ -15,7 +15,7 @@ from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from .. import accounts, resources
-from ..core import credentials, lifecycle, uci
+from ..core import lifecycle, uci
 from ..core.errors import StationError
 from ..core.lifecycle import Kind
 from ..labels import layout as layout_mod
@@ -160,9 +160,8 @@ def device(uci: str) -> ResponseReturnValue:
     store = runtime().reader()
     found = store.device(uci)
     held = store.credentials_of(uci)  # usernames, serials, fingerprints: never a secret or a key
-    provisioning = credentials.provisioning_state(found.state, held["secret"] is not None or bool(held["certificates"]))
     return render_template("device.html", device=found, product=store.product(found.product), events=store.events(uci),
-                           credentials=held, provisioning=provisioning)
+                           credentials=held, provisioning=found.provisioning)
 
 
 @bp.get("/batches")

@@ -90,6 +90,7 @@ def test_no_secret_or_key_reaches_the_database_events_logs_or_any_export(tmp_pat
     run("export", "--format", "json", "--out", str(out / "devices.json"))
     run("generate", "--product", PRODUCT, "--count", "3", "--batch", "b1", "--csv", str(out / "batch.csv"),
         "--json", str(out / "batch.json"), "--device-json", str(out / "device-files"))
+    run("generate", "--product", PRODUCT, "--count", "1", "--batch", "b2")  # no device files: no secret yet
     for unit in units:
         run("credentials", "show", unit.uci)
         run("show", unit.uci)
@@ -105,7 +106,9 @@ def test_no_secret_or_key_reaches_the_database_events_logs_or_any_export(tmp_pat
             outputs.append(reply.text)
         assert reply.json()["provisioning"] == "activated"
         auth = {"Authorization": f"Bearer {token}"}
-        fresh = requests.get(f"{api}/devices?batch=b1", headers=auth, timeout=30).json()["devices"][0]["uci"]
+        with_files = requests.get(f"{api}/devices?batch=b1", headers=auth, timeout=30).json()["devices"]
+        assert {d["provisioning"] for d in with_files} == {"activated"}  # their device files carry their secrets
+        fresh = requests.get(f"{api}/devices?batch=b2", headers=auth, timeout=30).json()["devices"][0]["uci"]
         assert requests.get(f"{api}/devices/{fresh}", headers=auth, timeout=30).json()["provisioning"] == "defined"
         page = signed_in(server).get(f"http://127.0.0.1:{server.port}/devices/{units[0].uci}", timeout=30).text
         outputs.append(page)

@@ -139,7 +139,9 @@ def test_certificates_list_by_product_and_state(store: Store) -> None:
     assert len(store.certificates(state="active")) == 2 and store.certificates(state="revoked") == []
     with pytest.raises(NotFound, match="unknown product"):
         store.certificates(product="NOPE")
-    assert store.with_credentials([mine.uci, theirs.uci, "0" * 16]) == {mine.uci, theirs.uci}
+    third, _ = store.issue(PRODUCT)
+    assert [store.device(d.uci).provisioning for d in (mine, theirs, third)] == ["activated", "activated", "defined"]
+    assert [d.provisioning for d in store.devices(product=PRODUCT)] == ["activated", "defined"]  # listings and exports too
 
 
 def test_no_secret_text_reaches_the_database_file(store: Store, data_dir: Path) -> None:
