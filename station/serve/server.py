@@ -34,6 +34,7 @@ from .. import logs
 from ..config import Config
 from ..core.errors import StationError, Unavailable
 from ..web.app import create_app
+from ..webhooks.delivery import Webhooks
 from .reserve import Reserve
 
 LOG_FILE = "web.log"
@@ -59,6 +60,7 @@ def serve(config: Config, host: str, port: int, on_ready: Callable[[str], None] 
                      respawn_failed_workers=True, log_enabled=False)
     listener = threading.Thread(target=server.hear, args=(news, on_ready, url), name="station-ready", daemon=True)
     multiprocessing.set_start_method("spawn", force=True)  # as on Windows and macOS: nothing half-copied by fork
+    webhooks = Webhooks(config)  # in this process, beside the server process: they share no interpreter lock
     try:
         listener.start()
         try:
@@ -75,6 +77,7 @@ def serve(config: Config, host: str, port: int, on_ready: Callable[[str], None] 
     except KeyboardInterrupt:  # a stop that came before Granian took over the signals: a stop too
         pass
     finally:
+        webhooks.close()
         sock.close()
         told.close()
         logs.setup(logging.INFO, config.data_dir / LOG_FILE)  # the server process may have rotated the file

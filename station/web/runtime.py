@@ -15,7 +15,6 @@ from flask import current_app
 from ..config import Config
 from ..serve.writer import Writer
 from ..store import Store, prefetch
-from ..webhooks.delivery import Webhooks
 from .access import Access
 from .bodies import MAX_KEY, field
 from .limits import FailureLimiter
@@ -38,8 +37,6 @@ class Runtime:
         self.claim_failures = claim_limiter()
         try:
             self.access = Access(config.get("client_networks"), self.reader, self.writer)
-            self.webhooks = Webhooks(config, self.writer)  # deliverers of the events to the configured endpoints
-            self.on_close.append(self.webhooks.close)
         except Exception:
             self.close()
             raise

@@ -1,8 +1,9 @@
-"""Delivering events to webhook endpoints: one thread per endpoint in the server process, reading the events
-after its cursor with its own read connection and POSTing each, signed, in event order.
+"""Delivering events to webhook endpoints: one thread per endpoint in `station serve`'s own process (beside,
+not inside, the server process: its JSON, signing and HTTP then never hold the request threads' interpreter
+lock), reading the events after its cursor with its own connection and POSTing each, signed, in event order.
 
 The events table is the outbox, so nothing is lost while a receiver is down or the station restarts: the
-cursor (moved on through the app's writer, only past events whose POST got a 2xx) is where delivery resumes.
+cursor (moved on only past events whose POST got a 2xx) is where delivery resumes.
 The cursor is stored at most once a second while deliveries flow (a commit per event would cost the serialize
 path a commit each), so a station killed mid-delivery sends up to a second's events again: each carries its
 delivery id, ``<endpoint>:<event id>``, for the receiver to drop duplicates. A failure (refused connection,
@@ -26,7 +27,6 @@ from datetime import UTC, datetime, timedelta
 from ..config import Config
 from ..core.models import Event, stored
 from ..core.webhooks import Endpoint
-from ..serve.writer import Writer
 from ..store import Store
 from . import signing
 
@@ -61,10 +61,10 @@ def backoff(attempt: int) -> float:
 class Deliverer:
     """One endpoint's thread: events of its kinds after its cursor, POSTed one at a time, in order."""
 
-    def __init__(self, endpoint: Endpoint, config: Config, writer: Writer, cursor: int, station: str) -> None:
+    def __init__(self, endpoint: Endpoint, config: Config, cursor: int, station: str) -> None:
         self.endpoint = endpoint
         self._config = config
-        self._writer = writer
+        self._store: Store | None = None  # the thread's own connection: it reads the events and stores the cursor
         self._station = station
         self._saved = self._position = cursor  # stored cursor; every event of its kinds up to position delivered
         self._delivered = False  # one was delivered since the cursor was last stored
@@ -97,7 +97,7 @@ class Deliverer:
     def _run(self) -> None:
         store = None
         try:
-            store = Store.open(self._config.db_path, timeout=self._config.database_timeout)
+            store = self._store = Store.open(self._config.db_path, timeout=self._config.database_timeout)
             while not self._stop.is_set():
                 try:
                     self._round(store)
@@ -109,7 +109,7 @@ class Deliverer:
         finally:
             try:
                 self._save()
-            except Exception:  # the writer stopped first (a close that timed out): the next start sends them again
+            except Exception:  # the database refused the last store: the next start sends them again
                 log.warning("webhook cursor not stored", extra={"endpoint": self.endpoint.name,
                                                                 "cursor": self._position})
             self._disconnect()
@@ -133,8 +133,8 @@ class Deliverer:
             self._stop.wait(POLL)
 
     def _save(self) -> None:
-        if self._position > self._saved:
-            self._writer.call(Store.webhook_delivered, self.endpoint.name, self._position, self._delivered)
+        if self._position > self._saved and self._store is not None:
+            self._store.webhook_delivered(self.endpoint.name, self._position, self._delivered)
             self._saved, self._delivered = self._position, False
         self._saved_at = time.monotonic()
 
@@ -155,7 +155,8 @@ class Deliverer:
             wait = backoff(attempts)
             self._save()  # what was delivered before this event, so that a restart does not send it again
             next_attempt = stored(datetime.now(UTC) + timedelta(seconds=wait))
-            self._writer.call(Store.webhook_failed, self.endpoint.name, error, next_attempt)
+            if self._store is not None:
+                self._store.webhook_failed(self.endpoint.name, error, next_attempt)
             log.warning("webhook delivery failed", extra={"endpoint": self.endpoint.name, "url": self.endpoint.url,
                                                           "event": event.id, "error": error, "attempts": attempts,
                                                           "retry_in": round(wait, 1)})
@@ -219,20 +220,23 @@ class Deliverer:
 
 
 class Webhooks:
-    """Every configured endpoint's deliverer; started by the app's Runtime, closed by its ``on_close``."""
+    """Every configured endpoint's deliverer; started and closed by `station serve` (serve/server.py)."""
 
-    def __init__(self, config: Config, writer: Writer) -> None:
+    def __init__(self, config: Config) -> None:
         endpoints: tuple[Endpoint, ...] = config.get("webhooks")
         station = socket.gethostname()
         self.deliverers = []
-        for endpoint in endpoints:  # the cursors first: a new endpoint starts at the last event of now
-            cursor = writer.call(Store.webhook_start, endpoint.name, endpoint.start == "start")
-            self.deliverers.append(Deliverer(endpoint, config, writer, cursor, station))
+        if not endpoints:
+            return
+        with Store.open(config.db_path, timeout=config.database_timeout) as store:
+            cursors = [store.webhook_start(e.name, e.start == "start") for e in endpoints]  # new ones start now
+        for endpoint, cursor in zip(endpoints, cursors, strict=True):
+            self.deliverers.append(Deliverer(endpoint, config, cursor, station))
             log.info("webhook deliveries started", extra={"endpoint": endpoint.name, "url": endpoint.url,
                                                           "kinds": list(endpoint.kinds), "cursor": cursor})
 
     def close(self) -> None:
-        """Stop every deliverer (each stores its cursor through the writer, which is still running)."""
+        """Stop every deliverer (each stores its cursor on the way out)."""
         for deliverer in self.deliverers:
             deliverer.interrupt()  # all at once: each then waits only for itself
         for deliverer in self.deliverers:
