@@ -158,7 +158,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def token(server: Server) -> str:
     """An API token made by `station token create`, as an operator makes one, with every scope."""
-    scopes = ("--scope", "read", "--scope", "issue", "--scope", "admin")
+    scopes = ("--scope", "read", "--scope", "issue", "--scope", "claim", "--scope", "admin")
     return station(server.data_dir, "token", "create", "--name", "tests", *scopes).stdout.strip()
 
 
