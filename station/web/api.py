@@ -141,11 +141,14 @@ def lookup() -> ResponseReturnValue:
 @bp.post("/devices/<code>/void")
 @needs("void")
 def void(code: str) -> ResponseReturnValue:
+    return _detail(runtime().writer.call(Store.void, code, _reason(), g.caller))
+
+
+def _reason() -> str:
+    """The body ``{"reason": ...}`` of a call that must say why (void, release)."""
     body = json_object()
     only_fields(body, ("reason",))
-    reason = field(body, "reason", str, required=True)
-    caller = g.caller
-    return _detail(runtime().writer.call(Store.void, code, reason, caller))
+    return field(body, "reason", str, required=True)
 
 
 @bp.get("/stats")
@@ -196,7 +199,4 @@ def claim() -> ResponseReturnValue:
 @needs("release")
 def release(code: str) -> ResponseReturnValue:
     """Return a claimed unit to registered, for resale or a support case; the reason stays in its history."""
-    body = json_object()
-    only_fields(body, ("reason",))
-    reason = field(body, "reason", str, required=True)
-    return jsonify(_claim(runtime().writer.call(Store.release, code, reason, g.caller), None))
+    return jsonify(_claim(runtime().writer.call(Store.release, code, _reason(), g.caller), None))
