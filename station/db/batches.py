@@ -71,6 +71,25 @@ def _draws(product: Product, count: int) -> Generator[list[str], int, None]:
                 raise used_up(product)
 
 
+def _listed(rows: Sequence[tuple[int, str]], read: Callable[[str], str],
+            shown: Callable[[str], str]) -> tuple[dict[str, int], list[tuple[int, str]]]:
+    """A list's values as ``read`` makes them, each with its first line, and the problems by line: a value
+    ``read`` refuses, or one that repeats an earlier line."""
+    lines: dict[str, int] = {}
+    problems: list[tuple[int, str]] = []
+    for line, value in rows:
+        try:
+            item = read(value)
+        except Invalid as exc:
+            problems.append((line, str(exc)))
+            continue
+        if item in lines:
+            problems.append((line, f"{shown(item)} repeats line {lines[item]}"))
+        else:
+            lines[item] = line
+    return lines, problems
+
+
 class BatchesTable(DevicesTable):
 
     def generate_batch(self, product_id: str, count: int, *, name: str | None = None, actor: str = "cli",
@@ -106,18 +125,7 @@ class BatchesTable(DevicesTable):
         """One UCI per manufacturer serial (``(line, serial)`` each), as one batch in one transaction: all or
         nothing, and a refusal names every bad line (a bad serial, one that repeats, one that has a claim ID)."""
         product = self._issuable(product_id)
-        problems: list[tuple[int, str]] = []
-        lines: dict[str, int] = {}
-        for line, value in serials:
-            try:
-                serial = fields.serial(value)
-            except Invalid as exc:
-                problems.append((line, str(exc)))
-                continue
-            if serial in lines:
-                problems.append((line, f"serial {serial} repeats line {lines[serial]}"))
-            else:
-                lines[serial] = line
+        lines, problems = _listed(serials, fields.serial, lambda serial: f"serial {serial}")
         with self.transaction() as conn:
             taken = self._taken(conn, "serial", product.id, list(lines))
             problems += [(lines[serial], f"serial {serial} already has claim ID {product.display(code)}")
@@ -144,18 +152,7 @@ class BatchesTable(DevicesTable):
         transaction: each read as the product's codes are (its size, a check symbol where given), none twice,
         none the station holds already; all or nothing, and a refusal names every bad line."""
         product = self._issuable(product_id)
-        problems: list[tuple[int, str]] = []
-        lines: dict[str, int] = {}
-        for line, value in codes:
-            try:
-                code = uci.parse(value, product.bits)
-            except Invalid as exc:
-                problems.append((line, str(exc)))
-                continue
-            if code in lines:
-                problems.append((line, f"{product.display(code)} repeats line {lines[code]}"))
-            else:
-                lines[code] = line
+        lines, problems = _listed(codes, lambda value: uci.parse(value, product.bits), product.display)
         with self.transaction() as conn:
             problems += [(lines[code], f"{product.display(code)} is held by the station already")
                          for code, _ in self._taken(conn, "uci", None, list(lines))]
