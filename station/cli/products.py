@@ -98,3 +98,18 @@ def product_claiming(station: Station, product_id: str, before_registration: boo
     station.store.set_product_claiming(product_id, before_registration)
     when = "before registration too" if before_registration else "once registered"
     click.echo(f"product {product_id}: units may be claimed {when}")
+
+
+@product.command("preclaimed")
+@click.argument("product_id")
+@click.option("--account", default=None, help="The Ioto account ID the units are claimed for.")
+@click.option("--cloud", default=None, help="The Ioto cloud ID of that account.")
+@click.option("--none", "stop", is_flag=True, help="Units of the product are no longer pre-claimed.")
+@pass_station
+def product_preclaimed(station: Station, product_id: str, account: str | None, cloud: str | None, stop: bool) -> None:
+    """Pre-claim a product's units: every device file carries the Ioto account and cloud from now on."""
+    if stop == (account is not None or cloud is not None):
+        raise Invalid("give --account and --cloud, or --none")
+    done = station.store.set_product_owner(product_id, account, cloud)
+    click.echo(f"product {product_id}: " + (f"units pre-claimed for account {done.account} on cloud {done.cloud}"
+                                            if done.account else "units not pre-claimed"))

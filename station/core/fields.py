@@ -90,12 +90,13 @@ def idempotency_key(value: str, name: str = "Idempotency-Key") -> str:
     return _ascii(value, name, IDEMPOTENCY_MAX, "a UUID")
 
 
-def product_id(value: str) -> str:
-    """An Ioto product token: letters, digits, ``-`` and ``_``, at most PRODUCT_ID_MAX characters."""
+def product_id(value: str, what: str = "product ID") -> str:
+    """An Ioto product token (or an Ioto account or cloud ID, ``what``, of the same form): letters, digits,
+    ``-`` and ``_``, at most PRODUCT_ID_MAX characters."""
     text = value.strip() if isinstance(value, str) else ""
     if not _PRODUCT_ID.fullmatch(text) or not text.isascii() or len(text) > PRODUCT_ID_MAX:
-        raise Invalid(f"product ID {shown(value)!r} must be the Ioto product token: letters and digits, "
-                      f"for example 01H4R15D3478JD26YDYK408XE6")
+        raise Invalid(f"{what} {shown(value)!r} must be an Ioto ID, as the Ioto product token is: letters and "
+                      f"digits, for example 01H4R15D3478JD26YDYK408XE6")
     return text
 
 

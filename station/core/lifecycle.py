@@ -56,6 +56,7 @@ class Kind(StrEnum):
     PRODUCT_ADDED = "product-added"
     PRODUCT_ENABLED = "product-enabled"
     PRODUCT_DISABLED = "product-disabled"
+    PRODUCT_OWNER = "product-owner"  # the Ioto account and cloud a product's units are pre-claimed for
     PRODUCT_CLAIMING = "product-claiming"  # whether a product's units may be claimed before they register
     PRODUCT_CREDENTIALS = "product-credentials"  # the credential settings of a product changed (details: the new ones)
     TOKEN_CREATED = "token-created"

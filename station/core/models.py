@@ -40,13 +40,18 @@ class Product:
     created: str = ""
     credentials: CredentialSettings = field(default_factory=CredentialSettings)
     claim_before_registration: bool = False  # pre-claimed factory flows: a unit may be claimed while in the factory
+    account: str | None = None  # pre-claimed units: the Ioto account and cloud every device file carries
+    cloud: str | None = None
 
     def display(self, code: str) -> str:
         return uci.display(code, check=self.check_symbol)
 
     def device_object(self, code: str, **extra: Any) -> dict[str, Any]:
-        """The device object of device.json5 for a unit of this product, with its UCI in ``id``."""
-        return {"product": self.id, "name": self.name, "description": self.description, "model": self.model, **extra, "id": code}
+        """The device object of device.json5 for a unit of this product, with its UCI in ``id``; a pre-claimed
+        product's ``account`` and ``cloud``, which the agent sends in its registration (DESIGN.md 3)."""
+        owner = {key: value for key, value in (("account", self.account), ("cloud", self.cloud)) if value}
+        return {"product": self.id, "name": self.name, "description": self.description, "model": self.model,
+                **owner, **extra, "id": code}
 
     def device_file(self, code: str, serial: str | None = None, **extra: Any) -> bytes:
         """The device.json5 a unit gets, byte for byte: written by the rig, and by manifests for firmware builds;

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from ..core import credentials, fields, uci
-from ..core.errors import Conflict, NotFound
+from ..core.errors import Conflict, Invalid, NotFound
 from ..core.lifecycle import Kind
 from ..core.models import Product, now
 from .events import EventsTable
@@ -79,4 +79,17 @@ class ProductsTable(EventsTable):
                          (int(before_registration), product_id))
             self._event(conn, Kind.PRODUCT_CLAIMING, actor, {"product": product_id,
                                                               "before_registration": before_registration})
+        return self.product(product_id)
+
+    def set_product_owner(self, product_id: str, account: str | None, cloud: str | None, actor: str = "cli") -> Product:
+        """Pre-claimed units: the Ioto account and cloud IDs every device file of the product carries from now on
+        (both, or neither to stop)."""
+        if (account is None) != (cloud is None):
+            raise Invalid("a pre-claimed product needs both its Ioto account and cloud IDs (or neither, to stop)")
+        if account is not None and cloud is not None:
+            account, cloud = fields.product_id(account, "an Ioto account ID"), fields.product_id(cloud, "an Ioto cloud ID")
+        self.product(product_id)
+        with self.transaction() as conn:
+            conn.execute("UPDATE products SET account = ?, cloud = ? WHERE id = ?", (account, cloud, product_id))
+            self._event(conn, Kind.PRODUCT_OWNER, actor, {"product": product_id, "account": account, "cloud": cloud})
         return self.product(product_id)

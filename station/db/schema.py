@@ -136,8 +136,14 @@ def _v6(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v7(db: sqlite_utils.Database) -> None:
+    """Pre-claimed units: the Ioto account and cloud a product's units are bound to before they leave."""
+    db.execute("ALTER TABLE products ADD COLUMN account TEXT")
+    db.execute("ALTER TABLE products ADD COLUMN cloud TEXT")
+
+
 # Each migration moves the schema one version up; they run in order inside one transaction.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

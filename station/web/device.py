@@ -47,7 +47,11 @@ def register(rt: Runtime, body: dict[str, Any], environ: dict[str, Any]) -> dict
     product = field(body, "product", str, required=True, max_len=64)
     code = field(body, "id", str, required=True, max_len=MAX_BITS // 5)
     claimed = bearer(environ.get("HTTP_AUTHORIZATION"))
-    details = {"remote": environ.get("REMOTE_ADDR")}
+    details: dict[str, Any] = {"remote": environ.get("REMOTE_ADDR")}
+    for key in ("account", "cloud"):  # a pre-claimed unit's Ioto account and cloud, from its device.json5
+        value = field(body, key, str, max_len=fields.PRODUCT_ID_MAX)
+        if value is not None:
+            details[key] = fields.product_id(value, f"the device's {key}")
     device = rt.writer.call(_register, code, product, claimed, details)
     return {"registered": True, "id": device.uci, "product": device.product, "state": device.state}
 

@@ -114,6 +114,7 @@ SCHEMAS: dict[str, Any] = {
             "id": _TEXT, "name": _TEXT, "model": _TEXT, "description": _TEXT, "bits": {"type": "integer"},
             "check_symbol": {"type": "boolean"}, "claim_url": _NULLABLE_TEXT, "layout": _NULLABLE_TEXT,
             "enabled": {"type": "boolean"}, "created": _TEXT,
+            "claim_before_registration": {"type": "boolean"}, "account": _NULLABLE_TEXT, "cloud": _NULLABLE_TEXT,
             "credentials": {"type": "object", "description": "What credentials its units get, and where the rig writes them.",
                             "properties": {"kinds": {"type": "array", "items": {"type": "string",
                                                                                 "enum": list(credentials.KINDS)}},
