@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +19,12 @@ from typing import Any, TypedDict
 import json5
 
 from . import files
+from .core import fields
 from .core.errors import Invalid
 from .core.models import IDEMPOTENCY_WINDOW, REPEAT_WINDOW
 from .core.webhooks import endpoints
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 DEFAULT_DATA_DIR = "station-data"
 CONFIG_NAME = "station.json5"
 DB_NAME = "station.db"
@@ -60,7 +63,7 @@ def _names(where: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _networks(where: str, value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None:
+def _networks(where: str, value: Any) -> tuple[Network, ...] | None:
     if value is None:
         return None
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
@@ -75,6 +78,50 @@ def _name_or_none(where: str, value: Any) -> str | None:
     if value is not None and (not isinstance(value, str) or not value.strip()):
         raise Invalid(f"{where} must be a name (text), not {value!r}")
     return value
+
+
+def _flag(where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid(f"{where} must be true or false, not {value!r}")
+    return value
+
+
+def _url_or_none(where: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+        raise Invalid(f"{where} must be an http:// or https:// URL such as \"https://api.admin.embedthis.com/api\" "
+                      f"(the agent's api.builder), not {value!r}")
+    return value.rstrip("/")
+
+
+def _printer_by_network(where: str, value: Any) -> str | tuple[tuple[Network, str], ...] | None:
+    """A printer name, or CIDR blocks to printer names (one fixture per address range), first match wins."""
+    if value is None or isinstance(value, str):
+        return _name_or_none(where, value)
+    if not isinstance(value, dict) or not all(isinstance(name, str) and name.strip() for name in value.values()):
+        raise Invalid(f"{where} must be a printer name, or CIDR blocks to printer names such as "
+                      f"{{\"10.20.1.0/24\": \"fixture-1\"}}, not {value!r}")
+    blocks = _networks(where, list(value)) or ()
+    return tuple(zip(blocks, value.values(), strict=True))
+
+
+def _finalize(where: str, value: Any) -> dict[str, Any] | None:
+    """``{write: {unit path: station file}, remove: [unit paths]}``: what makes a unit ship-ready (rig/finalize.py)."""
+    if value is None:
+        return None
+    example = '{write: {"/etc/ioto/ioto.json5": "production/ioto.json5"}, remove: ["/var/lib/ioto/provision.json5"]}'
+    if not isinstance(value, dict) or set(value) - {"write", "remove"}:
+        raise Invalid(f"{where} must be an object such as {example}, not {value!r}")
+    write, remove = value.get("write", {}), value.get("remove", [])
+    paths = list(write) + list(remove) if isinstance(write, dict) and isinstance(remove, list) else None
+    if paths is None or not all(isinstance(path, str) and path.startswith("/") for path in paths) \
+            or not all(isinstance(source, str) and source for source in write.values()):
+        raise Invalid(f"{where}: write maps absolute paths on the unit to files of the data directory, remove lists "
+                      f"absolute paths on the unit, as in {example}; not {value!r}")
+    if not paths:
+        raise Invalid(f"{where} names nothing to write or remove; leave finalize out instead")
+    return {"write": dict(write), "remove": tuple(remove)}
 
 
 def _section(where: str, value: Any) -> dict[str, Any]:
@@ -107,9 +154,43 @@ KEYS: dict[str, Key] = {
     "printers": Key({}, "the label printers by name", _section),
     "rig": Key({}, "what every rig slot shares", _section),
     "slots": Key({}, "the rig's fixtures by name", _section),
+    "factory_printer": Key(None, "the printer that prints the label of a unit that serialized itself over "
+                           "/ioto/serialize, or CIDR blocks of the units' addresses to printers (null: no label)",
+                           _printer_by_network),
+    "registration_upstream": Key(None, "the Builder URL each registration is relayed to, whose reply the unit gets "
+                                 "(null: the station answers registrations itself)", _url_or_none),
+    "registration_timeout": _seconds(15.0, 120, "seconds", "seconds the station waits for the upstream Builder"),
+    "agent_ids": Key(False, "whether a registration may bring a claim ID the agent made itself (services.serialize "
+                     "\"auto\"), recorded as a new device", _flag),
+    "finalize": Key(None, "what the rig writes onto and removes from a unit once it registered, to ship it ready "
+                    "(write: {unit path: data directory file}, remove: [unit paths])", _finalize),
+    "products": Key({}, "per product ID, its own values of the keys above (factory_printer to finalize)",
+                    lambda where, value: _products(where, value)),
     "webhooks": Key((), "endpoints that get signed events of the kinds they list (name, url, kinds, secret, "
                     "timeout, from)", endpoints),
 }
+
+
+# The keys a product may set for itself in ``products``; the station-level key is its default.
+PRODUCT_KEYS = ("factory_printer", "registration_upstream", "registration_timeout", "agent_ids", "finalize")
+
+
+def _products(where: str, value: Any) -> dict[str, dict[str, Any]]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(entry, dict) for entry in value.values()):
+        raise Invalid(f"{where} must map product IDs to their settings, such as "
+                      f"{{\"01H4R15D3478JD26YDYK408XE6\": {{agent_ids: true}}}}, not {value!r}")
+    checked: dict[str, dict[str, Any]] = {}
+    for product, entry in value.items():
+        product = fields.product_id(product, f"a product ID in {where}")
+        for key in entry:
+            if key not in PRODUCT_KEYS:
+                raise Invalid(f"{key!r} of product {product} in {where} is not a product setting; "
+                              f"product settings: {', '.join(PRODUCT_KEYS)}")
+        checked[product] = {key: KEYS[key].check(f"{key} of product {product} in {where}", item)
+                            for key, item in entry.items()}
+    return checked
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -140,6 +221,13 @@ class Config:
     def get(self, key: str) -> Any:
         """A setting as ``load`` checked it, else its default; a key outside ``KEYS`` is a programming error."""
         return self.values[key] if key in self.values else KEYS[key].default
+
+    def for_product(self, product: str, key: str) -> Any:
+        """A product setting: the product's own value in ``products``, else the station's."""
+        if key not in PRODUCT_KEYS:
+            raise KeyError(key)
+        own = self.get("products").get(product, {})
+        return own[key] if key in own else self.get(key)
 
     @property
     def database_timeout(self) -> float:

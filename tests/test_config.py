@@ -48,3 +48,37 @@ def test_a_bad_or_unknown_key_is_refused_naming_it(tmp_path: Path, text: str, me
     with pytest.raises(Invalid) as refused:
         load(tmp_path, text)
     assert message in str(refused.value) and str(tmp_path / config_mod.CONFIG_NAME) in str(refused.value)
+
+
+def test_a_product_setting_overrides_the_stations_for_its_product_only(tmp_path: Path) -> None:
+    config = load(tmp_path, '{agent_ids: false, factory_printer: {"10.20.1.0/24": "fixture-1", "10.20.2.0/24": "b"}, '
+                            'products: {P1: {agent_ids: true, registration_upstream: "http://127.0.0.1:9/api/", '
+                            'finalize: {remove: ["/var/lib/ioto/provision.json5"]}}}}')
+    assert config.for_product("P1", "agent_ids") is True and config.for_product("P2", "agent_ids") is False
+    assert config.for_product("P1", "registration_upstream") == "http://127.0.0.1:9/api"
+    assert config.for_product("P2", "registration_upstream") is None
+    assert config.for_product("P1", "finalize") == {"write": {}, "remove": ("/var/lib/ioto/provision.json5",)}
+    assert config.for_product("P2", "factory_printer") == (
+        (ipaddress.ip_network("10.20.1.0/24"), "fixture-1"), (ipaddress.ip_network("10.20.2.0/24"), "b"))
+    with pytest.raises(KeyError):
+        config.for_product("P1", "hardware_keys")  # not a product setting: a programming error
+
+
+@pytest.mark.parametrize("text,message", [
+    ("{products: {P1: {hardware_keys: ['mac']}}}", "'hardware_keys' of product P1"),
+    ("{products: {'no spaces': {agent_ids: true}}}", "a product ID in products"),
+    ("{products: {P1: {agent_ids: 'yes'}}}", "agent_ids of product P1 in "),
+    ("{products: ['P1']}", "must map product IDs"),
+    ("{registration_upstream: 'ftp://builder'}", "http:// or https:// URL"),
+    ("{registration_timeout: 0.5e3}", "registration_timeout in "),
+    ("{factory_printer: {'10.0.0.1/8': 'a'}}", "factory_printer in "),
+    ("{factory_printer: {'10.0.0.0/8': ''}}", "CIDR blocks to printer names"),
+    ("{finalize: {remove: ['relative/path']}}", "absolute paths on the unit"),
+    ("{finalize: {write: {'/etc/ioto/ioto.json5': 3}}}", "files of the data directory"),
+    ("{finalize: {delete: ['/x']}}", "finalize in "),
+    ("{finalize: {}}", "names nothing to write or remove"),
+])
+def test_a_bad_product_or_factory_setting_is_refused_naming_it(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(Invalid) as refused:
+        load(tmp_path, text)
+    assert message in str(refused.value)
