@@ -24,6 +24,7 @@ class Kind(StrEnum):
     CLAIMED = "claimed"
     RELEASED = "released"  # a claimed unit back to registered (resale, a support case), with a reason
     VOID = "void"
+    ADOPTED = "adopted"  # a claim ID the unit's agent made itself, recorded as a new device (origin agent)
     REFUSED = "refused"  # a request the station turned down (details say what was attempted, and why)
     KEY_RELEASED = "key-released"  # a void device's serial or hardware key, freed for a new claim ID
     BATCH_ISSUED = "batch-issued"
@@ -42,6 +43,8 @@ class Kind(StrEnum):
     REGISTRATION_CONFIRMED = "registration-confirmed"
     REGISTRATION_REFUSED = "registration-refused"
     REGISTRATION_TIMEOUT = "registration-timeout"
+    FINALIZED = "finalized"  # the product's finalize steps written, removed, synced and proved by readback
+    FINALIZE_FAILED = "finalize-failed"
     LINE_PASS = "line-pass"
     LINE_FAIL = "line-fail"
     # credentials (DESIGN.md section 4a): details carry fingerprints and serials, never a secret or a key
