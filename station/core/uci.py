@@ -19,6 +19,7 @@ MIN_BITS = 50
 MAX_BITS = 320
 SYMBOL_BITS = 5  # bits per symbol of the alphabet: a size is a whole number of symbols
 GROUP = 4
+AGENT_SYMBOLS = (10, 20)  # the lengths of the IDs Ioto agents make themselves (DESIGN.md section 2)
 
 # Each CSPRNG byte keeps its low 5 bits: 256 is a multiple of 32, so every symbol is uniform and
 # independent, which is exactly the distribution of a uniform number of ``bits`` bits; bytes.translate
@@ -184,6 +185,32 @@ def read_typed(text: str) -> Typed:
             f"(dashes and spaces do not count): check it against the label"
         )
     return Typed(text, cleaned, tuple(found), problems[0] if problems else None)
+
+
+def agent_id(text: str) -> str:
+    """The canonical form of an ID an Ioto agent made itself (``services.serialize: "auto"``, ``ioto --gen``):
+    Crockford symbols, AGENT_SYMBOLS long, with no check symbol (the agent writes none)."""
+    cleaned = _normalise(text)
+    low, high = AGENT_SYMBOLS
+    if not low <= len(cleaned) <= high:
+        raise UCIError(f"claim code {text.strip()!r} has {len(cleaned)} symbols; an ID made by an Ioto agent has "
+                       f"{low} to {high}")
+    _check_chars(cleaned, text)
+    return cleaned
+
+
+def parse_made_elsewhere(text: str, bits: int) -> str:
+    """A code made outside the station (by hand, by a system being replaced, by an agent): a code of the
+    product's size (its check symbol verified where given), else an agent-made ID."""
+    try:
+        return parse(text, bits)
+    except MistypedError:
+        raise
+    except UCIError as exc:
+        try:
+            return agent_id(text)
+        except UCIError:
+            raise exc from None
 
 
 def qr_payload(uci: str, claim_url: str | None = None) -> str:

@@ -149,10 +149,12 @@ class BatchesTable(DevicesTable):
     def import_batch(self, product_id: str, codes: Sequence[tuple[int, str]], *, name: str | None = None,
                      actor: str = "cli", source: str = "the list of claim IDs") -> Batch:
         """Claim IDs made elsewhere (by hand, or by a system being replaced) as one batch of the product, in one
-        transaction: each read as the product's codes are (its size, a check symbol where given), none twice,
+        transaction: each read as the product's codes are (its size, a check symbol where given) or as an agent's
+        IDs (10 to 20 symbols), none twice,
         none the station holds already; all or nothing, and a refusal names every bad line."""
         product = self._issuable(product_id)
-        lines, problems = _listed(codes, lambda value: uci.parse(value, product.bits), product.display)
+        lines, problems = _listed(codes, lambda value: uci.parse_made_elsewhere(value, product.bits),
+                                  product.display)
         with self.transaction() as conn:
             problems += [(lines[code], f"{product.display(code)} is held by the station already")
                          for code, _ in self._taken(conn, "uci", None, list(lines))]

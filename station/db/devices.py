@@ -251,6 +251,28 @@ class DevicesTable(ProductsTable):
                     code=code, time=stamp)
         return code, True
 
+    def adopt(self, typed: str, product_id: str, actor: str, details: dict[str, Any] | None = None, *,
+              registered: bool = False) -> Device:
+        """Record a claim ID the unit's agent made itself (DESIGN.md section 2) as a new device of the product
+        (``adopted``, origin ``agent``), and with ``registered`` move it on in the same transaction; an ID the
+        station holds already is refused."""
+        code = uci.agent_id(typed)
+        product = self._issuable(product_id)
+        details = {**(details or {}), "origin": "agent"}
+        stamp = now()
+        with self.transaction() as conn:
+            held = conn.execute("SELECT product FROM devices WHERE uci = ?", (code,)).fetchone()
+            if held is not None:
+                raise Conflict(f"{product.display(code)} is held by the station already (product {held[0]}): "
+                               f"`station show {code}` shows it")
+            conn.execute("INSERT INTO devices(uci, product, state, created) VALUES (?, ?, 'issued', ?)",
+                         (code, product.id, stamp))
+            self._event(conn, Kind.ADOPTED, actor, details, code=code, time=stamp)
+            if registered:
+                self._step(conn, code, Kind.REGISTERED, lambda current: lifecycle.advance(current, "registered"),
+                           actor, details)
+        return self.device(code)
+
     def advance(self, code: str, state: str, kind: str, actor: str, details: dict[str, Any] | None = None) -> Device:
         """Record ``kind`` for the device and move it forward to ``state`` (a repeat moves nothing back)."""
         self._move([(code, kind)], lambda current: lifecycle.advance(current, state), actor, details)

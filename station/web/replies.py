@@ -25,9 +25,14 @@ def error_headers(status: int) -> list[tuple[str, str]]:
 def answer(start_response: StartResponse, status: int, reply: Any,
            headers: Iterable[tuple[str, str]] = ()) -> list[bytes]:
     """Send ``reply`` as a JSON reply with its Content-Length (the Ioto agent reads only replies that have one)."""
-    body = json_body(reply)
+    return send(start_response, status, json_body(reply), "application/json", headers)
+
+
+def send(start_response: StartResponse, status: int, body: bytes, content_type: str,
+         headers: Iterable[tuple[str, str]] = ()) -> list[bytes]:
+    """Send ``body`` as it is, with its Content-Length."""
     start_response(f"{status} {HTTPStatus(status).phrase}",
-                   [("Content-Type", "application/json"), *headers, ("Content-Length", str(len(body)))])
+                   [("Content-Type", content_type), *headers, ("Content-Length", str(len(body)))])
     return [body]
 
 
