@@ -14,6 +14,7 @@ from .db.connection import NotAStationDatabase
 from .db.credentials import CredentialsTable
 from .db.devices import Ambiguous, RepeatRefused, SerialTaken
 from .db.schema import SCHEMA_VERSION
+from .db.serialized import SerializedTable
 from .db.tokens import DEFAULT_SCOPES, TOKEN_SCOPES, TokensTable
 from .db.users import UsersTable
 from .db.webhooks import WebhooksTable, WebhookState
@@ -23,6 +24,6 @@ __all__ = ["CHUNK", "DEFAULT_SCOPES", "IDEMPOTENCY_WINDOW", "REPEAT_WINDOW", "SC
            "prefetch"]
 
 
-class Store(BatchesTable, ClaimsTable, CredentialsTable, TokensTable, UsersTable, WebhooksTable):
+class Store(BatchesTable, ClaimsTable, CredentialsTable, SerializedTable, TokensTable, UsersTable, WebhooksTable):
     """The station database: every table group's operations on one connection. Open it with
     ``Store.open(path)``; close it when done."""

@@ -13,6 +13,7 @@ from typing import Any
 from flask import current_app
 
 from ..config import Config
+from ..labels.factory import FactoryLabels
 from ..serve.writer import Writer
 from ..store import Store, prefetch
 from .access import Access
@@ -36,6 +37,7 @@ class Runtime:
         self.on_close: list[Callable[[], None]] = []  # parts that hold resources of their own (the line's rig)
         self.claim_failures = claim_limiter()
         try:
+            self.factory_labels = FactoryLabels(config)  # labels of units that serialized themselves, off the request
             self.access = Access(config.get("client_networks"), self.reader, self.writer)
         except Exception:
             self.close()
@@ -63,6 +65,8 @@ class Runtime:
             close()
         if hasattr(self, "access"):
             self.access.close()  # its counted refusals are written before the writer stops
+        if hasattr(self, "factory_labels"):
+            self.factory_labels.close()  # queued labels print, or are recorded as not printed
         self.writer.close()
         with self._lock:
             for store in self._readers:

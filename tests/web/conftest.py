@@ -124,20 +124,23 @@ class Server:
         finally:
             conn.close()
 
-    def ioto(self, path: str, body: bytes, extra: str = "") -> Reply:
-        """A request byte for byte as an Ioto agent sends it (DESIGN.md 2); the reply must carry Content-Length."""
+    def ioto(self, path: str, body: bytes, extra: str = "", source: str | None = None) -> Reply:
+        """A request byte for byte as an Ioto agent sends it (DESIGN.md 2); the reply must carry Content-Length.
+        ``source``: the unit's address, another of 127.0.0.0/8 (a fixture of its own)."""
         head = (f"POST {path} HTTP/1.1\r\nContent-Type: application/json\r\nHost: 127.0.0.1:{self.port}\r\n"
                 f"Content-Length: {len(body)}\r\n{extra}\r\n")
-        with socket.create_connection(("127.0.0.1", self.port), timeout=30) as sock:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=30,
+                                      source_address=(source, 0) if source else None) as sock:
             sock.sendall(head.encode() + body)
             reply = read_reply(sock)
         assert "content-length" in reply.headers, "the Ioto agent reads only replies that carry Content-Length"
         assert len(reply.raw) == int(reply.headers["content-length"]), "connection closed before the reply's body"
         return reply
 
-    def serialize(self, device: dict[str, Any] | None = None, extra: str = "") -> Reply:
+    def serialize(self, device: dict[str, Any] | None = None, extra: str = "", source: str | None = None) -> Reply:
         """POST /ioto/serialize with a device object, compact JSON as the agent sends it."""
-        return self.ioto("/ioto/serialize", json.dumps(device or IOTO_BODY, separators=(",", ":")).encode(), extra)
+        return self.ioto("/ioto/serialize", json.dumps(device or IOTO_BODY, separators=(",", ":")).encode(), extra,
+                         source)
 
     def register(self, device: dict[str, Any], product: str | None = None) -> Reply:
         """POST /api/device/register as the agent sends it, `Authorization: bearer <product>`."""
