@@ -154,6 +154,98 @@
   }
   follow();
 
+  // Units that serialized themselves (/ioto/serialize): the page asks every few seconds, so a unit shows soon
+  // after its agent got its ID. A label that did not print says why, and its Print button prints it on the
+  // unit's factory printer, or, where none applies, on the printer chosen above.
+  const section = $("serialized");
+  const mayPrint = section.dataset.mayPrint === "yes";
+  const rows = new Map();
+  const POLL = 3000;
+  let lastSerialized = null;
+
+  function unitPrinter(unit) { return unit.printer || $("printer").value; }
+
+  function unitRow(unit) {
+    let li = rows.get(unit.uci);
+    if (!li) {
+      li = document.createElement("li");
+      li.dataset.uci = unit.uci;
+      for (const [tag, name] of [["a", "claim code"], ["span", "state"], ["span", "facts"], ["p", "reason"],
+                                 ["img", "label-preview"], ["button", "print primary"]]) {
+        const part = document.createElement(tag);
+        part.className = name;
+        li.append(part);
+      }
+      const img = li.querySelector("img");
+      img.src = "/devices/" + encodeURIComponent(unit.uci) + "/label.png";
+      img.alt = "label of " + unit.display;
+      const claim = li.querySelector("a");
+      claim.href = "/devices/" + encodeURIComponent(unit.uci);
+      claim.textContent = unit.display;
+      const button = li.querySelector("button");
+      button.type = "button";
+      button.addEventListener("click", () => printUnit(unit.uci, button));
+      rows.set(unit.uci, li);
+    }
+    const notPrinted = !unit.printed && unit.state !== "void";
+    li.classList.toggle("not-printed", notPrinted);
+    const state = li.querySelector(".state");
+    state.className = "state state-" + unit.state;
+    state.textContent = unit.state;
+    li.querySelector(".facts").textContent = [unit.product_name, unit.remote || "no address",
+                                              new Date(unit.time).toLocaleString()].join(" · ");
+    li.querySelector(".reason").textContent = notPrinted ? "issued, label not printed: " + unit.reason : "";
+    const button = li.querySelector("button");
+    const printer = unitPrinter(unit);
+    button.hidden = !(mayPrint && unit.may_print);
+    button.disabled = !printer;
+    button.dataset.printer = printer;
+    button.textContent = printer ? "Print label on " + printer : "Print label (choose a printer above)";
+    return li;
+  }
+
+  function renderSerialized(state) {
+    lastSerialized = state;
+    const shown = new Set(state.units.map((u) => u.uci));
+    for (const uci of [...rows.keys()]) if (!shown.has(uci)) rows.delete(uci);
+    $("serialized-units").replaceChildren(...state.units.map(unitRow));
+    $("serialized-empty").hidden = state.units.length > 0;
+    const table = $("serialized-addresses");
+    table.hidden = state.addresses.length === 0;
+    table.querySelector("tbody").replaceChildren(...state.addresses.map((a) => {
+      const tr = document.createElement("tr");
+      tr.dataset.remote = a.remote || "";
+      for (const [text, name] of [[a.remote || "no address", "remote"], [a.issued, "issued"], [a.unregistered, "unregistered"]]) {
+        const td = document.createElement("td");
+        td.className = name;
+        td.textContent = text;
+        tr.append(td);
+      }
+      return tr;
+    }));
+  }
+
+  async function refreshSerialized() {
+    try {
+      const response = await fetch("/line/serialized", { credentials: "same-origin" });
+      if (response.ok) renderSerialized(await response.json());
+    } catch (error) { /* the station restarts: the next look tries again */ }
+    setTimeout(refreshSerialized, POLL);
+  }
+
+  async function printUnit(uci, button) {
+    problem("");
+    button.disabled = true;
+    try { await call("/line/serialized/" + encodeURIComponent(uci) + "/print", { printer: button.dataset.printer }); }
+    catch (error) { problem(error.message); }
+    const response = await fetch("/line/serialized", { credentials: "same-origin" });
+    if (response.ok) renderSerialized(await response.json());
+    focusScan();
+  }
+
+  $("printer").addEventListener("change", () => { if (lastSerialized) renderSerialized(lastSerialized); });
+  refreshSerialized();
+
   select($("slot").value);
   refreshCounts();
   focusScan();

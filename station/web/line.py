@@ -34,6 +34,7 @@ from ..rig.port import serial_console
 from ..rig.slots import Rig
 from ..serve.writer import Writer
 from ..store import Store
+from . import serialized
 from .bodies import parse_object
 from .pages import signed_in
 from .runtime import runtime
@@ -249,9 +250,8 @@ class Line:
     @staticmethod
     def today(store: Store) -> dict[str, dict[str, int]]:
         """Passes and fails since local midnight, per slot and for the station (key ``""``)."""
-        midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
         counts: dict[str, dict[str, int]] = {"": {"pass": 0, "fail": 0}}
-        for row in store.counts_by_slot((PASS, FAIL), stored(midnight)):
+        for row in store.counts_by_slot((PASS, FAIL), since_midnight()):
             verdict = "pass" if row["kind"] == PASS else "fail"
             counts.setdefault(row["slot"] or "", {"pass": 0, "fail": 0})[verdict] += row["n"]
             if row["slot"]:
@@ -260,6 +260,11 @@ class Line:
 
     def close(self) -> None:
         self.rig.close()
+
+
+def since_midnight() -> str:
+    """Local midnight as a stored time: where the page's counts of today start."""
+    return stored(datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0))
 
 
 # --- routes -------------------------------------------------------------------------------------------------
@@ -342,3 +347,24 @@ def void(slot: str) -> ResponseReturnValue:
 def label_preview(uci: str) -> ResponseReturnValue:
     png = preview_png(runtime().reader(), runtime().config, uci)
     return Response(png, mimetype="image/png", headers={"Cache-Control": "no-store"})
+
+
+@bp.get("/line/serialized")
+@signed_in(api=True)
+def serialized_units() -> ResponseReturnValue:
+    """Units that serialized themselves, and today's IDs without registration per unit address (the page polls)."""
+    rt = runtime()
+    return jsonify(serialized.report(rt.reader(), rt.config, rt.factory_labels, since_midnight()))
+
+
+@bp.post("/line/serialized/<uci>/print")
+@signed_in("issue", api=True)
+def print_serialized(uci: str) -> ResponseReturnValue:
+    """Print the label of a unit whose factory label did not print, on the printer the page names."""
+    printer = _field("printer")
+    if not printer:
+        raise Invalid("choose the printer for this label (the Printer list at the top of the page)")
+    config = runtime().config
+    with Store.open(config.db_path, timeout=config.database_timeout) as store:
+        result = print_label(store, config, uci, printer=printer, actor=_actor())
+    return jsonify(printer=result.printer, where=result.where)
