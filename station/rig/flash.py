@@ -5,7 +5,9 @@ boot, and wait for the station to see the unit register.
 Every attempt is recorded: ``flash-started``, then ``flash-failed`` (with the step and the reason) or the move
 to ``flashed`` (only after a matching readback of the file in place and of every credential), then ``boot-triggered`` (and
 ``trigger-failed`` when the command fails), then ``registration-confirmed``, ``registration-refused`` or ``registration-timeout``
-(``flash-cancelled`` when the operator stops it). The service records the registration itself.
+(``flash-cancelled`` when the operator stops it). The service records the registration itself. Where the product
+has finalize steps (``finalize.py``), the console is opened again once it registered, and ``finalized`` (or
+``finalize-failed``) ends the cycle; their station files are read before ``flash-started``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from ..core.errors import Conflict
 from ..core.lifecycle import Kind
 from ..store import Store
-from . import registration
+from . import finalize, registration
 from .console import Connect, Console
 from .credentials import CredentialStep, Issuing, load_authority
 from .errors import Cancelled, StepFailed
@@ -94,7 +96,7 @@ class Cycle:
         self.progress = progress
         self.cancel = cancel or threading.Event()
         self.connect = connect
-        self.console: Console | None = None
+        self.consoles: list[Console] = []  # opened by this cycle: for the flash, then for the finalize steps
 
     def _report(self, step: str, message: str, done: int | None = None, total: int | None = None) -> None:
         log.info(message, extra={"slot": self.slot.name, "uci": self.uci, "step": step})
@@ -119,12 +121,14 @@ class Cycle:
                 raise StepFailed("connect", str(exc)) from None
             product = store.product(device.product)
             data = product.device_file(self.uci, device.serial)
+            steps = settings.finalize(product.id)
+            plan = finalize.read(steps) if steps else None  # a missing station file: nothing reaches the unit
             store.record(self.uci, Kind.FLASH_STARTED, actor, self._details(path=settings.device_json_path))
             authority = load_authority(self.issuing) if product.credentials.x509 else None
             self._report("connect", f"opening {slot.port} at {slot.baud} baud")
-            self.console = self.connect(slot, self.cancel)
-            with self.console:
-                shell = Shell(self.console, slot)
+            console = self._open()
+            with console:
+                shell = Shell(console, slot)
                 self._report("login", "waking the console")
                 shell.login()
                 transfer = Transfer(shell, chunk=settings.chunk, retries=settings.retries, tmp_dir=settings.tmp_dir,
@@ -149,11 +153,17 @@ class Cycle:
             event = registration.wait(store, self.uci, triggered, settings.register_timeout, self.cancel)
             seconds = round(time.monotonic() - started, 3)
             store.record(self.uci, Kind.REGISTRATION_CONFIRMED, actor, self._details(event=event.id, seconds=seconds))
-            return self._result(True, None, f"{device.display} flashed, verified and registered in {seconds:.1f} s",
-                                started, written)
+            if plan is None:
+                return self._result(True, None, f"{device.display} flashed, verified and registered in {seconds:.1f} s",
+                                    started, written)
+            store.record(self.uci, Kind.FINALIZED, actor, self._details(**self._finalize(plan, written)))
+            seconds = round(time.monotonic() - started, 3)
+            return self._result(True, None, f"{device.display} flashed, verified, registered and finalized in "
+                                            f"{seconds:.1f} s", started, written)
         except StepFailed as exc:
             reason = _scrub(exc.reason, slot)
-            kind = {"trigger": Kind.TRIGGER_FAILED, "register": Kind.REGISTRATION_TIMEOUT}.get(exc.step, Kind.FLASH_FAILED)
+            kind = {"trigger": Kind.TRIGGER_FAILED, "register": Kind.REGISTRATION_TIMEOUT,
+                    finalize.STEP: Kind.FINALIZE_FAILED}.get(exc.step, Kind.FLASH_FAILED)
             if isinstance(exc, registration.RegistrationRefused):
                 kind = Kind.REGISTRATION_REFUSED
             elif isinstance(exc, Cancelled):
@@ -162,10 +172,28 @@ class Cycle:
             log.info("cycle failed", extra={"slot": slot.name, "uci": self.uci, "step": exc.step, "reason": reason})
             return self._result(False, exc.step, reason, started, written)
 
+    def _open(self) -> Console:
+        console = self.connect(self.slot, self.cancel)
+        self.consoles.append(console)
+        return console
+
+    def _finalize(self, plan: finalize.Plan, written: Written) -> dict[str, object]:
+        """The finalize steps on the console opened again (the agent may have printed meanwhile, or a reboot
+        left a login prompt): what was done, for the ``finalized`` event."""
+        self._report(finalize.STEP, f"opening {self.slot.port} again to finalize the unit")
+        try:
+            console = self._open()
+        except StepFailed as exc:
+            raise type(exc)(finalize.STEP, f"opening the console again: {exc.reason}") from None
+        with console:
+            shell = Shell(console, self.slot)
+            shell.login(finalize.STEP)
+            return finalize.Finalize(shell, self.settings, plan, written, self._report).run()
+
     def _result(self, passed: bool, step: str | None, reason: str, started: float, written: Written | None) -> FlashResult:
-        console = self.console
         return FlashResult(self.slot.name, self.uci, passed, step, reason, round(time.monotonic() - started, 3),
-                           written, console.bytes_sent if console else 0, console.bytes_received if console else 0)
+                           written, sum(c.bytes_sent for c in self.consoles),
+                           sum(c.bytes_received for c in self.consoles))
 
 
 def flash(store: Store, settings: RigSettings, slot: SlotSettings, uci: str, *,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from ..config import Config
@@ -46,11 +47,22 @@ class SlotSettings:
 
 
 @dataclass(frozen=True)
+class FinalizeSettings:
+    """What makes a product's units ship-ready (``finalize`` in station.json5): unit paths written from station
+    files (resolved in the data directory), and unit paths removed; ``key`` names the setting, for messages."""
+
+    write: tuple[tuple[str, Path], ...]
+    remove: tuple[str, ...]
+    key: str
+
+
+@dataclass(frozen=True)
 class RigSettings:
     """What every slot shares, and the configured slots by name."""
 
     device_json_path: str = "/etc/ioto/device.json5"
     trigger: str = "systemctl restart ioto"
+    stop: str = "systemctl stop ioto"  # before finalize: a running agent would write its files again
     trigger_wait: float = 5.0
     register_timeout: float = 60.0
     chunk: int = 76
@@ -58,6 +70,12 @@ class RigSettings:
     tmp_dir: str = "/tmp"
     slot_defaults: dict[str, Any] = field(default_factory=dict, repr=False)
     slots: dict[str, SlotSettings] = field(default_factory=dict)
+    finalize_default: FinalizeSettings | None = None
+    finalize_products: dict[str, FinalizeSettings | None] = field(default_factory=dict)
+
+    def finalize(self, product: str) -> FinalizeSettings | None:
+        """The finalize steps of ``product``'s units: its own in station.json5's ``products``, else the station's."""
+        return self.finalize_products.get(product, self.finalize_default)
 
     def slot(self, name: str | None = None, port: str | None = None, **overrides: Any) -> SlotSettings:
         """The slot to use: by name, else the one on ``port``, else an unnamed slot on ``port`` with the defaults."""
@@ -80,7 +98,7 @@ class RigSettings:
 
 
 _SLOT_KEYS = {f.name for f in fields(SlotSettings)} - {"name"}
-_RIG_KEYS = {f.name for f in fields(RigSettings)} - {"slot_defaults", "slots"}
+_RIG_KEYS = {f.name for f in fields(RigSettings)} - {"slot_defaults", "slots", "finalize_default", "finalize_products"}
 
 
 def _values(slot: SlotSettings) -> dict[str, Any]:
@@ -151,6 +169,7 @@ def from_mapping(rig: dict[str, Any] | None, slots: dict[str, Any] | None) -> Ri
     if not str(rig.get("device_json_path", "/")).startswith("/"):
         raise Invalid(f"{where}: device_json_path must be an absolute path on the unit")
     _text(where, "trigger", rig.get("trigger", "x"))
+    _text(where, "stop", rig.get("stop", "x"))
     _text(where, "tmp_dir", rig.get("tmp_dir", "/tmp"))
     _number(where, "chunk", rig.get("chunk", 76), 4, MAX_CHUNK, whole=True)
     _number(where, "retries", rig.get("retries", 3), 0, 20, whole=True)
@@ -172,6 +191,20 @@ def from_mapping(rig: dict[str, Any] | None, slots: dict[str, Any] | None) -> Ri
     return replace(settings, slots=built)
 
 
+def _finalize(value: dict[str, Any] | None, data_dir: Path, key: str) -> FinalizeSettings | None:
+    """A finalize setting as config.py checked it, its station files resolved in the data directory."""
+    if value is None:
+        return None
+    return FinalizeSettings(tuple((path, data_dir / source) for path, source in value["write"].items()),
+                            tuple(value["remove"]), key)
+
+
 def load(config: Config) -> RigSettings:
-    """The rig's settings from the station's configuration."""
-    return from_mapping(config.get("rig"), config.get("slots"))
+    """The rig's settings from the station's configuration, with each product's finalize steps."""
+    products = config.get("products")
+    own = {product: _finalize(config.for_product(product, "finalize"), config.data_dir,
+                              f"products.{product}.finalize" if "finalize" in entry else "finalize")
+           for product, entry in products.items()}
+    return replace(from_mapping(config.get("rig"), config.get("slots")),
+                   finalize_default=_finalize(config.get("finalize"), config.data_dir, "finalize"),
+                   finalize_products=own)

@@ -156,3 +156,8 @@ class Transfer:
         self._tries("install", f"readback of {path}", partial(self._readback, "install", path, want, mode, secret))
         self.report("install", f"{path} in place and read back", None, None)
         return Written(path, len(data), want, len(lines), self.chunk_retries, self.readback_retries, mode)
+
+    def prove(self, path: str, sha256: str, step: str) -> None:
+        """Read back a file that is on the unit already (written earlier) until its SHA-256 is ``sha256``, as
+        ``write`` reads back its own; else fail ``step``."""
+        self._tries(step, f"readback of {path}", partial(self._readback, step, path, sha256, None, False))

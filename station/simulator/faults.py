@@ -27,6 +27,8 @@ FAULTS: dict[str, tuple[float, str]] = {
     "csr-mismatch": (1, "openssl req makes the CSR for another key than the one on the unit (N times)"),
     "csr-bad-signature": (1, "openssl req makes a CSR whose signature does not verify (N times)"),
     "disk-full": (4096, "the unit's file system holds N bytes in all; a write beyond fails: No space left on device"),
+    "immutable": (1, "the agent's database (/var/lib/ioto/db) cannot be removed, as after chattr +i: "
+                     "rm says Operation not permitted"),
     "cert-corrupt": (1, "a certificate written to the unit is stored with a changed byte, so it never reads back (N files)"),
 }
 

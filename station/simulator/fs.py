@@ -30,6 +30,7 @@ class MemoryFS:
         # Called with (path, data) for every write; returns what is stored (a fault of the unit's storage).
         self.on_write: Callable[[str, bytes], bytes] | None = None
         self.capacity: int | None = None  # bytes all files may hold together (a full disk), None: unbounded
+        self.immutable: set[str] = set()  # paths that cannot be removed (chattr +i), nor the folders holding them
 
     def path(self, name: str) -> str:
         return posixpath.normpath(posixpath.join(self.cwd, name))
@@ -109,6 +110,8 @@ class MemoryFS:
     def remove(self, name: str, recursive: bool = False) -> None:
         path = self.path(name)
         with self.lock:
+            if any(p == path or p.startswith(path.rstrip("/") + "/") for p in self.immutable):
+                raise FsError("Operation not permitted")
             if path in self.files:
                 del self.files[path]
                 self.modes.pop(path, None)

@@ -4,7 +4,7 @@ file system.
 Grammar: lists joined by ``;``, ``&&`` and ``||``; pipelines with ``|``; redirections ``<``, ``>``, ``>>``,
 ``2>``, ``2>>`` and ``2>&1``; single and double quotes, backslashes, ``$?`` and ``$NAME``; ``*`` and ``?``
 in the last part of a path. Commands: echo, cat, base64 [-d], sha256sum, cksum, mv, rm, mkdir, sync, true,
-false, chmod (octal modes), stat -c (``%a``, ``%n``), umask, openssl (``openssl.py``), plus those the
+false, chmod (octal modes), stat -c (``%a``, ``%n``), umask, test (``-e``, ``-f``, ``-d``), openssl (``openssl.py``), plus those the
 unit adds (stty, reboot, its agent's restart command). A line that ends inside a quote
 raises ``Incomplete``, and the unit shows the continuation prompt, as a real shell does.
 """
@@ -190,6 +190,7 @@ class Shell:
             "cksum": self._cksum, "mv": self._mv, "rm": self._rm, "mkdir": self._mkdir,
             "sync": lambda a, i: (b"", b"", 0), "true": lambda a, i: (b"", b"", 0),
             "false": lambda a, i: (b"", b"", 1), "chmod": self._chmod, "stat": self._stat, "umask": self._umask,
+            "test": self._test,
             "openssl": OpenSSL(fs), **(extra or {}),
         }
 
@@ -377,6 +378,16 @@ class Shell:
                 text = text.replace(name, value)
             out += (text + "\n").encode()
         return out, errors, status
+
+    def _test(self, args: list[str], stdin: bytes) -> Result:
+        """``test -e|-f|-d PATH``: status 0 when true, 1 when false, 2 for a form the simulator does not take."""
+        if len(args) != 2 or args[0] not in ("-e", "-f", "-d"):
+            return b"", b"sh: test: the simulator takes only test -e, -f or -d PATH\n", 2
+        path = self.fs.path(args[1])
+        with self.fs.lock:
+            found = {"-e": path in self.fs.files or path in self.fs.folders, "-f": path in self.fs.files,
+                     "-d": path in self.fs.folders}[args[0]]
+        return b"", b"", 0 if found else 1
 
     def _umask(self, args: list[str], stdin: bytes) -> Result:
         if not args:

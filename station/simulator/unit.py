@@ -2,7 +2,8 @@
 
 The unit boots (kernel-like messages), shows a login prompt, asks for a password when it has one, and
 gives a shell with echo (``stty -echo`` turns it off) that runs the command forms of ``sh.py``. Its restart
-command (or ``reboot``) starts the agent's first boot, which registers with the station over HTTP.
+command (or ``reboot``) starts the agent's first boot, which registers with the station over HTTP. Its
+stop command waits (bounded) for the agent to end, as ``systemctl stop`` does.
 
 Timing is real: bytes reach the unit and leave it at the configured baud rate (10 bits a byte), each way on
 its own, as on a UART. Faults (``faults.py``) are injected where a real unit would suffer them.
@@ -23,7 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..core.errors import Unavailable
-from .agent import first_boot
+from .agent import DATABASE, first_boot
 from .faults import Faults
 from .fs import MemoryFS
 from .openssl import OpenSSL
@@ -52,7 +53,7 @@ class Unit:
     def __init__(self, *, station: str | None = None, baud: int = 115200, faults: Iterable[str] = (),
                  user: str = "root", password: str | None = None, hostname: str = "ioto-sim",
                  device_json_path: str = "/etc/ioto/device.json5", trigger: str = "systemctl restart ioto",
-                 boot_pause: float = 0.01) -> None:
+                 boot_pause: float = 0.01, stop: str = "systemctl stop ioto") -> None:
         self.builder = station.rstrip("/") + "/api" if station else None
         self.baud = baud
         self.faults = Faults(faults)
@@ -61,6 +62,7 @@ class Unit:
         self.hostname = hostname
         self.device_json_path = device_json_path
         self.trigger = shlex.split(trigger)
+        self.stop_command = shlex.split(stop)
         self.boot_pause = boot_pause
         self.fs = MemoryFS()
         self.registrations: list[dict[str, Any]] = []
@@ -85,6 +87,8 @@ class Unit:
         self.fs.on_write = self._storage_fault
         if self.faults.active("disk-full"):
             self.fs.capacity = int(self.faults.seconds("disk-full"))
+        if self.faults.active("immutable"):
+            self.fs.immutable.add(DATABASE)
 
     # --- life ---------------------------------------------------------------------------------------------
 
@@ -325,8 +329,8 @@ class Unit:
     # --- commands the unit adds to the shell --------------------------------------------------------------
 
     def _commands(self) -> dict[str, Any]:
-        commands: dict[str, Any] = {"reboot": self._reboot, self.trigger[0]: self._restart,
-                                     "openssl": OpenSSL(self.fs, self.faults.take)}
+        commands: dict[str, Any] = {"reboot": self._reboot, self.stop_command[0]: self._restart,
+                                     self.trigger[0]: self._restart, "openssl": OpenSSL(self.fs, self.faults.take)}
         if not self.faults.active("no-stty"):
             commands["stty"] = self._stty
         return commands
@@ -339,6 +343,10 @@ class Unit:
         return b"", b"", 0
 
     def _restart(self, args: list[str], stdin: bytes) -> Result:
+        if [self.stop_command[0], *args] == self.stop_command and [self.trigger[0], *args] != self.trigger:
+            for agent in [t for t in self._threads if t.name == "unit-_agent"]:  # as _spawn names them
+                agent.join(5)
+            return b"", b"", 0
         if [self.trigger[0], *args] != self.trigger:
             return b"", f"{self.trigger[0]}: {' '.join(args)}: not supported on this unit\n".encode(), 1
         self._spawn(self._agent)
