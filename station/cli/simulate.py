@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 
 import click
@@ -24,8 +25,17 @@ from ..simulator.unit import Unit
               help="Where the agent reads its device.json5.")
 @click.option("--trigger", default="systemctl restart ioto", show_default=True,
               help="The command that restarts the agent (`reboot` also works).")
+@click.option("--serialize", type=click.Choice(["factory"]), default=None,
+              help="Factory mode: the agent starts at power-on and, while device.json5 has no id, asks "
+                   "POST <URL>/ioto/serialize for one every 2 s, then registers [default: off, the rig writes the id].")
+@click.option("--save-id", is_flag=True,
+              help="The agent was started with --id, --product, --account and --cloud: it writes the ID it got to "
+                   "device.json5 [default: the ID stays in memory and a restart asks again, as the stock agent does].")
+@click.option("--device-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A device.json5 the unit holds at power-on (for --serialize factory: one without an id).")
 def simulate(station_url: str, baud: int, faults: tuple[str, ...], user: str, password: str | None, hostname: str,
-             device_json_path: str, trigger: str) -> None:
+             device_json_path: str, trigger: str, serialize: str | None, save_id: bool,
+             device_file: Path | None) -> None:
     """Run a simulated Ioto unit on a serial console (a pseudo-terminal) until Ctrl-C; prints its port."""
     done = threading.Event()
 
@@ -33,7 +43,8 @@ def simulate(station_url: str, baud: int, faults: tuple[str, ...], user: str, pa
         done.set()
 
     unit = Unit(station=station_url, baud=baud, faults=faults, user=user, password=password, hostname=hostname,
-                device_json_path=device_json_path, trigger=trigger)
+                device_json_path=device_json_path, trigger=trigger, serialize=serialize, save_id=save_id,
+                device_json=device_file.read_bytes() if device_file else None)
     signal.signal(signal.SIGTERM, finish)
     signal.signal(signal.SIGINT, finish)
     with unit:

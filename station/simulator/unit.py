@@ -2,8 +2,9 @@
 
 The unit boots (kernel-like messages), shows a login prompt, asks for a password when it has one, and
 gives a shell with echo (``stty -echo`` turns it off) that runs the command forms of ``sh.py``. Its restart
-command (or ``reboot``) starts the agent's first boot, which registers with the station over HTTP. Its
-stop command waits (bounded) for the agent to end, as ``systemctl stop`` does.
+command (or ``reboot``) starts the agent's first boot, which registers with the station over HTTP. In factory
+mode (``serialize="factory"``) the agent also starts at power-on, as the service does on a real unit, and a
+device.json5 without ``id`` makes it ask the station's ``/ioto/serialize`` for one first (``agent.py``).
 
 Timing is real: bytes reach the unit and leave it at the configured baud rate (10 bits a byte), each way on
 its own, as on a UART. Faults (``faults.py``) are injected where a real unit would suffer them.
@@ -23,8 +24,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from ..core.errors import Unavailable
-from .agent import DATABASE, first_boot
+from ..core.errors import Invalid, Unavailable
+from .agent import first_boot
 from .faults import Faults
 from .fs import MemoryFS
 from .openssl import OpenSSL
@@ -53,8 +54,18 @@ class Unit:
     def __init__(self, *, station: str | None = None, baud: int = 115200, faults: Iterable[str] = (),
                  user: str = "root", password: str | None = None, hostname: str = "ioto-sim",
                  device_json_path: str = "/etc/ioto/device.json5", trigger: str = "systemctl restart ioto",
-                 boot_pause: float = 0.01, stop: str = "systemctl stop ioto") -> None:
+                 boot_pause: float = 0.01, serialize: str | None = None, save_id: bool = False,
+                 device_json: bytes | None = None) -> None:
+        """``serialize="factory"``: the agent asks the station for its ID; ``save_id``: it was started with
+        --id, --product, --account and --cloud, so it writes the ID to device.json5; ``device_json``: what
+        device.json5 holds at power-on (none by default: the rig writes it)."""
+        if serialize not in (None, "factory"):
+            raise Invalid(f"the simulated agent serializes only in factory mode (serialize='factory'), not {serialize!r}")
+        if serialize and not station:
+            raise Invalid("a unit in factory mode needs the station's URL, where it asks for its ID")
         self.builder = station.rstrip("/") + "/api" if station else None
+        self.serialize = station.rstrip("/") + "/ioto/serialize" if serialize and station else None
+        self.save_id = save_id
         self.baud = baud
         self.faults = Faults(faults)
         self.user = user
@@ -62,15 +73,17 @@ class Unit:
         self.hostname = hostname
         self.device_json_path = device_json_path
         self.trigger = shlex.split(trigger)
-        self.stop_command = shlex.split(stop)
         self.boot_pause = boot_pause
         self.fs = MemoryFS()
         self.registrations: list[dict[str, Any]] = []
+        self.agent_log: list[str] = []  # the agent's log lines, as it printed them on the console
         self.state = "off"
         self.path = ""
         self._piece = max(1, baud // 10_000)  # bytes per millisecond of wire time
         self._out: queue.Queue[bytes] = queue.Queue()
         self._stop = threading.Event()
+        self._run = threading.Event()  # set to stop the agent that runs (a restart, a reboot, power off)
+        self._run_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._master = self._slave = -1
         self._line = b""
@@ -87,8 +100,8 @@ class Unit:
         self.fs.on_write = self._storage_fault
         if self.faults.active("disk-full"):
             self.fs.capacity = int(self.faults.seconds("disk-full"))
-        if self.faults.active("immutable"):
-            self.fs.immutable.add(DATABASE)
+        if device_json is not None:
+            self.fs.write(self.device_json_path, device_json)
 
     # --- life ---------------------------------------------------------------------------------------------
 
@@ -105,7 +118,7 @@ class Unit:
         self.path = os.ttyname(self._slave)
         self._writer_thread = self._spawn(self._writer)
         self._spawn(self._reader)
-        self._spawn(self._boot)
+        self._spawn(self._boot, self.serialize is not None)
         log.info("unit started", extra={"path": self.path, "baud": self.baud})
         return self.path
 
@@ -118,6 +131,7 @@ class Unit:
     def stop(self) -> None:
         """Power off: stop the threads (bounded) and remove the pseudo-terminal."""
         self._stop.set()
+        self._run.set()
         for thread in list(self._threads):
             if thread is not threading.current_thread():
                 thread.join(5)
@@ -329,8 +343,8 @@ class Unit:
     # --- commands the unit adds to the shell --------------------------------------------------------------
 
     def _commands(self) -> dict[str, Any]:
-        commands: dict[str, Any] = {"reboot": self._reboot, self.stop_command[0]: self._restart,
-                                     self.trigger[0]: self._restart, "openssl": OpenSSL(self.fs, self.faults.take)}
+        commands: dict[str, Any] = {"reboot": self._reboot, self.trigger[0]: self._restart,
+                                     "openssl": OpenSSL(self.fs, self.faults.take)}
         if not self.faults.active("no-stty"):
             commands["stty"] = self._stty
         return commands
@@ -343,10 +357,6 @@ class Unit:
         return b"", b"", 0
 
     def _restart(self, args: list[str], stdin: bytes) -> Result:
-        if [self.stop_command[0], *args] == self.stop_command and [self.trigger[0], *args] != self.trigger:
-            for agent in [t for t in self._threads if t.name == "unit-_agent"]:  # as _spawn names them
-                agent.join(5)
-            return b"", b"", 0
         if [self.trigger[0], *args] != self.trigger:
             return b"", f"{self.trigger[0]}: {' '.join(args)}: not supported on this unit\n".encode(), 1
         self._spawn(self._agent)
@@ -359,10 +369,20 @@ class Unit:
         raise Halt  # the shell dies with the system: the rest of the line never runs
 
     def _agent(self) -> None:
+        """One run of the agent; starting it stops the one before, as ``systemctl restart`` does."""
+        run = threading.Event()
+        with self._run_lock:
+            previous, self._run = self._run, run
+        previous.set()
+        if self._stop.is_set():
+            return
+
         def say(line: str) -> None:
+            self.agent_log.append(line)
             self._print(line + "\n")
 
-        reply = first_boot(self.fs, self.device_json_path, self.builder, say, self._stop,
-                           delay=self.faults.seconds("slow-boot"), reachable=not self.faults.take("no-register"))
+        reply = first_boot(self.fs, self.device_json_path, self.builder, say, run,
+                           delay=self.faults.seconds("slow-boot"), reachable=not self.faults.take("no-register"),
+                           serialize=self.serialize, save_id=self.save_id)
         if reply is not None:
             self.registrations.append(reply)
