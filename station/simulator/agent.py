@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import posixpath
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -36,6 +37,7 @@ import json5
 from .fs import FsError, MemoryFS
 
 PROVISION = "/var/lib/ioto/provision.json5"
+DATABASE = "/var/lib/ioto/db/ioto.db"  # made at the agent's start, as the real one opens its database
 ATTEMPTS = 3  # registrations in a row whose reply names another device, before the agent gives up
 TIMEOUT = 30.0  # seconds the agent waits for the builder, and for the factory's serialization service
 SERIALIZE_RETRY = 2.0  # seconds between two requests for an ID (the agent's rSleep(2 * 1000))
@@ -85,6 +87,8 @@ def first_boot(fs: MemoryFS, device_path: str, builder: str | None, log: Callabl
     log("ioto: info main: Starting Ioto agent 2.6.0 (services: provision, register, mqtt)")
     if delay and stop.wait(delay):
         return None
+    fs.mkdir(posixpath.dirname(DATABASE), parents=True)
+    fs.write(DATABASE, b"SQLite format 3\x00")
     try:
         device = json5.loads(fs.read(device_path).decode("utf-8"))
     except FsError as exc:

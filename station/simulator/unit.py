@@ -4,7 +4,8 @@ The unit boots (kernel-like messages), shows a login prompt, asks for a password
 gives a shell with echo (``stty -echo`` turns it off) that runs the command forms of ``sh.py``. Its restart
 command (or ``reboot``) starts the agent's first boot, which registers with the station over HTTP. In factory
 mode (``serialize="factory"``) the agent also starts at power-on, as the service does on a real unit, and a
-device.json5 without ``id`` makes it ask the station's ``/ioto/serialize`` for one first (``agent.py``).
+device.json5 without ``id`` makes it ask the station's ``/ioto/serialize`` for one first (``agent.py``). Its
+stop command waits (bounded) for the agent to end, as ``systemctl stop`` does.
 
 Timing is real: bytes reach the unit and leave it at the configured baud rate (10 bits a byte), each way on
 its own, as on a UART. Faults (``faults.py``) are injected where a real unit would suffer them.
@@ -25,7 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..core.errors import Invalid, Unavailable
-from .agent import first_boot
+from .agent import DATABASE, first_boot
 from .faults import Faults
 from .fs import MemoryFS
 from .openssl import OpenSSL
@@ -55,7 +56,7 @@ class Unit:
                  user: str = "root", password: str | None = None, hostname: str = "ioto-sim",
                  device_json_path: str = "/etc/ioto/device.json5", trigger: str = "systemctl restart ioto",
                  boot_pause: float = 0.01, serialize: str | None = None, save_id: bool = False,
-                 device_json: bytes | None = None) -> None:
+                 device_json: bytes | None = None, stop: str = "systemctl stop ioto") -> None:
         """``serialize="factory"``: the agent asks the station for its ID; ``save_id``: it was started with
         --id, --product, --account and --cloud, so it writes the ID to device.json5; ``device_json``: what
         device.json5 holds at power-on (none by default: the rig writes it)."""
@@ -73,6 +74,7 @@ class Unit:
         self.hostname = hostname
         self.device_json_path = device_json_path
         self.trigger = shlex.split(trigger)
+        self.stop_command = shlex.split(stop)
         self.boot_pause = boot_pause
         self.fs = MemoryFS()
         self.registrations: list[dict[str, Any]] = []
@@ -100,6 +102,8 @@ class Unit:
         self.fs.on_write = self._storage_fault
         if self.faults.active("disk-full"):
             self.fs.capacity = int(self.faults.seconds("disk-full"))
+        if self.faults.active("immutable"):
+            self.fs.immutable.add(DATABASE)
         if device_json is not None:
             self.fs.write(self.device_json_path, device_json)
 
@@ -343,8 +347,8 @@ class Unit:
     # --- commands the unit adds to the shell --------------------------------------------------------------
 
     def _commands(self) -> dict[str, Any]:
-        commands: dict[str, Any] = {"reboot": self._reboot, self.trigger[0]: self._restart,
-                                     "openssl": OpenSSL(self.fs, self.faults.take)}
+        commands: dict[str, Any] = {"reboot": self._reboot, self.stop_command[0]: self._restart,
+                                     self.trigger[0]: self._restart, "openssl": OpenSSL(self.fs, self.faults.take)}
         if not self.faults.active("no-stty"):
             commands["stty"] = self._stty
         return commands
@@ -357,6 +361,10 @@ class Unit:
         return b"", b"", 0
 
     def _restart(self, args: list[str], stdin: bytes) -> Result:
+        if [self.stop_command[0], *args] == self.stop_command and [self.trigger[0], *args] != self.trigger:
+            for agent in [t for t in self._threads if t.name == "unit-_agent"]:  # as _spawn names them
+                agent.join(5)
+            return b"", b"", 0
         if [self.trigger[0], *args] != self.trigger:
             return b"", f"{self.trigger[0]}: {' '.join(args)}: not supported on this unit\n".encode(), 1
         self._spawn(self._agent)
