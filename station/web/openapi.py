@@ -200,6 +200,27 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"product": _TEXT, "printer": _TEXT, "slot": _TEXT, "serial": _TEXT},
     },
     "Reason": {"type": "object", "required": ["reason"], "properties": {"reason": _TEXT}},
+    "SerializedUnits": {
+        "type": "object", "required": ["units", "addresses"],
+        "properties": {
+            "units": {"type": "array", "description": "Units that serialized themselves, newest first.", "items": {
+                "type": "object",
+                "required": ["uci", "display", "product", "product_name", "remote", "time", "state", "printed", "reason",
+                             "may_print", "printer"],
+                "properties": {"uci": _TEXT, "display": _TEXT, "product": _TEXT, "product_name": _TEXT,
+                               "remote": _NULLABLE_TEXT, "time": _TEXT,
+                               "state": {"type": "string", "enum": list(lifecycle.ALL_STATES)},
+                               "printed": {"type": "boolean"}, "reason": _TEXT, "may_print": {"type": "boolean"},
+                               "printer": {**_NULLABLE_TEXT, "description": "The unit's factory printer, if one applies."}},
+            }},
+            "addresses": {"type": "array", "description": "Per unit address, today's IDs and those not registered.",
+                          "items": {"type": "object", "required": ["remote", "issued", "unregistered"],
+                                    "properties": {"remote": _NULLABLE_TEXT, "issued": {"type": "integer"},
+                                                   "unregistered": {"type": "integer"}}}},
+        },
+    },
+    "Printer": {"type": "object", "required": ["printer"], "properties": {"printer": _TEXT}},
+    "Printed": {"type": "object", "required": ["printer", "where"], "properties": {"printer": _TEXT, "where": _TEXT}},
 }
 
 # The operator pages: HTML for people signed in with a session cookie; their scripts call the line's JSON
@@ -362,6 +383,11 @@ DOCUMENT: dict[str, Any] = {
                                                      {200: ("Tile", "The slot's tile.")}, body="Reason", params=[_SLOT])},
         "/line/slots/{slot}/void": {"post": _line("Void a failed unit, with a reason", {200: ("Tile", "The slot's tile.")},
                                                   body="Reason", params=[_SLOT])},
+        "/line/serialized": {"get": _line("Units that serialized themselves, and today's IDs without registration "
+                                          "per unit address", {200: ("SerializedUnits", "The last units.")})},
+        "/line/serialized/{uci}/print": {"post": _line("Print the label of a unit that serialized itself, on a printer",
+                                                       {200: ("Printed", "The label was printed.")}, body="Printer",
+                                                       params=[_UCI])},
         "/static/{filename}": {"get": {
             "summary": "The pages' stylesheet and script", "security": [], "parameters": [_param("filename", "path", "File name.")],
             "responses": {"200": {"description": "The file.", "content": {"text/css": {"schema": {"type": "string"}},
