@@ -82,6 +82,17 @@ def test_claim_ids_made_elsewhere_are_imported_whole(station_dir: Path, tmp_path
     assert dump(station_dir / "station.db") == before
 
 
+def test_ids_that_agents_made_are_imported_at_their_own_lengths(store: Store) -> None:
+    ten, twenty = uci.generate(50), uci.generate(100)  # `ioto --gen` makes 10 symbols; agents allow up to 20
+    batch = store.import_batch(PRODUCT, [(1, ten.lower()), (2, twenty)], name="agents")
+    assert batch.issued == 2 and {d.uci for d in store.devices(batch="agents")} == {ten, twenty}
+    assert store.find(store.device(ten).display).uci == ten  # its label's form reads back
+    with pytest.raises(BadRows) as refused:
+        store.import_batch(PRODUCT, [(1, uci.generate(105)), (2, "0123456789U")])
+    assert "line 1: " in str(refused.value) and "has 21 symbols" in str(refused.value)
+    assert "line 2: " in str(refused.value) and "'U' at symbol 11" in str(refused.value)
+
+
 def test_the_store_refuses_an_empty_list_and_a_disabled_product(store: Store) -> None:
     with pytest.raises(BadRows, match="no serials"):
         store.generate_for_serials(PRODUCT, [])

@@ -206,11 +206,14 @@ def parse_made_elsewhere(text: str, bits: int) -> str:
         return parse(text, bits)
     except MistypedError:
         raise
-    except UCIError as exc:
-        try:
-            return agent_id(text)
-        except UCIError:
-            raise exc from None
+    except UCIError:
+        low, high = AGENT_SYMBOLS
+        length = len(_normalise(text))
+        if low <= length <= high:
+            return agent_id(text)  # its refusal names the symbol that is not in the alphabet
+        n = symbols(bits)
+        raise UCIError(f"claim code {text.strip()!r} has {length} symbols; a claim code of this product has {n} or "
+                       f"{n + 1}, an ID made by an Ioto agent {low} to {high} (dashes and spaces do not count)") from None
 
 
 def qr_payload(uci: str, claim_url: str | None = None) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..core import fields
-from ..core.errors import Forbidden, NotFound, StationError
+from ..core.errors import Forbidden, Invalid, NotFound, StationError
 from ..core.lifecycle import Kind
 from ..core.uci import MAX_BITS, agent_id
 from ..store import Device, IssueRequest, Store
@@ -108,7 +108,8 @@ def _unknown(store: Store, code: str, product: str, agent_ids: bool) -> StationE
         return NotFound(f"no device has claim ID {code}; a unit that made its own ID (services.serialize \"auto\") "
                         f"is recorded only where its product allows agent_ids in station.json5")
     try:
-        agent_id(code)
+        if agent_id(code) != code:  # the agent compares the reply's id with its own: it must be stored as sent
+            return Invalid(f"{code!r} is not an ID an Ioto agent makes: agents write upper-case Crockford symbols")
         store.product(product)
     except StationError as exc:
         return exc
