@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from station import config as config_mod
+from station.labels.factory import Target, target
 from station.store import Store
 from tests.labels.conftest import pdf_pages, png_image, qr_texts
 from tests.labels.test_cups import QUEUE, cups_queue, wait_for_pdf  # noqa: F401 (cups_queue: the queue's fixture)
@@ -84,6 +86,22 @@ def labels(server: Server, code: str) -> list[Path]:
 def printed(server: Server, code: str) -> None:
     """Wait for the label's event (written once the printer took the job)."""
     wait_for(f"the label of {code}", lambda: any(k in ("printed", "print-failed") for k in kinds(server.db, code)))
+
+
+def test_the_first_block_holding_the_address_names_the_printer(tmp_path: Path) -> None:
+    (tmp_path / "station.json5").write_text(json.dumps({
+        "factory_printer": {"127.0.0.0/24": "near", "127.0.0.0/8": "far", "::1/128": "six"},
+        "products": {OTHER: {"factory_printer": "office"}, NOWHERE: {"factory_printer": None}}}))
+    loaded = config_mod.load(tmp_path)
+    assert target(loaded, IOTO_BODY["product"], "127.0.0.9") == Target("near")  # first match wins
+    assert target(loaded, IOTO_BODY["product"], "127.1.0.9") == Target("far")
+    assert target(loaded, IOTO_BODY["product"], "::ffff:127.0.0.9") == Target("near")  # a dual-stack socket's client
+    assert target(loaded, IOTO_BODY["product"], "::1") == Target("six")
+    assert target(loaded, IOTO_BODY["product"], "10.0.0.1") == Target(None, "no factory_printer for address 10.0.0.1")
+    assert target(loaded, IOTO_BODY["product"], "") == Target(None, "no factory_printer for address (none)")
+    assert target(loaded, OTHER, "10.0.0.1") == Target("office")  # the product's own, a name: any address
+    assert target(loaded, NOWHERE, "127.0.0.9").printer is None
+    assert not target(loaded, NOWHERE, "127.0.0.9").configured  # no label wanted: no failure is recorded
 
 
 def test_a_unit_that_serializes_itself_gets_its_label_from_the_fixtures_printer(server: Server) -> None:
