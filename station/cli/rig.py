@@ -13,6 +13,7 @@ from .. import terminal
 from ..core.errors import Invalid
 from ..line.cycle import UnitCycle
 from ..rig import settings as rig_settings
+from ..rig.adopt import adopt
 from ..rig.credentials import Issuing
 from ..rig.errors import StepFailed
 from ..rig.flash import FlashResult, Progress, flash
@@ -103,3 +104,20 @@ def run_command(station: Station, product_id: str, serial: str | None, with_labe
     click.echo(terminal.escape(verdict.summary()))
     if not verdict.passed:
         raise click.exceptions.Exit(1)
+
+
+@rig.command("adopt")
+@click.option("--port", default=None, help="Serial port: /dev/ttyUSB0, COM3, socket://host:port, rfc2217://...")
+@click.option("--slot", "slot_name", default=None, help="A slot of station.json5 (its port, line and login).")
+@click.option("--baud", type=int, default=None, help="Baud rate [default: the slot's, else 115200].")
+@click.option("--user", default=None, help="Console user [default: the slot's, else root].")
+@click.option("--printer", default=None, help="Label printer from station.json5 [default: label_printer].")
+@pass_station
+def adopt_command(station: Station, port: str | None, slot_name: str | None, baud: int | None, user: str | None,
+                  printer: str | None) -> None:
+    """Record the claim ID that the unit's agent made itself (read from its device.json5 over the console) and
+    print its label; its product must allow agent_ids in station.json5."""
+    settings, slot = _settings(station, slot_name, port, baud, user, None)
+    adopted = adopt(station.store, station.config, settings, slot, printer=printer)
+    click.echo(f"[{slot.name}] adopted {adopted.device.display} of {adopted.device.product}; label printed on "
+               f"{adopted.printed.printer} ({adopted.printed.where})")

@@ -296,12 +296,18 @@ class Shell:
         return b"".join(data for _, data in files), errors, status
 
     def _base64(self, args: list[str], stdin: bytes) -> Result:
-        if args and args[0] in ("-d", "--decode"):
+        """``base64 [-d] [FILE]``: standard input, or the file as coreutils and busybox read it."""
+        decode = bool(args) and args[0] in ("-d", "--decode")
+        files, errors, status = self._inputs("base64", args[1:] if decode else args, stdin)
+        if status:
+            return b"", errors, status
+        data = b"".join(content for _, content in files)
+        if decode:
             try:
-                return base64.b64decode(b"".join(stdin.split()), validate=True), b"", 0
+                return base64.b64decode(b"".join(data.split()), validate=True), b"", 0
             except (binascii.Error, ValueError):
                 return b"", b"base64: invalid input\n", 1
-        encoded = base64.b64encode(stdin)
+        encoded = base64.b64encode(data)
         return b"".join(encoded[i : i + 76] + b"\n" for i in range(0, len(encoded), 76)), b"", 0
 
     def _sha256sum(self, args: list[str], stdin: bytes) -> Result:
