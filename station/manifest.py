@@ -12,7 +12,7 @@ from typing import IO
 
 from . import files
 from .core.errors import Invalid
-from .store import Device, Product
+from .store import Batch, Device, Product
 
 COLUMNS = ("uci", "display", "product", "batch", "state", "serial", "created", "provisioning")
 FORMATS = ("csv", "json")
@@ -76,14 +76,15 @@ def write_file(devices: Iterable[Device], path: str | os.PathLike[str], fmt: str
         raise Invalid(f"cannot write {path}: {exc.strerror}; check the folder and free space") from exc
 
 
-def write_device_files(product: Product, devices: Iterable[Device], folder: str | os.PathLike[str]) -> int:
-    """One ``<UCI>.json5`` per device: the device object with its UCI, for unique-firmware builds."""
+def write_device_files(product: Product, devices: Iterable[Device], folder: str | os.PathLike[str],
+                       batch: Batch | None = None) -> int:
+    """One ``<UCI>.json5`` per device of ``batch``: the device object with its UCI, for unique-firmware builds."""
     folder = Path(folder)
     count = 0
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for count, device in enumerate(devices, 1):  # noqa: B007 (the count is the result)
-            files.write_bytes(folder / f"{device.uci}.json5", product.device_file(device.uci, device.serial))
+            files.write_bytes(folder / f"{device.uci}.json5", product.device_file(device.uci, device.serial, batch))
     except OSError as exc:
         raise Invalid(f"cannot write device files into {folder}: {exc.strerror}; check the folder and free space") from exc
     return count

@@ -23,7 +23,14 @@ def _outputs(function: Callable[..., None]) -> Callable[..., None]:
                      help="Write <UCI>.json5 device files into this folder."),
     )):
         function = option(function)
-    return function
+    return _owned(function)
+
+
+def _owned(function: Callable[..., None]) -> Callable[..., None]:
+    """A pre-claimed batch's options, for ``generate`` and ``import``."""
+    function = click.option("--cloud", default=None, help="Pre-claimed batch: the Ioto cloud ID (with --account).")(function)
+    return click.option("--account", default=None, help="Pre-claimed batch: the Ioto account ID its device files "
+                        "carry (with --cloud; over the product's).")(function)
 
 
 @click.command()
@@ -35,7 +42,8 @@ def _outputs(function: Callable[..., None]) -> Callable[..., None]:
 @_outputs
 @pass_station
 def generate(station: Station, product_id: str, count: int | None, serials_file: str | None, column: str | None,
-             batch_name: str | None, csv_file: str | None, json_file: str | None, device_json: str | None) -> None:
+             batch_name: str | None, csv_file: str | None, json_file: str | None, device_json: str | None,
+             account: str | None, cloud: str | None) -> None:
     """Issue COUNT claim IDs (or one per serial of --serials) in one batch, durably, and write the manifests.
 
     A counted batch is committed in short transactions beside a live line and is usable once complete; an
@@ -45,12 +53,14 @@ def generate(station: Station, product_id: str, count: int | None, serials_file:
     store = station.store
     if (count is None) == (serials_file is None):
         raise Invalid("give either --count or --serials")
+    owner = _owner(account, cloud)
     if serials_file is not None:
         batch = store.generate_for_serials(product_id, columns.read(serials_file, column), name=batch_name,
-                                           actor="cli", source=serials_file)
+                                           actor="cli", source=serials_file, owner=owner)
     else:
         with progress_bar(count or 0, "issuing") as update:
-            batch = store.generate_batch(product_id, count or 0, name=batch_name, actor="cli", progress=update)
+            batch = store.generate_batch(product_id, count or 0, name=batch_name, actor="cli", progress=update,
+                                         owner=owner)
     click.echo(f"issued {batch.count} claim IDs for {batch.product} in batch {batch.name}")
     _write_outputs(station, batch, csv_file, json_file, device_json)
 
@@ -61,12 +71,20 @@ def generate(station: Station, product_id: str, count: int | None, serials_file:
               help="The claim IDs: one a line, or a CSV column (--column).")
 @click.option("--column", default=None, help="The column of the IDs in a CSV file with a header row.")
 @click.option("--batch", "batch_name", default=None, help="Batch name [default: product and time].")
+@_owned
 @pass_station
-def import_ids(station: Station, product_id: str, list_file: str, column: str | None, batch_name: str | None) -> None:
+def import_ids(station: Station, product_id: str, list_file: str, column: str | None, batch_name: str | None,
+               account: str | None, cloud: str | None) -> None:
     """Store claim IDs made elsewhere (by hand, or by a system being replaced) as one batch: all or nothing."""
     batch = station.store.import_batch(product_id, columns.read(list_file, column), name=batch_name, actor="cli",
-                                       source=list_file)
+                                       source=list_file, owner=_owner(account, cloud))
     click.echo(f"imported {batch.count} claim IDs for {batch.product} in batch {batch.name}")
+
+
+def _owner(account: str | None, cloud: str | None) -> tuple[str, str] | None:
+    if (account is None) != (cloud is None):
+        raise Invalid("a pre-claimed batch needs both --account and --cloud")
+    return (account, cloud) if account is not None and cloud is not None else None
 
 
 def _write_outputs(station: Station, batch: Batch, csv_file: str | None, json_file: str | None,
@@ -86,9 +104,9 @@ def _device_files(station: Station, batch: Batch, folder: str) -> None:
     product, devices = store.product(batch.product), store.devices(batch=store.usable_batch(batch.name).name)
     if product.credentials.secret:  # each file carries its unit's fresh secret; the station keeps the hash
         batch_credentials.write_device_files(store, product, devices, folder, station.config.get("secret_iterations"),
-                                             "cli")
+                                             "cli", batch)
     else:
-        manifest.write_device_files(product, devices, folder)
+        manifest.write_device_files(product, devices, folder, batch)
     click.echo(f"wrote {batch.count} device files into {folder}")
 
 

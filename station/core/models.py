@@ -46,19 +46,23 @@ class Product:
     def display(self, code: str) -> str:
         return uci.display(code, check=self.check_symbol)
 
-    def device_object(self, code: str, **extra: Any) -> dict[str, Any]:
+    def device_object(self, code: str, batch: Batch | None = None, **extra: Any) -> dict[str, Any]:
         """The device object of device.json5 for a unit of this product, with its UCI in ``id``; a pre-claimed
-        product's ``account`` and ``cloud``, which the agent sends in its registration (DESIGN.md 3)."""
-        owner = {key: value for key, value in (("account", self.account), ("cloud", self.cloud)) if value}
+        batch's or product's ``account`` and ``cloud``, which the agent sends in its registration (DESIGN.md 3)."""
         return {"product": self.id, "name": self.name, "description": self.description, "model": self.model,
-                **owner, **extra, "id": code}
+                **owner(batch if batch and batch.account else self), **extra, "id": code}
 
-    def device_file(self, code: str, serial: str | None = None, **extra: Any) -> bytes:
+    def device_file(self, code: str, serial: str | None = None, batch: Batch | None = None, **extra: Any) -> bytes:
         """The device.json5 a unit gets, byte for byte: written by the rig, and by manifests for firmware builds;
         a unit with a manufacturer serial carries it, so that the unit and its label name both."""
         if serial:
             extra["serial"] = serial
-        return (json.dumps(self.device_object(code, **extra), indent=4) + "\n").encode()
+        return (json.dumps(self.device_object(code, batch, **extra), indent=4) + "\n").encode()
+
+
+def owner(of: Product | Batch) -> dict[str, str]:
+    """The ``account`` and ``cloud`` a pre-claimed product or batch puts into device files, when it has them."""
+    return {"account": of.account, "cloud": of.cloud} if of.account and of.cloud else {}
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,8 @@ class Batch:
     count: int
     created: str
     actor: str
+    account: str | None = None  # pre-claimed batches: the Ioto account and cloud, over the product's
+    cloud: str | None = None
     complete: bool = True  # False while a batch's chunks are being committed, or when that was interrupted
     issued: int = 0  # UCIs stored so far: ``count`` once complete
 

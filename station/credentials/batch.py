@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .. import files
 from ..core.errors import Invalid
-from ..core.models import Device, Product
+from ..core.models import Batch, Device, Product
 from ..db.credentials import CredentialsTable
 from .secret import new_secret, password_hash
 
@@ -23,7 +23,7 @@ CHUNK = 1000  # files written before their hashes are recorded in one transactio
 
 
 def write_device_files(store: CredentialsTable, product: Product, devices: Iterable[Device],
-                       folder: str | os.PathLike[str], iterations: int, actor: str) -> int:
+                       folder: str | os.PathLike[str], iterations: int, actor: str, batch: Batch | None = None) -> int:
     """One ``<UCI>.json5`` per device with ``mqtt: {username, password}`` (the product's username rule and a
     fresh secret); only the hashes are recorded. The number of files written."""
     folder = Path(folder)
@@ -35,7 +35,7 @@ def write_device_files(store: CredentialsTable, product: Product, devices: Itera
             secret = new_secret()
             username = product.credentials.mqtt_username(device.uci, product.id)
             files.write_bytes(folder / f"{device.uci}.json5", product.device_file(
-                device.uci, device.serial, mqtt={"username": username, "password": secret}))
+                device.uci, device.serial, batch, mqtt={"username": username, "password": secret}))
             pending.append((device.uci, username, password_hash(secret, iterations)))
             if len(pending) == CHUNK:
                 store.set_secrets(pending, actor)

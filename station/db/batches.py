@@ -15,6 +15,7 @@ from ..core.errors import BadRows, Conflict, Invalid, StationError
 from ..core.lifecycle import Kind
 from ..core.models import Batch, Product, now
 from .devices import TRIES, DevicesTable, used_up
+from .products import Owner, checked_owner
 
 CHUNK = 50_000  # UCIs per bulk INSERT: one JSON array bound once, sorted by SQLite for sequential B-tree inserts
 HOLD_SHARE = 3  # a batch holds the write lock for at most this fraction (1/3) of the busy timeout other writers wait
@@ -93,7 +94,7 @@ def _listed(rows: Sequence[tuple[int, str]], read: Callable[[str], str],
 class BatchesTable(DevicesTable):
 
     def generate_batch(self, product_id: str, count: int, *, name: str | None = None, actor: str = "cli",
-                       progress: Callable[[int], None] | None = None) -> Batch:
+                       progress: Callable[[int], None] | None = None, owner: Owner = None) -> Batch:
         """Issue ``count`` UCIs as one batch, committed in short transactions (``_fill``), with one event at the end.
 
         The batch row is committed first, incomplete: until its last UCI is in, the batch cannot be used
@@ -105,23 +106,26 @@ class BatchesTable(DevicesTable):
             raise Invalid(f"count must be a whole number of at least 1, not {count!r}")
         product = self._issuable(product_id)
         with self.transaction() as conn:
-            batch = self._new_batch(conn, product, name, count, actor)
+            batch = self._new_batch(conn, product, name, count, actor, owner=owner)
         return self._fill(self.batch(batch[1]), actor, progress)
 
     def _new_batch(self, conn: sqlite3.Connection, product: Product, name: str | None, count: int, actor: str,
-                   complete: bool = False) -> tuple[int, str]:
-        """The batch's row (its id and name), incomplete unless it is stored whole in this transaction."""
+                   complete: bool = False, owner: Owner = None) -> tuple[int, str]:
+        """The batch's row (its id and name), incomplete unless it is stored whole in this transaction; a
+        pre-claimed batch's ``owner`` (Ioto account and cloud) goes into its units' device files."""
+        account, cloud = checked_owner(*(owner or (None, None)))
         created = now()
         name = fields.text(name, "a batch name") if name else f"{product.id}-{created[:19].replace(':', '').replace('-', '')}"
         if conn.execute("SELECT 1 FROM batches WHERE name = ?", (name,)).fetchone():
             raise Conflict(f"batch name {name!r} is already used; choose another with --batch")
         cursor = conn.execute(
-            "INSERT INTO batches(name, product, count, created, actor, complete, issued) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (name, product.id, count, created, actor, int(complete), count if complete else 0))
+            "INSERT INTO batches(name, product, count, created, actor, complete, issued, account, cloud) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (name, product.id, count, created, actor, int(complete), count if complete else 0, account, cloud))
         return int(cursor.lastrowid or 0), name
 
     def generate_for_serials(self, product_id: str, serials: Sequence[tuple[int, str]], *, name: str | None = None,
-                             actor: str = "cli", source: str = "the list of serials") -> Batch:
+                             actor: str = "cli", source: str = "the list of serials", owner: Owner = None) -> Batch:
         """One UCI per manufacturer serial (``(line, serial)`` each), as one batch in one transaction: all or
         nothing, and a refusal names every bad line (a bad serial, one that repeats, one that has a claim ID)."""
         product = self._issuable(product_id)
@@ -132,7 +136,7 @@ class BatchesTable(DevicesTable):
                          for serial, code in taken]
             if problems or not lines:
                 raise BadRows(source, sorted(problems) or [(0, "no serials")])
-            batch_id, name = self._new_batch(conn, product, name, len(lines), actor, complete=True)
+            batch_id, name = self._new_batch(conn, product, name, len(lines), actor, complete=True, owner=owner)
             for serial in lines:
                 for _ in range(TRIES):  # a UCI drawn twice (never seen yet, but possible) is drawn again
                     cursor = conn.execute("INSERT OR IGNORE INTO devices(uci, product, batch, state, serial) "
@@ -147,7 +151,7 @@ class BatchesTable(DevicesTable):
         return self.batch(name)
 
     def import_batch(self, product_id: str, codes: Sequence[tuple[int, str]], *, name: str | None = None,
-                     actor: str = "cli", source: str = "the list of claim IDs") -> Batch:
+                     actor: str = "cli", source: str = "the list of claim IDs", owner: Owner = None) -> Batch:
         """Claim IDs made elsewhere (by hand, or by a system being replaced) as one batch of the product, in one
         transaction: each read as the product's codes are (its size, a check symbol where given) or as an agent's
         IDs (10 to 20 symbols), none twice,
@@ -160,7 +164,7 @@ class BatchesTable(DevicesTable):
                          for code, _ in self._taken(conn, "uci", None, list(lines))]
             if problems or not lines:
                 raise BadRows(source, sorted(problems) or [(0, "no claim IDs")])
-            batch_id, name = self._new_batch(conn, product, name, len(lines), actor, complete=True)
+            batch_id, name = self._new_batch(conn, product, name, len(lines), actor, complete=True, owner=owner)
             conn.execute("INSERT INTO devices(uci, product, batch, state) SELECT value, ?, ?, 'issued' "
                          "FROM json_each(?) ORDER BY value", (product.id, batch_id, json.dumps(list(lines))))
             self._event(conn, Kind.BATCH_IMPORTED, actor, {"product": product.id, "count": len(lines),

@@ -73,8 +73,8 @@ class DevicesTable(ProductsTable):
         """The device a person's typed or scanned code names, across products of every size (DESIGN.md 1)."""
         reading = uci.read_typed(typed)
         sizes = {row["bits"] // 5 for row in self._query("SELECT DISTINCT bits FROM products")}
-        sizes.update(range(uci.AGENT_SYMBOLS[0], uci.AGENT_SYMBOLS[1] + 1))  # agent-made IDs of any product
-        candidates = [code for code in reading.readings if len(code) in sizes]
+        agents = range(uci.AGENT_SYMBOLS[0], uci.AGENT_SYMBOLS[1] + 1)  # agent-made IDs, of any product
+        candidates = [code for code in reading.readings if len(code) in sizes or len(code) in agents]
         found = []
         if candidates:
             marks = ",".join("?" * len(candidates))

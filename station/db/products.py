@@ -11,6 +11,17 @@ from ..core.lifecycle import Kind
 from ..core.models import Product, now
 from .events import EventsTable
 
+Owner = tuple[str, str] | None  # a pre-claimed product's or batch's Ioto account and cloud IDs
+
+
+def checked_owner(account: str | None, cloud: str | None) -> tuple[str | None, str | None]:
+    """Both IDs of a pre-claimed product or batch, checked, or neither."""
+    if (account is None) != (cloud is None):
+        raise Invalid("pre-claimed units need both their Ioto account and cloud IDs (or neither)")
+    if account is not None and cloud is not None:
+        return fields.product_id(account, "an Ioto account ID"), fields.product_id(cloud, "an Ioto cloud ID")
+    return None, None
+
 
 class ProductsTable(EventsTable):
 
@@ -84,10 +95,7 @@ class ProductsTable(EventsTable):
     def set_product_owner(self, product_id: str, account: str | None, cloud: str | None, actor: str = "cli") -> Product:
         """Pre-claimed units: the Ioto account and cloud IDs every device file of the product carries from now on
         (both, or neither to stop)."""
-        if (account is None) != (cloud is None):
-            raise Invalid("a pre-claimed product needs both its Ioto account and cloud IDs (or neither, to stop)")
-        if account is not None and cloud is not None:
-            account, cloud = fields.product_id(account, "an Ioto account ID"), fields.product_id(cloud, "an Ioto cloud ID")
+        account, cloud = checked_owner(account, cloud)
         self.product(product_id)
         with self.transaction() as conn:
             conn.execute("UPDATE products SET account = ?, cloud = ? WHERE id = ?", (account, cloud, product_id))

@@ -142,8 +142,14 @@ def _v7(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE products ADD COLUMN cloud TEXT")
 
 
+def _v8(db: sqlite_utils.Database) -> None:
+    """Pre-claimed batches: a batch may carry its own Ioto account and cloud, over its product's."""
+    db.execute("ALTER TABLE batches ADD COLUMN account TEXT")
+    db.execute("ALTER TABLE batches ADD COLUMN cloud TEXT")
+
+
 # Each migration moves the schema one version up; they run in order inside one transaction.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -120,7 +120,7 @@ class Cycle:
             except Conflict as exc:  # its batch is incomplete: the claim ID must not reach a unit yet
                 raise StepFailed("connect", str(exc)) from None
             product = store.product(device.product)
-            data = product.device_file(self.uci, device.serial)
+            data = product.device_file(self.uci, device.serial, store.batch(device.batch) if device.batch else None)
             steps = settings.finalize(product.id)
             plan = finalize.read(steps) if steps else None  # a missing station file: nothing reaches the unit
             store.record(self.uci, Kind.FLASH_STARTED, actor, self._details(path=settings.device_json_path))

@@ -126,6 +126,9 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["id", "name", "product", "count", "created", "actor"],
         "properties": {"id": {"type": "integer"}, "name": _TEXT, "product": _TEXT, "count": {"type": "integer"},
                        "created": _TEXT, "actor": _TEXT,
+                       "account": {**_NULLABLE_TEXT, "description": "Pre-claimed batch: the Ioto account ID its "
+                                   "device files carry (over the product's)."},
+                       "cloud": {**_NULLABLE_TEXT, "description": "Pre-claimed batch: the Ioto cloud ID."},
                        "complete": {"type": "boolean", "description": "False until every claim ID is stored; "
                                     "an incomplete batch's devices cannot be used yet."},
                        "issued": {"type": "integer", "description": "Claim IDs stored so far (count once complete)."}},

@@ -4,6 +4,7 @@ registrations, the real store recording every attempt."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import threading
 
@@ -150,3 +151,15 @@ def test_the_console_password_reaches_no_event_nor_log(store, device, make_unit,
     failing = make_unit(password="other")
     assert not cycle(store, failing, device)[0].passed
     no_password_in(station["data_dir"])
+
+
+def test_a_pre_claimed_batchs_unit_gets_its_account_and_cloud(store, make_unit) -> None:
+    account, cloud = "01HRIGACCOUNT0000000000001", "01HRIGCLOUD00000000000001"
+    batch = store.generate_batch(PRODUCT, 1, name=f"rig-owned-{threading.get_ident()}", owner=(account, cloud))
+    [device] = store.devices(batch=batch.name)
+    unit = make_unit()
+    result, _ = cycle(store, unit, device)
+    assert result.passed, result.summary()
+    written = json.loads(unit.fs.files["/etc/ioto/device.json5"])
+    assert (written["account"], written["cloud"], written["id"]) == (account, cloud, device.uci)
+    assert (unit.registrations[-1]["id"], store.events(device.uci)[-2].details["account"]) == (device.uci, account)

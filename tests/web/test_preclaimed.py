@@ -4,13 +4,14 @@ station writes carries them, the agent sends them in its registration, and the s
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from station.core.errors import Invalid
 from station.store import Store
-from tests.web.conftest import PRODUCT, Server, station
+from tests.web.conftest import PRODUCT, STATION, Server, station
 
 ACCOUNT, CLOUD = "01HACCOUNT0000000000000001", "01HCLOUD000000000000000001"
 
@@ -42,3 +43,38 @@ def test_an_owner_needs_both_ids(store: Store) -> None:
         store.set_product_owner(PRODUCT, "bad id", CLOUD)
     assert store.set_product_owner(PRODUCT, ACCOUNT, CLOUD).device_object("X")["account"] == ACCOUNT
     assert "account" not in store.set_product_owner(PRODUCT, None, None).device_object("X")
+
+
+def test_a_pre_claimed_batch_carries_its_own_owner_over_the_products(server: Server, tmp_path: Path) -> None:
+    station(server.data_dir, "product", "preclaimed", PRODUCT, "--account", ACCOUNT, "--cloud", CLOUD)
+    try:
+        mine, theirs = "01HBATCHACCOUNT00000000001", "01HBATCHCLOUD0000000000001"
+        station(server.data_dir, "generate", "--product", PRODUCT, "--count", "2", "--batch", "pre-batch",
+                "--account", mine, "--cloud", theirs, "--device-json", str(tmp_path / "batch"))
+        serials = tmp_path / "serials.txt"
+        serials.write_text("SN-PRE-1\n")
+        station(server.data_dir, "generate", "--product", PRODUCT, "--serials", str(serials), "--batch", "pre-serials",
+                "--account", mine, "--cloud", theirs, "--device-json", str(tmp_path / "serials"))
+        station(server.data_dir, "generate", "--product", PRODUCT, "--count", "1", "--batch", "pre-product",
+                "--device-json", str(tmp_path / "product"))
+        for folder, owner in (("batch", (mine, theirs)), ("serials", (mine, theirs)), ("product", (ACCOUNT, CLOUD))):
+            for path in (tmp_path / folder).glob("*.json5"):
+                device = json.loads(path.read_text())
+                assert (device["account"], device["cloud"]) == owner, folder
+        with Store.open(server.db) as store:
+            assert (store.batch("pre-batch").account, store.batch("pre-batch").cloud) == (mine, theirs)
+        half = server.data_dir / "half"
+        refused = subprocess.run(
+            [*STATION, "--data-dir", str(server.data_dir), "generate", "--product", PRODUCT, "--count", "1", "--account", mine, "--device-json", str(half)],
+            capture_output=True, text=True, timeout=60, check=False)
+        assert refused.returncode == 1 and "both --account and --cloud" in refused.stderr and not half.exists()
+    finally:
+        station(server.data_dir, "product", "preclaimed", PRODUCT, "--none")
+
+
+def test_a_batchs_owner_is_checked_before_anything_is_stored(store: Store) -> None:
+    with pytest.raises(Invalid, match="Ioto cloud ID"):
+        store.generate_batch(PRODUCT, 3, owner=(ACCOUNT, "not an id"))
+    with pytest.raises(Invalid, match="Ioto account ID"):
+        store.import_batch(PRODUCT, [(1, "0123456789")], owner=("no good", CLOUD))
+    assert store.batches() == [] and list(store.devices()) == []
