@@ -21,6 +21,7 @@ from ..config import Config
 from ..core.errors import StationError
 from ..core.lifecycle import Kind
 from ..store import Store
+from . import printers
 from .printing import print_label
 
 log = logging.getLogger("station.labels")
@@ -59,10 +60,20 @@ def target(config: Config, product: str, remote: str | None) -> Target:
     return Target(None, f"no factory_printer for address {address}")
 
 
+def check(config: Config) -> None:
+    """Refuse, when the station starts, a factory_printer (the station's or a product's) naming no printer."""
+    settings = [config.get("factory_printer")] + [own["factory_printer"] for own in config.get("products").values()
+                                                  if "factory_printer" in own]
+    for setting in settings:
+        for name in [setting] if isinstance(setting, str) else [name for _, name in setting or ()]:
+            printers.get(config, name)
+
+
 class FactoryLabels:
     """The print queue of self-serialized units: ``submit`` from the request, ``close`` at shutdown."""
 
     def __init__(self, config: Config) -> None:
+        check(config)
         self.config = config
         self._store = Store.open(config.db_path, timeout=config.database_timeout)  # a bad database fails at start
         self._queue: queue.SimpleQueue[tuple[str, str | None] | None] = queue.SimpleQueue()

@@ -179,3 +179,15 @@ def test_labels_queued_at_shutdown_print_or_are_recorded_as_not_printed(tmp_path
         assert len(outcome) == 1, f"{code}: {kinds(running.db, code)}"
     assert count(running.db, "SELECT count(*) FROM events WHERE kind = 'printed' AND actor = 'factory'") == \
         len([c for c in codes if state(running.db, c) == "labeled"])
+
+
+@pytest.mark.parametrize("setting", [
+    {"factory_printer": "nowhere"},
+    {"factory_printer": {"127.0.0.0/8": "nowhere"}},
+    {"products": {OTHER: {"factory_printer": "nowhere"}}},
+])
+def test_a_factory_printer_that_names_no_printer_stops_the_station_at_start(tmp_path: Path, setting: dict) -> None:
+    prepare(tmp_path)
+    (tmp_path / config_mod.CONFIG_NAME).write_text(json.dumps(setting))
+    with pytest.raises(AssertionError, match="no printer named 'nowhere'"):
+        Server(tmp_path)
