@@ -3,8 +3,12 @@ database beside a running `station serve` (which delivers); never a secret."""
 
 from __future__ import annotations
 
+import socket
+
 import click
 
+from ..core.errors import NotFound, Unavailable
+from ..webhooks.delivery import send_test
 from .base import Station, echo_table, pass_station
 
 
@@ -29,3 +33,19 @@ def list_(station: Station) -> None:
         rows.append((endpoint.name, endpoint.url, ",".join(endpoint.kinds), state.backlog,
                      state.last_delivered or "never", attempts, error))
     echo_table(("endpoint", "url", "kinds", "backlog", "last delivered", "attempts", "last error"), rows)
+
+
+@webhooks.command("test")
+@click.argument("name")
+@pass_station
+def test(station: Station, name: str) -> None:
+    """Send the endpoint NAME one signed `webhook-test` delivery now (no stored event, no cursor moved), to check
+    its URL, secret and the receiver's signature check; exit 1 with what went wrong."""
+    endpoints = {endpoint.name: endpoint for endpoint in station.config.get("webhooks")}
+    if name not in endpoints:
+        raise NotFound(f"no webhook endpoint {name!r} in {station.config.config_path} "
+                       f"(endpoints: {', '.join(endpoints) or 'none'})")
+    error = send_test(endpoints[name], socket.gethostname())
+    if error is not None:
+        raise Unavailable(f"the test delivery to {name} ({endpoints[name].url}) failed: {error}")
+    click.echo(f"delivered a signed webhook-test event to {name} ({endpoints[name].url})")

@@ -17,6 +17,7 @@ import http.client
 import json
 import logging
 import random
+import secrets
 import socket
 import ssl
 import threading
@@ -39,14 +40,15 @@ SAVE_EVERY = 1.0  # seconds between stores of the cursor while deliveries flow: 
 STOP_WAIT = 5.0  # seconds `close` waits for each thread (an answer under way is cut off first)
 REPLY_MAX = 65536  # bytes of a receiver's reply read (and dropped); a longer one costs its connection
 USER_AGENT = "Station-Webhooks/1"
+TEST_KIND = "webhook-test"  # the kind of `station webhooks test`'s delivery, which no stored event has
 
 log = logging.getLogger("station.webhooks")
 
 
-def body(endpoint: str, event: Event, station: str) -> bytes:
+def body(delivery: str, event: Event, station: str) -> bytes:
     """A delivery's JSON: its id (``<endpoint>:<event id>``, for de-duplication), the event, the station."""
     return json.dumps({
-        "id": f"{endpoint}:{event.id}",
+        "id": delivery,
         "event": {"id": event.id, "time": event.time, "kind": event.kind, "uci": event.uci, "batch": event.batch,
                   "actor": event.actor, "details": event.details},
         "station": station,
@@ -70,24 +72,14 @@ class Deliverer:
         self._delivered = False  # one was delivered since the cursor was last stored
         self._saved_at = time.monotonic()
         self._stop = threading.Event()
-        self._conn: http.client.HTTPConnection | None = None
-        self._lock = threading.Lock()  # the connection, shut by `close` while the thread waits on it
-        url = urllib.parse.urlsplit(endpoint.url)
-        self._https = url.scheme == "https"
-        self._host, self._port = url.hostname or "", url.port
-        self._path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+        self._sender = Sender(endpoint, self._stop)
         self._thread = threading.Thread(target=self._run, name=f"station-webhook-{endpoint.name}", daemon=True)
         self._thread.start()
 
     def interrupt(self) -> None:
         """Tell the thread to stop, cutting off an answer under way."""
         self._stop.set()
-        with self._lock:
-            if self._conn is not None and self._conn.sock is not None:
-                try:
-                    self._conn.sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+        self._sender.cut()
 
     def close(self) -> None:
         """Stop: the thread stores its cursor on the way out; waited for, bounded."""
@@ -112,7 +104,7 @@ class Deliverer:
             except Exception:  # the database refused the last store: the next start sends them again
                 log.warning("webhook cursor not stored", extra={"endpoint": self.endpoint.name,
                                                                 "cursor": self._position})
-            self._disconnect()
+            self._sender.disconnect()
             if store is not None:
                 store.close()
 
@@ -140,10 +132,11 @@ class Deliverer:
 
     def _deliver(self, event: Event) -> bool:
         """POST the event until a 2xx (True), retrying with backoff; False when stopped first."""
-        data = body(self.endpoint.name, event, self._station)
+        delivery = f"{self.endpoint.name}:{event.id}"
+        data = body(delivery, event, self._station)
         attempts = 0
         while not self._stop.is_set():
-            error = self._post(f"{self.endpoint.name}:{event.id}", data)
+            error = self._sender.post(delivery, data)
             if error is None:
                 if attempts:  # the list shows the endpoint healthy again at once
                     self._position, self._delivered = event.id, True
@@ -163,7 +156,30 @@ class Deliverer:
             self._stop.wait(wait)
         return False
 
-    def _post(self, delivery: str, data: bytes) -> str | None:
+
+class Sender:
+    """One endpoint's HTTP connection (kept alive between deliveries) and its signed POSTs."""
+
+    def __init__(self, endpoint: Endpoint, stop: threading.Event | None = None) -> None:
+        self.endpoint = endpoint
+        self._stop = stop or threading.Event()
+        self._conn: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()  # the connection, shut by `cut` while a thread waits on it
+        url = urllib.parse.urlsplit(endpoint.url)
+        self._https = url.scheme == "https"
+        self._host, self._port = url.hostname or "", url.port
+        self._path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+
+    def cut(self) -> None:
+        """Cut off an answer under way (the stop event is set: nothing is sent again)."""
+        with self._lock:
+            if self._conn is not None and self._conn.sock is not None:
+                try:
+                    self._conn.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def post(self, delivery: str, data: bytes) -> str | None:
         """One attempt: None on a 2xx, else what went wrong (a receiver's keep-alive connection that it closed
         meanwhile is opened again once, at once)."""
         reused = self._conn is not None
@@ -171,24 +187,24 @@ class Deliverer:
             try:
                 status, reason = self._send(delivery, data)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                self._disconnect()
+                self.disconnect()
                 if not reused or self._stop.is_set():
                     raise
                 status, reason = self._send(delivery, data)
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
-            self._disconnect()
+            self.disconnect()
             return f"the receiver closed the connection ({type(exc).__name__})"
         except TimeoutError:
-            self._disconnect()
+            self.disconnect()
             return f"no answer within {self.endpoint.timeout:g} s (the endpoint's timeout)"
         except ssl.SSLError as exc:
-            self._disconnect()
+            self.disconnect()
             return f"TLS failed: {exc.reason or exc}"
         except OSError as exc:
-            self._disconnect()
+            self.disconnect()
             return f"cannot reach the receiver: {exc.strerror or exc}"[:200]
         except http.client.HTTPException as exc:
-            self._disconnect()
+            self.disconnect()
             return f"bad HTTP reply: {exc!r}"[:200]
         if 200 <= status < 300:
             return None
@@ -209,14 +225,26 @@ class Deliverer:
         response = conn.getresponse()
         response.read(REPLY_MAX)
         if not response.isclosed():  # a reply too long to read: its connection goes with it
-            self._disconnect()
+            self.disconnect()
         return response.status, response.reason
 
-    def _disconnect(self) -> None:
+    def disconnect(self) -> None:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def send_test(endpoint: Endpoint, station: str, actor: str = "cli") -> str | None:
+    """One signed delivery of a ``webhook-test`` event (never stored: no cursor moves), so that a maker can check
+    the URL, the secret and the receiver's signature check; None when it answered 2xx, else what went wrong."""
+    event = Event(0, stored(datetime.now(UTC)), None, None, TEST_KIND, actor, {"endpoint": endpoint.name})
+    sender = Sender(endpoint)
+    try:
+        delivery = f"{endpoint.name}:test-{secrets.token_hex(4)}"
+        return sender.post(delivery, body(delivery, event, station))
+    finally:
+        sender.disconnect()
 
 
 class Webhooks:

@@ -23,7 +23,7 @@ def write(data_dir: Path, webhooks: Any) -> None:
 
 
 @pytest.mark.parametrize("webhooks,message", [
-    ([{**GOOD, "kinds": ["registered", "finalized"]}], "'finalized' is not an event kind"),
+    ([{**GOOD, "kinds": ["registered", "shipped"]}], "'shipped' is not an event kind"),
     ([{**GOOD, "url": "ftp://erp.example.com/in"}], "url must be an http:// or https:// address"),
     ([{key: value for key, value in GOOD.items() if key != "secret"}], "secret must be text of at least 16"),
     ([GOOD, {**GOOD, "url": "https://other.example.com/"}], "the name 'erp' is used by 2 endpoints"),
