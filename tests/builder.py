@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import pytest
 
 HANG_FOR = 30.0  # seconds a hanging Builder holds a request at most: the test's stop event ends it sooner
 
@@ -78,3 +81,11 @@ class Builder:
         self.stopping.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture(scope="module", name="builder")
+def builder_fixture() -> Iterator[Builder]:
+    """A Builder for a module's tests (import it into the module), closed after them."""
+    running = Builder()
+    yield running
+    running.close()

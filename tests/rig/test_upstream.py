@@ -12,16 +12,9 @@ import pytest
 from station.rig.flash import flash
 from station.simulator import Unit
 from station.store import IssueRequest, Store
-from tests.builder import Builder
+from tests.builder import Builder, builder_fixture  # noqa: F401 (the fixture `builder`)
 from tests.rig.conftest import FAST, PASSWORD, PRODUCT, kinds, slot_for
 from tests.web.conftest import Server
-
-
-@pytest.fixture(scope="module")
-def builder() -> Iterator[Builder]:
-    running = Builder()
-    yield running
-    running.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,18 +11,11 @@ from pathlib import Path
 import pytest
 
 from station.store import Store
-from tests.builder import Builder
+from tests.builder import Builder, builder_fixture  # noqa: F401 (the fixture `builder`)
 from tests.conftest import PRODUCT, dump
 from tests.web.conftest import IOTO_BODY, OTHER, Server, prepare
 
 TIMEOUT = 2  # seconds the station waits for the Builder here: a hanging one fails the request this soon
-
-
-@pytest.fixture(scope="module")
-def builder() -> Iterator[Builder]:
-    running = Builder()
-    yield running
-    running.close()
 
 
 @pytest.fixture(scope="module")
