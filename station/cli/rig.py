@@ -94,7 +94,8 @@ def run_command(station: Station, product_id: str, serial: str | None, with_labe
     cycle = UnitCycle(config, Rig.of(config, settings), slot, actor=slot.actor,
                       printer=printer, progress=_echo)
     try:
-        cycle.check(label=with_label)  # a wrong port or printer fails here, before a claim ID is issued
+        cycle.check(label=with_label, product=product_id)  # a wrong port, printer or finalize file fails here,
+        # before a claim ID is issued
     except StepFailed as exc:
         click.echo(terminal.escape(f"FAIL at {exc.step}: {exc.reason}"))
         raise click.exceptions.Exit(1) from exc

@@ -18,6 +18,7 @@ from ..config import Config
 from ..core.errors import StationError
 from ..core.lifecycle import Kind
 from ..labels import printers
+from ..rig import finalize
 from ..rig.flash import Progress, outcome
 from ..rig.settings import SlotSettings
 from ..rig.slots import Rig
@@ -62,12 +63,16 @@ class UnitCycle:
         self.printer = printer
         self.progress = progress
 
-    def check(self, *, label: bool) -> None:
+    def check(self, *, label: bool, product: str | None = None) -> None:
         """Fail, before a claim ID is spent, on what can be known beforehand: the labels part and the printer
-        (when a label is asked for), and the slot's console, opened and let go."""
+        (when a label is asked for), the station files of the ``product``'s finalize steps, and the slot's
+        console, opened and let go."""
         if label:
             _print_label()
             printers.get(self.config, self.printer)
+        steps = self.rig.settings.finalize(product) if product else None
+        if steps:
+            finalize.read(steps)
         self.rig.connect(self.slot, threading.Event()).close()
 
     def issue(self, store: Store, product: str, serial: str | None) -> Device:

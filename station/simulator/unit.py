@@ -5,7 +5,7 @@ gives a shell with echo (``stty -echo`` turns it off) that runs the command form
 command (or ``reboot``) starts the agent's first boot, which registers with the station over HTTP. In factory
 mode (``serialize="factory"``) the agent also starts at power-on, as the service does on a real unit, and a
 device.json5 without ``id`` makes it ask the station's ``/ioto/serialize`` for one first (``agent.py``). Its
-stop command waits (bounded) for the agent to end, as ``systemctl stop`` does.
+stop command stops the agent and waits (bounded) for it to end, as ``systemctl stop`` does.
 
 Timing is real: bytes reach the unit and leave it at the configured baud rate (10 bits a byte), each way on
 its own, as on a UART. Faults (``faults.py``) are injected where a real unit would suffer them.
@@ -362,6 +362,8 @@ class Unit:
 
     def _restart(self, args: list[str], stdin: bytes) -> Result:
         if [self.stop_command[0], *args] == self.stop_command and [self.trigger[0], *args] != self.trigger:
+            with self._run_lock:
+                self._run.set()
             for agent in [t for t in self._threads if t.name == "unit-_agent"]:  # as _spawn names them
                 agent.join(5)
             return b"", b"", 0

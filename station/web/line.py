@@ -142,7 +142,8 @@ class Line:
                 raise Conflict(f"slot {slot} is still busy with {tile.display}; wait for its verdict or use another slot")
             before, tile.status = tile.status, "busy"  # claimed before the write: two scans cannot start one slot
         try:
-            cycle.check(label=True)  # an unknown printer or a console that does not open spends no claim ID
+            cycle.check(label=True, product=product)  # an unknown printer, a missing finalize file or a console
+            # that does not open spends no claim ID
             device = self.writer.call(cycle.issue, product, serial)
         except BaseException:
             with self._lock:
