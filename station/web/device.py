@@ -41,7 +41,9 @@ def serialize(rt: Runtime, body: dict[str, Any], environ: dict[str, Any]) -> dic
         idempotency_key=idempotency_key(environ.get("HTTP_IDEMPOTENCY_KEY")), actor="device",
         details={"remote": remote}, **rt.config.issue_windows,
     ))
-    if created:  # a repeat (hardware key, Idempotency-Key) has its label already: none is printed again
+    # A repeat (hardware key, Idempotency-Key) has its label already; a product without a factory_printer wants
+    # none, and its units cost the print thread nothing.
+    if created and rt.config.for_product(product, "factory_printer") is not None:
         rt.factory_labels.submit(code, remote)
     return {"id": code}
 
