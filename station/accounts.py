@@ -16,7 +16,7 @@ from .core.errors import Forbidden, Invalid
 from .core.models import stored
 from .store import Store
 
-ROLES = ("operator", "admin")
+ROLES = ("operator", "admin", "display")  # display: a read-only screen beside the line
 MIN_PASSWORD = 8
 # scrypt cost: about 50 ms a check here, slow for a guesser, quick for a person signing in.
 _N, _R, _P = 2**14, 8, 1

@@ -13,12 +13,13 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any, TypedDict
 
 import json5
 
-from . import files
+from . import files, times
 from .core import fields
 from .core.errors import Invalid
 from .core.models import IDEMPOTENCY_WINDOW, REPEAT_WINDOW
@@ -166,6 +167,10 @@ KEYS: dict[str, Key] = {
                     "(write: {unit path: data directory file}, remove: [unit paths])", _finalize),
     "products": Key({}, "per product ID, its own values of the keys above (factory_printer to finalize)",
                     lambda where, value: _products(where, value)),
+    "timezone": Key(None, "the IANA time zone times are shown and days counted in, such as \"Europe/Berlin\" "
+                    "(null: the machine's own)", times.check_zone),
+    "shifts": Key(times.check_shifts("shifts", times.DEFAULT_SHIFTS), "the shifts of the line's day: name and "
+                  "local start time each, each until the next one's start", times.check_shifts),
     "webhooks": Key((), "endpoints that get signed events of the kinds they list (name, url, kinds, secret, "
                     "timeout, from)", endpoints),
 }
@@ -228,6 +233,11 @@ class Config:
             raise KeyError(key)
         own = self.get("products").get(product, {})
         return own[key] if key in own else self.get(key)
+
+    @property
+    def zone(self) -> tzinfo:
+        """The time zone of every time shown, exported or counted by day (``timezone``)."""
+        return times.zone(self.get("timezone"))
 
     @property
     def database_timeout(self) -> float:

@@ -44,6 +44,7 @@ class Rule:
 
 # The one table of who may do what (pages, line and API ask it through ``allowed`` and ``require``).
 RULES: dict[str, Rule] = {
+    "watch": Rule(frozenset({"operator", "admin", "display"}), "read"),  # the line's tiles and the production view
     "read": Rule(frozenset({"operator", "admin"}), "read"),          # look at devices, batches, products, stats
     "issue": Rule(frozenset({"operator", "admin"}), "issue"),        # issue claim IDs, run units on the line
     "void": Rule(frozenset({"operator", "admin"}), "issue"),         # void a unit's claim ID

@@ -16,12 +16,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, stream_with_context
 from flask.typing import ResponseReturnValue
 
+from .. import times
 from ..config import Config
 from ..core.errors import Conflict, Invalid, NotFound, StationError, Unavailable
 from ..core.models import stored
@@ -264,8 +264,8 @@ class Line:
 
 
 def since_midnight() -> str:
-    """Local midnight as a stored time: where the page's counts of today start."""
-    return stored(datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0))
+    """The station's midnight as a stored time: where the page's counts of today start."""
+    return stored(times.day_start(runtime().config.zone))
 
 
 # --- routes -------------------------------------------------------------------------------------------------
@@ -290,7 +290,7 @@ def _field(name: str) -> str:
 
 
 @bp.get("/")
-@signed_in()
+@signed_in("watch")
 def page() -> ResponseReturnValue:
     store = runtime().reader()
     return render_template("line.html", products=[p for p in store.products() if p.enabled],
@@ -298,13 +298,13 @@ def page() -> ResponseReturnValue:
 
 
 @bp.get("/line/state")
-@signed_in(api=True)
+@signed_in("watch", api=True)
 def state() -> ResponseReturnValue:
     return jsonify(tiles=line().snapshot(), today=Line.today(runtime().reader()))
 
 
 @bp.get("/line/events")
-@signed_in(api=True)
+@signed_in("watch", api=True)
 def events() -> ResponseReturnValue:
     the_line = line()
     mine = the_line.admit()

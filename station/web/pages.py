@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from .. import accounts, resources
-from ..core import lifecycle, uci
+from .. import accounts, resources, times
+from ..core import uci
 from ..core.errors import StationError
 from ..core.lifecycle import Kind
 from ..labels import layout as layout_mod
@@ -25,9 +25,6 @@ from .access import Caller, Unauthorized, allowed, require
 from .bodies import parse_int
 from .limits import TooManyAttempts
 from .runtime import runtime
-
-PAGE = 50
-MAX_PAGE = 10**6  # pages of the device list: far beyond any registry, within what SQLite's OFFSET takes
 
 # create_app checks that both are there (resources.check) before any page is served.
 bp = Blueprint("pages", __name__, template_folder=str(resources.location("templates")),
@@ -39,7 +36,13 @@ View = TypeVar("View", bound=Callable[..., ResponseReturnValue])
 
 @bp.app_context_processor
 def page_globals() -> dict[str, Any]:
-    return {"csrf_token": sessions.csrf_token, "user": g.get("user"), "may": may}
+    return {"csrf_token": sessions.csrf_token, "user": g.get("user"), "may": may, "zone": runtime().config.zone}
+
+
+@bp.app_template_filter("localtime")
+def localtime(stamp: str | None, seconds: bool = True) -> str:
+    """A stored time in the station's zone, named (times.shown): the same on every page."""
+    return times.shown(stamp, runtime().config.zone, seconds)
 
 
 def may(action: str) -> bool:
@@ -48,9 +51,13 @@ def may(action: str) -> bool:
     return user is not None and allowed(Caller.person(user), action)
 
 
+# The blueprints of pages people sign in to (the JSON API finds its caller through access.py).
+PAGE_BLUEPRINTS = frozenset({"pages", "line", "devices", "batches", "production"})
+
+
 @bp.before_app_request
 def load_user() -> None:
-    g.user = sessions.current_user() if request.blueprint in ("pages", "line") else None
+    g.user = sessions.current_user() if request.blueprint in PAGE_BLUEPRINTS else None
 
 
 def signed_in(action: str = "read", api: bool = False) -> Callable[[View], View]:
@@ -126,52 +133,6 @@ def signout() -> ResponseReturnValue:
     sessions.check_csrf()
     sessions.sign_out()
     return redirect(url_for("pages.signin"))
-
-
-@bp.get("/devices")
-@signed_in()
-def devices() -> ResponseReturnValue:
-    """Search by any typed form of a claim code or a serial, or list by batch, state and product."""
-    store = runtime().reader()
-    q = request.args.get("q", "").strip()
-    filters = {key: request.args.get(key) or None for key in ("product", "batch", "state")}
-    page = parse_int(request.args.get("page"), "page", 1, MAX_PAGE, default=1)
-    error = None
-    found: list[Any] = []
-    if q:
-        try:
-            return redirect(url_for("pages.device", uci=store.find(q).uci))
-        except StationError as exc:
-            found = list(store.devices(serial=q, limit=PAGE))
-            if len(found) == 1:
-                return redirect(url_for("pages.device", uci=found[0].uci))
-            error = None if found else str(exc)
-    else:
-        found = list(store.devices(**filters, limit=PAGE + 1, offset=(page - 1) * PAGE))
-    return render_template(
-        "devices.html", devices=found[:PAGE], more=len(found) > PAGE, page=page, q=q, error=error, filters=filters,
-        products=store.products(), batches=store.batches(), states=lifecycle.ALL_STATES,
-    )
-
-
-@bp.get("/devices/<uci>")
-@signed_in()
-def device(uci: str) -> ResponseReturnValue:
-    store = runtime().reader()
-    found = store.device(uci)
-    held = store.credentials_of(uci)  # usernames, serials, fingerprints: never a secret or a key
-    return render_template("device.html", device=found, product=store.product(found.product), events=store.events(uci),
-                           credentials=held, provisioning=found.provisioning)
-
-
-@bp.get("/batches")
-@signed_in()
-def batches() -> ResponseReturnValue:
-    store = runtime().reader()
-    counts: dict[str | None, dict[str, int]] = {}
-    for row in store.stats():
-        counts.setdefault(row["batch"], {})[row["state"]] = row["devices"]
-    return render_template("batches.html", batches=store.batches(), counts=counts, states=lifecycle.ALL_STATES)
 
 
 @bp.route("/products", methods=["GET", "POST"])
