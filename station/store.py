@@ -13,6 +13,7 @@ from .db.claims import ClaimedElsewhere, ClaimsTable, NoSuchUnit
 from .db.connection import NotAStationDatabase
 from .db.credentials import CredentialsTable
 from .db.devices import Ambiguous, RepeatRefused, SerialTaken
+from .db.production import ProductionTable
 from .db.schema import SCHEMA_VERSION
 from .db.serialized import SerializedTable
 from .db.tokens import DEFAULT_SCOPES, TOKEN_SCOPES, TokensTable
@@ -24,6 +25,7 @@ __all__ = ["CHUNK", "DEFAULT_SCOPES", "IDEMPOTENCY_WINDOW", "REPEAT_WINDOW", "SC
            "prefetch"]
 
 
-class Store(BatchesTable, ClaimsTable, CredentialsTable, SerializedTable, TokensTable, UsersTable, WebhooksTable):
+class Store(BatchesTable, ClaimsTable, CredentialsTable, ProductionTable, SerializedTable, TokensTable, UsersTable,
+            WebhooksTable):
     """The station database: every table group's operations on one connection. Open it with
     ``Store.open(path)``; close it when done."""

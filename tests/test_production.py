@@ -1,0 +1,174 @@
+"""The production view's figures (station/production.py) on a real store: known units with verdicts at known
+times, in Europe/Berlin, checked figure by figure for today, the current shift and the last 7 days."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from station import production, times
+from station.core.errors import Invalid
+from station.core.lifecycle import Kind
+from station.core.models import stored
+from station.store import Store
+from tests.conftest import PRODUCT
+
+BERLIN = ZoneInfo("Europe/Berlin")
+AT = datetime(2026, 12, 3, 13, 30, tzinfo=BERLIN)  # in the early shift (06:00-14:00), CET (UTC+1)
+
+# (unit, slot, local time, PASS?, step, reason) in the order the line recorded them
+VERDICTS = [
+    ("U6", "A", datetime(2026, 11, 23, 9, 0), True, None, ""),  # 10 days ago: outside every span
+    ("U4", "A", datetime(2026, 12, 2, 16, 0), False, "label", "printer offline"),  # yesterday
+    ("U4", "A", datetime(2026, 12, 3, 3, 0), True, None, ""),  # the night shift
+    ("U5", "B", datetime(2026, 12, 3, 5, 30), True, None, ""),  # the night shift
+    ("U1", "A", datetime(2026, 12, 3, 7, 10), True, None, ""),
+    ("U2", "A", datetime(2026, 12, 3, 7, 20), False, "flash", "no answer"),
+    ("U2", "B", datetime(2026, 12, 3, 7, 40), True, None, ""),
+    ("U3", "B", datetime(2026, 12, 3, 8, 5), False, "register", "timeout"),
+    ("U3", "B", datetime(2026, 12, 3, 8, 30), False, "register", "timeout"),
+    ("U6", "A", datetime(2026, 12, 3, 9, 0), True, None, ""),
+    ("U7", "A", datetime(2026, 12, 3, 10, 5), True, None, ""),
+    ("U7", "A", datetime(2026, 12, 3, 11, 10), True, None, ""),  # passed again: still one unit passed
+]
+
+
+@pytest.fixture
+def line(store: Store) -> Store:
+    """The store with the units' verdicts written at their times, as the line's cycle records them."""
+    units = {name: store.issue(PRODUCT)[0].uci for name in sorted({v[0] for v in VERDICTS})}
+    with store.transaction() as conn:
+        for unit, slot, local, passed, step, reason in VERDICTS:
+            store._event(conn, Kind.LINE_PASS if passed else Kind.LINE_FAIL, "operator:olga",
+                         {"slot": slot, "step": step, "reason": reason}, code=units[unit],
+                         time=stored(local.replace(tzinfo=BERLIN)))
+    return store
+
+
+def spans() -> dict[str, times.Span]:
+    return times.spans(times.check_shifts("shifts", times.DEFAULT_SHIFTS), BERLIN, AT)
+
+
+def local(exported: str) -> tuple[datetime, str]:
+    """An exported time as the local time it names, and its offset."""
+    moment = datetime.fromisoformat(exported)
+    return moment.replace(tzinfo=None), exported[-6:]
+
+
+def figures(report: production.Report) -> dict[str | None, tuple[int | float | None, ...]]:
+    """Each scope's (tested, passed, units per hour, first units, first passed, FPY, retests, verdicts)."""
+    return {f.slot: (f.tested, f.passed, round(f.units_per_hour, 4), f.first_units, f.first_passed,
+                     f.first_pass_yield, f.retests, f.verdicts) for f in (report.figures, *report.slots)}
+
+
+def test_today_for_the_station_and_each_slot(line: Store) -> None:
+    report = production.report(line, spans()["today"], zone=BERLIN)
+    assert figures(report) == {
+        None: (7, 6, round(6 / 13.5, 4), 5, 3, 0.6, 5, 10),
+        "A": (5, 4, round(4 / 13.5, 4), 3, 2, 2 / 3, 3, 6),
+        "B": (3, 2, round(2 / 13.5, 4), 2, 1, 0.5, 2, 4),
+    }
+    assert [(h.label, h.passed) for h in report.hours] == [
+        ("00:00", 0), ("01:00", 0), ("02:00", 0), ("03:00", 1), ("04:00", 0), ("05:00", 1), ("06:00", 0),
+        ("07:00", 2), ("08:00", 0), ("09:00", 1), ("10:00", 1), ("11:00", 0), ("12:00", 0), ("13:00", 0)]
+    assert sum(h.passed for h in report.hours) == report.figures.passed
+    assert report.hours[0].start == "2026-12-02T23:00:00.000Z"  # local midnight, stored in UTC
+    assert [(f.step, f.reason, f.failures, round(f.cumulative, 4)) for f in report.failures] == [
+        ("register", "timeout", 2, 0.6667), ("flash", "no answer", 1, 1.0)]
+    assert report.top_failure == report.failures[0]
+
+
+def test_the_current_shift(line: Store) -> None:
+    report = production.report(line, spans()["shift"], zone=BERLIN)
+    assert report.span.label == "early shift, since 06:00 CET"
+    assert figures(report)[None] == (5, 4, round(4 / 7.5, 4), 4, 2, 0.5, 4, 8)
+    assert [h.label for h in report.hours][:2] == ["06:00", "07:00"] and len(report.hours) == 8
+
+
+def test_the_last_seven_days(line: Store) -> None:
+    report = production.report(line, spans()["7d"], zone=BERLIN)
+    assert figures(report)[None] == (7, 6, round(6 / 157.5, 4), 6, 3, 0.5, 5, 11)
+    assert len(report.hours) == 6 * 24 + 14  # from 27 November, midnight, to 13:30 on the 3rd
+    assert report.hours[0].label == "Fri 27 00:00"
+    assert [(f.step, f.failures, f.share, f.cumulative) for f in report.failures] == [
+        ("register", 2, 0.5, 0.5), ("flash", 1, 0.25, 0.75), ("label", 1, 0.25, 1.0)]
+
+
+def test_one_slot(line: Store) -> None:
+    report = production.report(line, spans()["today"], "B", zone=BERLIN)
+    assert figures(report) == {"B": (3, 2, round(2 / 13.5, 4), 2, 1, 0.5, 2, 4)}
+    assert [(h.label, h.passed) for h in report.hours if h.passed] == [("05:00", 1), ("07:00", 1)]
+    assert [(f.step, f.failures) for f in report.failures] == [("register", 2)]
+
+
+def test_a_span_without_verdicts(store: Store) -> None:
+    report = production.report(store, spans()["shift"], zone=BERLIN)
+    assert figures(report) == {None: (0, 0, 0.0, 0, 0, None, 0, 0)}
+    assert report.failures == () and report.top_failure is None
+    assert report.to_json()["figures"]["first_pass_yield"] is None
+
+
+def test_the_pareto_sums_the_causes_beyond_its_bars(store: Store) -> None:
+    code = store.issue(PRODUCT)[0].uci
+    with store.transaction() as conn:
+        for n in range(production.PARETO_BARS + 2):
+            for _ in range(n + 1):
+                store._event(conn, Kind.LINE_FAIL, "rig", {"slot": "A", "step": "flash", "reason": f"cause {n}"},
+                             code=code, time=stored(AT.replace(hour=8)))
+    failures = production.report(store, spans()["today"], zone=BERLIN).failures
+    assert [f.reason for f in failures] == [f"cause {n}" for n in range(11, 1, -1)] + ["2 other causes"]
+    assert failures[-1].failures == 1 + 2 and failures[-1].cumulative == 1.0
+
+
+def test_json_and_csv_say_the_same(line: Store) -> None:
+    report = production.report(line, spans()["today"], zone=BERLIN)
+    data = report.to_json()
+    assert (data["span"]["name"], data["span"]["label"]) == ("today", "today, since 00:00 CET")
+    assert local(data["span"]["start"]) == (datetime(2026, 12, 3, 0, 0), "+01:00")  # the zone's offset, as exported
+    assert local(data["span"]["end"]) == (datetime(2026, 12, 3, 13, 30), "+01:00")
+    assert data["figures"]["first_pass_yield"] == 0.6 and [s["slot"] for s in data["slots"]] == ["A", "B"]
+    assert (local(data["hours"][3]["start"]), data["hours"][3]["label"], data["hours"][3]["passed"]) == (
+        (datetime(2026, 12, 3, 3, 0), "+01:00"), "03:00", 1)
+    assert set(data["definitions"]) >= {"tested", "first_pass_yield", "retests", "units_per_hour"}
+    rows = list(csv.DictReader(io.StringIO(report.to_csv())))
+    assert [(r["slot"], r["tested"], r["passed"], r["first_pass_yield"], r["retests"]) for r in rows] == [
+        ("", "7", "6", "0.6", "5"), ("A", "5", "4", "0.6667", "3"), ("B", "3", "2", "0.5", "2")]
+    assert rows[0]["start"] == data["span"]["start"]
+    hours = list(csv.DictReader(io.StringIO(report.to_csv("hours"))))
+    assert [(h["label"], h["passed"]) for h in hours if h["passed"] != "0"] == [
+        ("03:00", "1"), ("05:00", "1"), ("07:00", "2"), ("09:00", "1"), ("10:00", "1")]
+    failures = list(csv.DictReader(io.StringIO(report.to_csv("failures"))))
+    assert [(f["step"], f["reason"], f["failures"], f["cumulative"]) for f in failures] == [
+        ("register", "timeout", "2", "0.6667"), ("flash", "no answer", "1", "1.0")]
+
+
+@pytest.mark.parametrize("zone,moment,start", [
+    ("Asia/Kolkata", "2026-12-03T08:10:00+00:00", "2026-12-03T07:30:00+00:00"),  # UTC+5:30: 13:40 is in 13:00
+    ("Asia/Kathmandu", "2026-12-03T08:10:00+00:00", "2026-12-03T07:15:00+00:00"),  # UTC+5:45: 13:55 is in 13:00
+    ("Europe/Berlin", "2026-12-03T08:10:00+00:00", "2026-12-03T08:00:00+00:00"),
+])
+def test_hours_are_the_station_clock_hours(zone: str, moment: str, start: str) -> None:
+    assert production.hour_start(datetime.fromisoformat(moment), ZoneInfo(zone)) == datetime.fromisoformat(start)
+
+
+def test_an_hour_of_a_half_hour_zone_counts_its_own_passes(store: Store) -> None:
+    """Passes at 13:20 and 13:50 in Kolkata are one hour of its clock, though two hours of UTC."""
+    kolkata = ZoneInfo("Asia/Kolkata")
+    code = store.issue(PRODUCT)[0].uci, store.issue(PRODUCT)[0].uci
+    with store.transaction() as conn:
+        for uci, minute in zip(code, (20, 50), strict=True):
+            store._event(conn, Kind.LINE_PASS, "rig", {"slot": "A", "step": None, "reason": ""}, code=uci,
+                         time=stored(datetime(2026, 12, 3, 13, minute, tzinfo=kolkata)))
+    span = times.spans(times.check_shifts("shifts", times.DEFAULT_SHIFTS), kolkata,
+                       datetime(2026, 12, 3, 14, 30, tzinfo=kolkata).astimezone(UTC))["today"]
+    hours = production.report(store, span, zone=kolkata).hours
+    assert [(h.label, h.passed) for h in hours if h.passed] == [("13:00", 2)]
+
+
+def test_an_unknown_part_of_the_csv(line: Store) -> None:
+    with pytest.raises(Invalid, match="figures, hours or failures"):
+        production.report(line, spans()["today"], zone=BERLIN).to_csv("everything")
