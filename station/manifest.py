@@ -7,10 +7,11 @@ import itertools
 import json
 import os
 from collections.abc import Iterable, Iterator
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import IO
 
-from . import files
+from . import files, times
 from .core.errors import Invalid
 from .store import Batch, Device, Product
 
@@ -23,8 +24,10 @@ FORMATS = ("csv", "json")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _row(device: Device) -> dict[str, object]:
-    return {column: getattr(device, column) for column in COLUMNS}
+def _row(device: Device, zone: tzinfo) -> dict[str, object]:
+    row = {column: getattr(device, column) for column in COLUMNS}
+    row["created"] = times.exported(device.created, zone)  # the station's zone, its offset named, as on its pages
+    return row
 
 
 def csv_cell(value: object) -> object:
@@ -43,8 +46,9 @@ def checked(devices: Iterable[Device]) -> Iterator[Device]:
     return iterator if first is None else itertools.chain([first], iterator)
 
 
-def write(devices: Iterable[Device], out: IO[str], fmt: str) -> int:
-    """Write devices in ``fmt`` and return how many; JSON is an array written item by item."""
+def write(devices: Iterable[Device], out: IO[str], fmt: str, zone: tzinfo = UTC) -> int:
+    """Write devices in ``fmt`` and return how many; JSON is an array written item by item. Times are in
+    ``zone`` (the station's: ``config.zone``), with their offset."""
     if fmt not in FORMATS:
         raise Invalid(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
     devices = checked(devices)
@@ -55,23 +59,23 @@ def write(devices: Iterable[Device], out: IO[str], fmt: str) -> int:
         writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\r\n")
         writer.writeheader()
         for count, device in enumerate(devices, 1):  # noqa: B007 (the count is the result)
-            writer.writerow({column: csv_cell(value) for column, value in _row(device).items()})
+            writer.writerow({column: csv_cell(value) for column, value in _row(device, zone).items()})
     else:
         out.write("[")
         for count, device in enumerate(devices, 1):  # noqa: B007 (the count is the result)
-            out.write(("\n" if count == 1 else ",\n") + json.dumps(_row(device)))
+            out.write(("\n" if count == 1 else ",\n") + json.dumps(_row(device, zone)))
         out.write("\n]\n" if count else "]\n")
     return count
 
 
-def write_file(devices: Iterable[Device], path: str | os.PathLike[str], fmt: str) -> int:
+def write_file(devices: Iterable[Device], path: str | os.PathLike[str], fmt: str, zone: tzinfo = UTC) -> int:
     """Write to a file whole or not at all (files.replacing): a failed run leaves no half manifest, and a link
     planted at the name or beside it is never written through."""
     path = Path(path)
     devices = checked(devices)
     try:
         with files.replacing(path) as out:
-            return write(devices, out, fmt)
+            return write(devices, out, fmt, zone)
     except OSError as exc:
         raise Invalid(f"cannot write {path}: {exc.strerror}; check the folder and free space") from exc
 

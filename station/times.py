@@ -90,9 +90,9 @@ def shown(stamp: str | None, where: tzinfo, seconds: bool = True) -> str:
     return local.strftime(f"%Y-%m-%d %H:%M{':%S' if seconds else ''} ") + (local.tzname() or "")
 
 
-def exported(stamp: str | None, where: tzinfo) -> str:
-    """A stored time in an export: ISO 8601 in the station's zone, with its offset (``''`` for none)."""
-    return moment(stamp).astimezone(where).isoformat(timespec="seconds") if stamp else ""
+def exported(stamp: str | None, where: tzinfo) -> str | None:
+    """A stored time in an export: ISO 8601 in the station's zone, with its offset (None for none)."""
+    return moment(stamp).astimezone(where).isoformat(timespec="milliseconds") if stamp else None
 
 
 def day_start(where: tzinfo, at: datetime | None = None) -> datetime:

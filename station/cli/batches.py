@@ -6,9 +6,8 @@ from collections.abc import Callable
 
 import click
 
-from .. import columns, manifest, terminal
+from .. import batchfiles, columns, manifest, terminal
 from ..core.errors import Invalid
-from ..credentials import batch as batch_credentials
 from ..store import Batch
 from .base import Station, StationGroup, pass_station, progress_bar
 
@@ -53,7 +52,7 @@ def generate(station: Station, product_id: str, count: int | None, serials_file:
     store = station.store
     if (count is None) == (serials_file is None):
         raise Invalid("give either --count or --serials")
-    owner = _owner(account, cloud)
+    owner = batchfiles.owner(account, cloud)
     if serials_file is not None:
         batch = store.generate_for_serials(product_id, columns.read(serials_file, column), name=batch_name,
                                            actor="cli", source=serials_file, owner=owner)
@@ -77,14 +76,8 @@ def import_ids(station: Station, product_id: str, list_file: str, column: str | 
                account: str | None, cloud: str | None) -> None:
     """Store claim IDs made elsewhere (by hand, or by a system being replaced) as one batch: all or nothing."""
     batch = station.store.import_batch(product_id, columns.read(list_file, column), name=batch_name, actor="cli",
-                                       source=list_file, owner=_owner(account, cloud))
+                                       source=list_file, owner=batchfiles.owner(account, cloud))
     click.echo(f"imported {batch.count} claim IDs for {batch.product} in batch {batch.name}")
-
-
-def _owner(account: str | None, cloud: str | None) -> tuple[str, str] | None:
-    if (account is None) != (cloud is None):
-        raise Invalid("a pre-claimed batch needs both --account and --cloud")
-    return (account, cloud) if account is not None and cloud is not None else None
 
 
 def _write_outputs(station: Station, batch: Batch, csv_file: str | None, json_file: str | None,
@@ -93,20 +86,14 @@ def _write_outputs(station: Station, batch: Batch, csv_file: str | None, json_fi
     # Manifests are written from the database once the batch is complete: only stored UCIs reach a file.
     for path, fmt in ((csv_file, "csv"), (json_file, "json")):
         if path:
-            manifest.write_file(store.devices(batch=batch.name), path, fmt)
+            manifest.write_file(store.devices(batch=batch.name), path, fmt, station.config.zone)
             click.echo(f"wrote {path}")
     if device_json:
         _device_files(station, batch, device_json)
 
 
 def _device_files(station: Station, batch: Batch, folder: str) -> None:
-    store = station.store
-    product, devices = store.product(batch.product), store.devices(batch=store.usable_batch(batch.name).name)
-    if product.credentials.secret:  # each file carries its unit's fresh secret; the station keeps the hash
-        batch_credentials.write_device_files(store, product, devices, folder, station.config.get("secret_iterations"),
-                                             "cli", batch)
-    else:
-        manifest.write_device_files(product, devices, folder, batch)
+    batchfiles.write_device_files(station.store, station.config, batch, folder, "cli")
     click.echo(f"wrote {batch.count} device files into {folder}")
 
 

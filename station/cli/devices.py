@@ -47,10 +47,10 @@ def export(station: Station, product: str | None, batch: str | None, state: str 
     """Export devices as CSV or JSON."""
     devices = station.store.devices(product=product, batch=batch, state=state)
     if out:
-        count = manifest.write_file(devices, out, fmt)
+        count = manifest.write_file(devices, out, fmt, station.config.zone)
         click.echo(f"wrote {count} devices to {out}", err=True)
     else:
-        manifest.write(devices, terminal.for_terminal(sys.stdout), fmt)
+        manifest.write(devices, terminal.for_terminal(sys.stdout), fmt, station.config.zone)
 
 
 @click.command()
