@@ -22,28 +22,36 @@ def read(path: str | os.PathLike[str], column: str | None = None) -> list[tuple[
     try:
         if path.stat().st_size > MAX_BYTES:
             raise Invalid(f"{path} is larger than {MAX_BYTES // 2**20} MiB; split it into several lists")
-        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's UTF-8 export starts with a BOM
+        data = path.read_bytes()
     except FileNotFoundError:
         raise NotFound(f"{path} does not exist") from None
-    except UnicodeDecodeError as exc:
-        raise Invalid(f"{path} is not UTF-8 text (byte {exc.start}); export it as UTF-8 CSV or plain text") from exc
     except OSError as exc:
         raise Invalid(f"cannot read {path}: {exc.strerror}") from exc
+    return values(data, str(path), column)
+
+
+def values(data: bytes, source: str, column: str | None = None) -> list[tuple[int, str]]:
+    """``read``'s values of a list already in memory (an upload on the batches page); ``source`` names it in
+    refusals."""
+    try:
+        text = data.decode("utf-8-sig")  # a spreadsheet's UTF-8 export starts with a BOM
+    except UnicodeDecodeError as exc:
+        raise Invalid(f"{source} is not UTF-8 text (byte {exc.start}); export it as UTF-8 CSV or plain text") from exc
     lines = text.splitlines()
     if column is None and lines and "," in lines[0]:
-        raise Invalid(f"{path} is a CSV file (its first line has commas): name the column with --column")
+        raise Invalid(f"{source} is a CSV file (its first line has commas): name the column with --column")
     if column is None:
         rows = [(number, line.strip()) for number, line in enumerate(lines, 1) if line.strip()]
     else:
         reader = csv.reader(io.StringIO(text))
         header = [name.strip() for name in next(reader, [])]
         if column not in header:
-            raise Invalid(f"{path} has no column {column!r} (its columns: {', '.join(header) or 'none'})")
+            raise Invalid(f"{source} has no column {column!r} (its columns: {', '.join(header) or 'none'})")
         at = header.index(column)
         rows = [(reader.line_num, row[at].strip()) for row in reader if len(row) > at and row[at].strip()]
     if not rows:
-        raise Invalid(f"{path} holds no values")
+        raise Invalid(f"{source} holds no values")
     if len(rows) > MAX_ROWS:
-        raise Invalid(f"{path} holds {len(rows):,} values; at most {MAX_ROWS:,} make one batch: split it")
+        raise Invalid(f"{source} holds {len(rows):,} values; at most {MAX_ROWS:,} make one batch: split it")
     return rows
 
