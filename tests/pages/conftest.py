@@ -85,9 +85,15 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
+# The screens the pages are made for: two line PCs and a 10-inch tablet held upright.
+VIEWPORTS = {"1366x768": (1366, 768), "1280x800": (1280, 800), "tablet-800x1280": (800, 1280)}
+
+
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1366, "height": 768})
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A fresh browser tab at 1366x768, or at the VIEWPORTS size given by indirect parametrisation."""
+    width, height = VIEWPORTS[getattr(request, "param", "1366x768")]
+    context = browser.new_context(viewport={"width": width, "height": height})
     opened = context.new_page()
     opened.set_default_timeout(20_000)
     yield opened

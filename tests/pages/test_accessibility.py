@@ -1,0 +1,126 @@
+"""Accessibility basics on every page an admin sees, in Chromium at the line PCs' and a tablet's size: text
+contrast (WCAG AA) measured on the rendered page, a name on every field, the keyboard reaching every control
+with a focus ring that can be seen, nothing only a mouse can do, and no sideways scrolling."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from station.store import IssueRequest, Store
+from tests.pages.conftest import ADMIN, OPERATOR, VIEWPORTS, Line, screenshot, sign_in
+
+AUDIT = (Path(__file__).parent / "a11y.js").read_text()
+# name: (path, who is signed in); "{device}" is a device of the module's own. The error page is what an
+# operator gets at the admins' settings.
+PAGES = {"line": ("/", ADMIN), "devices": ("/devices", ADMIN), "device": ("/devices/{device}", ADMIN),
+         "batches": ("/batches", ADMIN), "products": ("/products", ADMIN), "settings": ("/settings", ADMIN),
+         "error": ("/settings", OPERATOR), "signin": ("/signin", None)}
+
+
+@dataclass
+class Seeded:
+    device: str  # a UCI with a full history
+
+
+@pytest.fixture(scope="module")
+def seeded(line: Line) -> Iterator[Seeded]:
+    """A device in every state and a batch, so that every state's colours are on the pages."""
+    with Store.open(line.server.db) as store:
+        product = store.products()[0].id
+        made = {}
+        for state, kind in (("issued", None), ("labeled", "printed"), ("flashed", "flashed"),
+                            ("registered", "registered"), ("claimed", "claimed"), ("void", None)):
+            device = store.issue(IssueRequest(product, actor="test", serial=f"A11Y-{state}"))[0]
+            if kind:
+                store.advance(device.uci, state, kind, "test")
+            made[state] = device.uci
+        store.void(made["void"], "label torn", "test")
+        store.generate_batch(product, 3, name="a11y-batch", actor="test")
+    yield Seeded(made["registered"])
+
+
+def audit(page: Page, name: str) -> list[str]:
+    """Every problem on the page as it stands, one line each (empty when it passes)."""
+    page.evaluate(AUDIT)
+    problems = [f"contrast {o}" for o in page.evaluate("a11y.contrast()")]
+    problems += [f"no name: {field}" for field in unnamed_fields(page)]
+    problems += [f"mouse only: {where}" for where in page.evaluate("a11y.mouseOnly()")]
+    problems += keyboard(page)
+    wide = page.evaluate("a11y.wide()")
+    if wide["scrollWidth"] > wide["clientWidth"]:
+        problems.append(f"scrolls sideways: {wide['scrollWidth']}px of content in {wide['clientWidth']}px: {wide['found']}")
+    screenshot(page, f"a11y-{name}")
+    return problems
+
+
+def unnamed_fields(page: Page) -> list[str]:
+    """Fields without an accessible name, as Playwright's accessibility tree computes it (label element,
+    aria-label or aria-labelledby; a placeholder is not a name)."""
+    found = []
+    for field in page.locator("input:not([type=hidden]), select, textarea").all():
+        if not field.is_visible():
+            continue
+        first = field.aria_snapshot().splitlines()[0]
+        placeholder = field.get_attribute("placeholder")
+        named = re.match(r'- \'?[\w-]+ "(.+?)"', first)  # YAML quotes a line with braces
+        if not named or named.group(1) == placeholder:
+            found.append(f"{field.evaluate('el => el.outerHTML.slice(0, 120)')} ({first})")
+    return found
+
+
+def keyboard(page: Page) -> list[str]:
+    """Tab from the top of the page until every control was focused, each with a ring that can be seen."""
+    stops: list[str] = page.evaluate("a11y.focusables()")
+    reached: set[int] = set()
+    problems: list[str] = []
+    page.evaluate("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
+    for _ in range(2 * len(stops) + 4):  # bounded: a page that traps focus runs out of presses
+        page.keyboard.press("Tab")
+        focus: dict[str, Any] = page.evaluate("a11y.focused()")
+        if focus["index"] is not None:
+            reached.add(focus["index"])
+        if focus.get("problem"):
+            problems.append(f"focus on {focus['where']}: {focus['problem']}")
+        if len(reached) == len(stops):
+            break
+    problems += [f"Tab never reaches {stops[i]}" for i in range(len(stops)) if i not in reached]
+    return sorted(set(problems), key=problems.index)
+
+
+@pytest.mark.parametrize("page", list(VIEWPORTS), indirect=True)
+@pytest.mark.parametrize("name", list(PAGES))
+def test_page_is_accessible(page: Page, line: Line, seeded: Seeded, name: str) -> None:
+    path, user = PAGES[name]
+    if user:
+        sign_in(page, line, user)
+    page.goto(line.url + path.format(device=seeded.device))
+    expect(page.locator("h1")).to_be_visible()
+    viewport = page.viewport_size or {}
+    problems = audit(page, f"{name}-{viewport.get('width')}x{viewport.get('height')}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_page_in_the_menu_is_audited(page: Page, line: Line) -> None:
+    sign_in(page, line, ADMIN)
+    menu = {href for href in page.locator("nav a").evaluate_all("links => links.map((a) => a.getAttribute('href'))")}
+    assert menu - {path for path, user in PAGES.values() if user == ADMIN} == set(), "add these pages to PAGES in tests/pages/test_accessibility.py"
+
+
+def test_the_skip_link_takes_the_keyboard_past_the_menu(page: Page, line: Line) -> None:
+    sign_in(page, line, ADMIN)
+    page.goto(line.url + "/products")
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    page.keyboard.press("Tab")
+    skip = page.locator("a.skip")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_in_viewport()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.closest('main') !== null")
