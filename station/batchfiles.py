@@ -19,7 +19,7 @@ from .store import Batch, Store
 def owner(account: str | None, cloud: str | None) -> tuple[str, str] | None:
     """A pre-claimed batch's Ioto account and cloud (both, or neither)."""
     if (account is None) != (cloud is None):
-        raise Invalid("a pre-claimed batch needs both an account and a cloud (--account and --cloud)")
+        raise Invalid("a pre-claimed batch needs both an account and a cloud (in the CLI: both --account and --cloud)")
     return (account, cloud) if account is not None and cloud is not None else None
 
 
