@@ -13,7 +13,6 @@ import sqlite3
 import time
 import zipfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import json5
