@@ -152,11 +152,9 @@ def report(store: Store, span: times.Span, slot: str | None = None, *, zone: tzi
     ``zone`` (the station's, ``config.zone``; else the machine's)."""
     where = times.zone(zone)
     hours = _span_hours(span)
-    rows = store.verdict_figures(span.start, span.end, slot)
-    figures = _figures(rows[0], slot, hours)
-    slots = () if slot is not None else tuple(
-        _figures(row, row["slot"] or "", hours) for row in store.verdict_figures(span.start, span.end, by_slot=True))
-    return Report(span, where, slot, figures, slots, _hours(store, span, slot, where), _pareto(store, span, slot))
+    scope, *slots = store.verdict_figures(span.start, span.end, slot)
+    return Report(span, where, slot, _figures(scope, slot, hours), tuple(_figures(row, row["slot"] or "", hours) for row in slots),
+                  _hours(store, span, slot, where), _pareto(store, span, slot))
 
 
 def _span_hours(span: times.Span) -> float:

@@ -149,9 +149,12 @@ def _v8(db: sqlite_utils.Database) -> None:
 
 
 def _v9(db: sqlite_utils.Database) -> None:
-    """The production view: whether a verdict was its unit's first ever is one look-up in this index of the line's
-    verdicts by unit (a few per unit), not a read of each of the unit's events (db/production.py)."""
-    db.execute("CREATE INDEX idx_events_verdicts ON events(uci) WHERE kind IN ('line-fail', 'line-pass')")
+    """The production view (db/production.py): two partial indexes of the line's verdicts only (a few per unit).
+    By time, holding each verdict's unit and slot, a span's figures are read from the index alone; by unit,
+    whether a verdict was its unit's first ever is one look-up, not a read of each of the unit's events."""
+    verdicts = "WHERE kind IN ('line-fail', 'line-pass')"  # the queries repeat this term: SQLite needs it literally
+    db.execute(f"CREATE INDEX idx_events_verdict_times ON events(kind, time, uci, json_extract(details, '$.slot')) {verdicts}")
+    db.execute(f"CREATE INDEX idx_events_verdicts ON events(uci) {verdicts}")
 
 
 # Each migration moves the schema one version up; they run in order inside one transaction.
