@@ -37,7 +37,16 @@ LABEL_FORMATS = {"pdf": "application/pdf", "zpl": "application/octet-stream"}
 MANIFEST_TYPES = {"csv": "text/csv", "json": "application/json"}
 
 bp = Blueprint("batches", __name__)
-bp.register_error_handler(StationError, page_error)
+
+
+@bp.errorhandler(StationError)
+def refused(exc: StationError) -> ResponseReturnValue:
+    """A page says what is wrong on a page; the run page's script gets the API's JSON error."""
+    if request.endpoint == "batches.run_state":
+        from .app import error_reply  # the app imports this module: the one shape of JSON errors is there
+
+        return error_reply(str(exc), exc.status)
+    return page_error(exc)
 
 
 @bp.get("/batches")

@@ -193,6 +193,13 @@ SCHEMAS: dict[str, Any] = {
                        "printer": _NULLABLE_TEXT, "step": _NULLABLE_TEXT, "message": _TEXT, "reason": _TEXT,
                        "steps": {"type": "array", "items": {"type": "object"}}, "recent": {"type": "array", "items": {"type": "object"}}},
     },
+    "BatchRun": {
+        "type": "object", "required": ["id", "what", "total", "batch", "done", "state", "error", "url"],
+        "properties": {"id": _TEXT, "what": {"type": "string", "enum": ["generate", "resume", "void"]},
+                       "total": {"type": "integer"}, "batch": _NULLABLE_TEXT, "done": {"type": "integer"},
+                       "state": {"type": "string", "enum": ["running", "done", "failed"]}, "error": _TEXT,
+                       "url": {**_NULLABLE_TEXT, "description": "The batch's page, once the run is done."}},
+    },
     "LineState": {
         "type": "object", "required": ["tiles", "today"],
         "properties": {"tiles": {"type": "array", "items": _ref("Tile")},
@@ -255,6 +262,15 @@ def _page(summary: str, *, ok: tuple[int, ...] = (200,), errors: tuple[int, ...]
     return operation
 
 
+def _download(summary: str, types: tuple[str, ...], *, form: dict[str, Any] | None = None,
+              params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A file of a batch page (an attachment); its refusals are the batch's page with the message."""
+    operation = _page(summary, form=form, params=params)
+    operation["responses"]["200"] = {"description": "The file, as an attachment.", "content": {
+        kind: {"schema": {"type": "string", "format": "binary"}} for kind in types}}
+    return operation
+
+
 def _line(summary: str, ok: dict[int, tuple[str, str]], *, body: str | None = None,
           params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A JSON endpoint of the line page, for the page's own script."""
@@ -267,6 +283,8 @@ _SLOT = _param("slot", "path", "The rig slot's name.")
 _UCI = _param("uci", "path", "The canonical UCI.")
 _PRODUCT_ID = _param("product_id", "path", "The Ioto product token.")
 _CODE = _param("code", "path", "The canonical UCI.")
+_BATCH = _param("name", "path", "The batch's name.")
+_RUN = _param("run_id", "path", "The batch run, as its page names it.")
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",
@@ -364,7 +382,32 @@ DOCUMENT: dict[str, Any] = {
             **_line("The device's label as the printer gets it, for a screen (nothing is printed)", {}, params=[_UCI]),
             "responses": {"200": {"description": "The label.", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
                           **{str(s): _json(_ref("Error"), _ERRORS[s]) for s in (400, 401, 403, 404, 503)}}}},
-        "/batches": {"get": _page("The batches with their devices' states")},
+        "/batches": {"get": _page("The batches with their devices' states"),
+                     "post": {**_page("Make a batch in the background (admins): a count, or one claim ID per serial of "
+                                      "an uploaded list; to the run's page"),
+                              "requestBody": {"content": {"multipart/form-data": {"schema": {"type": "object", "properties": {
+                                  "product": _TEXT, "name": _TEXT, "count": _TEXT, "column": _TEXT, "account": _TEXT,
+                                  "cloud": _TEXT, "csrf_token": _TEXT, "serials": {"type": "string", "format": "binary"}}}}}}}},
+        "/batches/runs/{run_id}": {"get": _page("A batch run's progress, then its batch", params=[_RUN])},
+        "/batches/runs/{run_id}.json": {"get": _line("A batch run's progress, for its page's script",
+                                                     {200: ("BatchRun", "The run now.")}, params=[_RUN])},
+        "/batches/{name}": {"get": _page("A batch: its counts by state, downloads, printing; resume or void when "
+                                         "interrupted", params=[_BATCH])},
+        "/batches/{name}/manifest.{fmt}": {"get": _download(
+            "The batch's manifest (csv or json), times in the station's zone", ("text/csv", "application/json"),
+            params=[_BATCH, _param("fmt", "path", "csv or json.")])},
+        "/batches/{name}/device-files": {"post": _download(
+            "A zip of the batch's <UCI>.json5 device files (admins); with secrets, each download makes new ones",
+            ("application/zip",), params=[_BATCH])},
+        "/batches/{name}/labels": {"post": _download(
+            "The batch's labels as PDF sheets from a start position, or ZPL (admins); recorded as printed",
+            ("application/pdf", "application/octet-stream"), params=[_BATCH],
+            form={"format": _TEXT, "layout": _TEXT, "start_at": _TEXT, "reason": _TEXT})},
+        "/batches/{name}/print": {"post": _page("Print the batch's labels on a configured printer (admins)",
+                                                params=[_BATCH], form={"printer": _TEXT, "layout": _TEXT, "reason": _TEXT})},
+        "/batches/{name}/resume": {"post": _page("Finish an interrupted batch in the background (admins)", params=[_BATCH])},
+        "/batches/{name}/void": {"post": _page("Give up an interrupted batch, with a reason (admins)", params=[_BATCH],
+                                               form={"reason": _TEXT})},
         "/products": {
             "get": _page("The products"),
             "post": _page("Add a product (admins)", form={"id": _TEXT, "name": _TEXT, "model": _TEXT, "description": _TEXT,

@@ -183,6 +183,8 @@ def test_a_list_of_serials_with_repeats_or_bad_characters_is_refused_whole(serve
 def test_a_counted_batch_runs_in_the_background_and_its_manifests_download(server: Server, admin: requests.Session) -> None:
     state = make(admin, "web-30", count="30")
     assert state["batch"] == "web-30" and state["done"] == 30 and state["url"] == "/batches/web-30"
+    unknown = get(admin, "/batches/runs/nope.json")
+    assert unknown.status_code == 404 and "no such batch run" in unknown.json()["error"]
     page = get(admin, "/batches/web-30")
     assert page.status_code == 200 and "Blank (Blank-01)" in page.text and "by operator:adam" in page.text
     assert re.search(r"<td>30</td>", page.text) and "CET" in page.text  # 30 issued; times in the station's zone
