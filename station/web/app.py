@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 from .. import resources
 from ..config import Config
 from ..core.errors import StationError
-from . import api, batches, devices, line, openapi, pages, replies, session
+from . import api, batches, devices, line, openapi, pages, production, replies, session
 from .bodies import Capped
 from .device import DeviceEndpoints
 from .limits import TooManyAttempts
@@ -51,6 +51,7 @@ def create_app(config: Config) -> Flask:
     app.register_blueprint(line.bp)
     app.register_blueprint(devices.bp)
     app.register_blueprint(batches.bp)
+    app.register_blueprint(production.bp)
     app.before_request(_start_clock)
     app.after_request(_log_request)
     app.register_error_handler(StationError, _station_error)

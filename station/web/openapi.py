@@ -12,9 +12,12 @@ from flask.typing import ResponseReturnValue
 
 from ..core import credentials, fields, lifecycle, uci
 from ..db.claims import ACCOUNT_MAX
+from ..production import PARTS
 from .access import RULES
 from .api import MAX_PAGE
 from .bodies import MAX_BODY
+from .production import FORMATS, SLOT_MAX
+from .production import SPANS as PRODUCTION_SPANS
 
 bp = Blueprint("openapi", __name__)
 
@@ -231,6 +234,35 @@ SCHEMAS: dict[str, Any] = {
     },
     "Printer": {"type": "object", "required": ["printer"], "properties": {"printer": _TEXT}},
     "Printed": {"type": "object", "required": ["printer", "where"], "properties": {"printer": _TEXT, "where": _TEXT}},
+    "ProductionFigures": {
+        "type": "object", "required": ["slot", "tested", "passed", "units_per_hour", "first_units", "first_passed",
+                                       "first_pass_yield", "retests", "verdicts"],
+        "properties": {"slot": {**_NULLABLE_TEXT, "description": "null: the station (or the slot asked for)."},
+                       "tested": {"type": "integer"}, "passed": {"type": "integer"}, "units_per_hour": {"type": "number"},
+                       "first_units": {"type": "integer"}, "first_passed": {"type": "integer"},
+                       "first_pass_yield": {"type": "number", "nullable": True}, "retests": {"type": "integer"},
+                       "verdicts": {"type": "integer"}},
+    },
+    "Production": {
+        "type": "object", "required": ["span", "slot", "figures", "slots", "hours", "failures", "definitions"],
+        "description": "The production view's figures (station/production.py says what each means; so does definitions).",
+        "properties": {
+            "span": {"type": "object", "required": ["name", "label", "start", "end"],
+                     "properties": {"name": {"type": "string", "enum": list(PRODUCTION_SPANS)}, "label": _TEXT,
+                                    "start": _TEXT, "end": _TEXT}},
+            "slot": _NULLABLE_TEXT,
+            "figures": _ref("ProductionFigures"),
+            "slots": {"type": "array", "items": _ref("ProductionFigures")},
+            "hours": {"type": "array", "items": {"type": "object", "required": ["start", "label", "passed"],
+                                                 "properties": {"start": _TEXT, "label": _TEXT,
+                                                                "passed": {"type": "integer"}}}},
+            "failures": {"type": "array", "items": {
+                "type": "object", "required": ["step", "reason", "failures", "share", "cumulative"],
+                "properties": {"step": _TEXT, "reason": _TEXT, "failures": {"type": "integer"}, "share": {"type": "number"},
+                               "cumulative": {"type": "number"}}}},
+            "definitions": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
 }
 
 # The operator pages: HTML for people signed in with a session cookie; their scripts call the line's JSON
@@ -280,6 +312,21 @@ def _line(summary: str, ok: dict[int, tuple[str, str]], *, body: str | None = No
 
 
 _SLOT = _param("slot", "path", "The rig slot's name.")
+_PRODUCTION_PARAMS = [
+    _param("span", "query", "today, shift (the current one) or 7d (the last 7 days); default today.",
+           schema={"type": "string", "enum": list(PRODUCTION_SPANS)}),
+    _param("slot", "query", "Only this rig slot; default the station.", schema={"type": "string", "maxLength": SLOT_MAX}),
+    _param("format", "query", "json (default) or csv.", schema={"type": "string", "enum": list(FORMATS)}),
+    _param("part", "query", "The CSV's table: figures (default), hours or failures.",
+           schema={"type": "string", "enum": list(PARTS)}),
+]
+
+
+def _production(operation: dict[str, Any]) -> dict[str, Any]:
+    """The production report's 200: JSON, or with format=csv one table as CSV."""
+    operation["responses"]["200"] = {"description": "The report: JSON, or one table as CSV.", "content": {
+        "application/json": {"schema": _ref("Production")}, "text/csv": {"schema": {"type": "string"}}}}
+    return operation
 _UCI = _param("uci", "path", "The canonical UCI.")
 _PRODUCT_ID = _param("product_id", "path", "The Ioto product token.")
 _CODE = _param("code", "path", "The canonical UCI.")
@@ -434,6 +481,14 @@ DOCUMENT: dict[str, Any] = {
         "/line/serialized/{uci}/print": {"post": _line("Print the label of a unit that serialized itself, on a printer",
                                                        {200: ("Printed", "The label was printed.")}, body="Printer",
                                                        params=[_UCI])},
+        "/api/v1/production": {"get": _production(_operation(
+            "The production view: units per hour, first-pass yield, retests and failures, for the station or a slot",
+            {200: ("Production", "The report as JSON.")}, (400,), params=_PRODUCTION_PARAMS, action="watch"))},
+        "/production": {"get": _page("The production view (display=1, or a display account: large tiles, no actions)",
+                                     params=[*_PRODUCTION_PARAMS[:2], _param("display", "query", "1: the display mode.")])},
+        "/production/export": {"get": _production({
+            **_operation("The production report for the page's downloads (the session)", {}, (400,),
+                         params=_PRODUCTION_PARAMS, action="watch"), "security": _SESSION})},
         "/static/{filename}": {"get": {
             "summary": "The pages' stylesheet and script", "security": [], "parameters": [_param("filename", "path", "File name.")],
             "responses": {"200": {"description": "The file.", "content": {"text/css": {"schema": {"type": "string"}},
