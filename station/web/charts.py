@@ -34,16 +34,17 @@ def _scale(top: int) -> int:
         step *= 10
 
 
-def _axis(top: int, inner_h: float, right: str = "") -> list[str]:
-    """The value axis: zero, the middle and the top, with light grid lines."""
+def _axis(top: int, inner_h: float, shares: bool = False) -> list[str]:
+    """The value axis: zero, the middle and the top, with light grid lines (``shares``: 0-100 % on the right)."""
     parts = []
-    for value in (0, top / 2, top):
+    for value, share in ((0, "0%"), (top / 2, "50%"), (top, "100%")):
         y = TOP + inner_h - inner_h * value / top
-        label = f"{value:g}"
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
-                     f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{label}</text>')
-    if right:
-        parts.append(f'<text class="axis" x="{WIDTH - RIGHT + 6}" y="{TOP - 10}">{escape(right)}</text>')
+                     f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{value:g}</text>')
+        if shares:
+            parts.append(f'<text class="axis" x="{WIDTH - RIGHT + 6}" y="{y + 4:.1f}">{share}</text>')
+    if shares:
+        parts.append(f'<text class="axis" x="{WIDTH - 4}" y="{TOP - 10}" text-anchor="end">cumulative</text>')
     return parts
 
 
@@ -83,7 +84,7 @@ def pareto(failures: Sequence[Failure]) -> Markup:
                if failures else "Pareto chart of failures: none in this span")
     inner_w, inner_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     top = _scale(max((failure.failures for failure in failures), default=0) or 1)
-    body = _axis(top, inner_h, "cumulative %")
+    body = _axis(top, inner_h, shares=True)
     step = inner_w / max(len(failures), 1)
     points = []
     for i, failure in enumerate(failures):
@@ -96,14 +97,14 @@ def pareto(failures: Sequence[Failure]) -> Markup:
                     f'height="{h:.1f}"/><text class="value" x="{x + step / 2:.1f}" y="{y - 4:.1f}" '
                     f'text-anchor="middle">{failure.failures}</text></g>'
                     f'<text class="axis" x="{x + step / 2:.1f}" y="{TOP + inner_h + 18}" text-anchor="middle">'
-                    f'{escape(failure.step)}</text>')
+                    f'{escape(failure.step)}</text><text class="share" x="{x + step / 2:.1f}" y="{TOP + inner_h + 36}" '
+                    f'text-anchor="middle">{failure.cumulative:.0%}</text>')  # under its bar: clear of the line
         cy = TOP + inner_h - inner_h * failure.cumulative
-        points.append((x + step / 2, cy, failure.cumulative))
+        points.append((x + step / 2, cy))
     if points:
         body.append('<polyline class="cumulative" points="'
-                    + " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in points) + '"/>')
-        body += [f'<circle class="cumulative" cx="{x:.1f}" cy="{y:.1f}" r="4"/>'
-                 f'<text class="share" x="{x + 6:.1f}" y="{y - 6:.1f}">{share:.0%}</text>' for x, y, share in points]
+                    + " ".join(f"{x:.1f},{y:.1f}" for x, y in points) + '"/>')
+        body += [f'<circle class="cumulative" cx="{x:.1f}" cy="{y:.1f}" r="4"/>' for x, y in points]
     else:
         body.append(f'<text class="empty" x="{WIDTH / 2:.0f}" y="{TOP + inner_h / 2:.0f}" text-anchor="middle">'
                     'No failures in this span</text>')

@@ -7,7 +7,8 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -27,10 +28,10 @@ VERDICTS = [
 ]
 
 
-def write_verdicts(db: Store, verdicts: list[tuple[str, str, bool, str | None, str]], zone: str) -> None:
-    """The verdicts as the line's cycle records them, at times between the station's midnight and now (every
-    one of them today), PASSes at one moment so that they share an hour."""
-    start = times.day_start(times.check_zone("timezone", zone) or UTC)
+def write_verdicts(db: Store, verdicts: list[tuple[str, str, bool, str | None, str]], where: tzinfo) -> None:
+    """The verdicts as the line's cycle records them, at one moment between the station's midnight (in ``where``)
+    and now: every one of them today, and the PASSes in one hour."""
+    start = times.day_start(where)
     moment = start + (datetime.now(UTC) - start) / 2
     units = {name: db.issue(PRODUCT)[0].uci for name in sorted({v[0] for v in verdicts})}
     with db.transaction() as conn:
@@ -45,7 +46,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     (data_dir / "station.json5").write_text(json.dumps({"timezone": "Europe/Berlin"}))
     prepare(data_dir)
     with Store.open(data_dir / "station.db") as db:
-        write_verdicts(db, VERDICTS, "Europe/Berlin")
+        write_verdicts(db, VERDICTS, ZoneInfo("Europe/Berlin"))
     server = Server(data_dir)
     yield server
     assert server.stop() == 0
