@@ -80,9 +80,10 @@
     const text = pseudo ? el.placeholder.trim() : ownText(el);
     if (!text || el.closest(":disabled")) return null;  // WCAG exempts inactive controls
     const style = getComputedStyle(el, pseudo || null);
-    const colour = parse(style.color);
+    const paint = el instanceof SVGElement ? style.fill : style.color;  // a chart's text is painted by its fill
+    const colour = parse(paint);
     const behind = background(el);
-    if (!colour) return { where: describe(el), text: text.slice(0, 40), problem: "colour " + style.color + " not rgb()" };
+    if (!colour) return { where: describe(el), text: text.slice(0, 40), problem: "colour " + paint + " not rgb()" };
     const seen = over([colour[0], colour[1], colour[2], colour[3] * opacity(el)], behind);
     const size = parseFloat(style.fontSize);
     const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
@@ -90,7 +91,7 @@
     const got = ratio(seen, behind);
     if (got >= needed) return null;
     return { where: describe(el) + (pseudo ? pseudo : ""), text: text.slice(0, 40), ratio: Math.round(got * 100) / 100,
-      needed, colour: style.color, background: "rgb(" + behind.slice(0, 3).map(Math.round).join(", ") + ")" };
+      needed, colour: paint, background: "rgb(" + behind.slice(0, 3).map(Math.round).join(", ") + ")" };
   }
 
   function contrast() {

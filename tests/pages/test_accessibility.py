@@ -11,17 +11,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
+from station import accounts
 from station.store import IssueRequest, Store
-from tests.pages.conftest import ADMIN, OPERATOR, VIEWPORTS, Line, screenshot, sign_in
+from tests.pages.conftest import ADMIN, OPERATOR, PASSWORD, VIEWPORTS, Line, screenshot, sign_in
 
+CYCLE_WITHIN = 60_000  # ms: bounds a unit's cycle on the line; never a measurement
 AUDIT = (Path(__file__).parent / "a11y.js").read_text()
 # name: (path, who is signed in); "{device}" is a device of the module's own. The error page is what an
-# operator gets at the admins' settings.
-PAGES = {"line": ("/", ADMIN), "devices": ("/devices", ADMIN), "device": ("/devices/{device}", ADMIN),
-         "batches": ("/batches", ADMIN), "products": ("/products", ADMIN), "settings": ("/settings", ADMIN),
-         "error": ("/settings", OPERATOR), "signin": ("/signin", None)}
+# operator gets at the admins' settings; DISPLAY is the screen beside the line.
+DISPLAY = "dora"
+PAGES = {"line": ("/", ADMIN), "production": ("/production", ADMIN), "devices": ("/devices", ADMIN), "device": ("/devices/{device}", ADMIN),
+         "batches": ("/batches", ADMIN), "batch": ("/batches/a11y-batch", ADMIN), "products": ("/products", ADMIN), "settings": ("/settings", ADMIN),
+         "error": ("/settings", OPERATOR), "signin": ("/signin", None),
+         "line-display": ("/", DISPLAY), "production-display": ("/production?display=1", DISPLAY)}
 
 
 @dataclass
@@ -30,8 +34,9 @@ class Seeded:
 
 
 @pytest.fixture(scope="module")
-def seeded(line: Line) -> Iterator[Seeded]:
-    """A device in every state and a batch, so that every state's colours are on the pages."""
+def seeded(line: Line, browser: Browser) -> Iterator[Seeded]:
+    """Every colour the pages use on them: a device in every state, a batch, a unit that serialized itself
+    (its label not printed), and on the line a unit that passed (slot A) and one that failed (slot F)."""
     with Store.open(line.server.db) as store:
         product = store.products()[0].id
         made = {}
@@ -43,6 +48,19 @@ def seeded(line: Line) -> Iterator[Seeded]:
             made[state] = device.uci
         store.void(made["void"], "label torn", "test")
         store.generate_batch(product, 3, name="a11y-batch", actor="test")
+        accounts.add_user(store, DISPLAY, "display", PASSWORD)
+    assert line.server.serialize().status == 200
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, line)
+    for slot in ("A", "F"):  # F's unit misses its first registration
+        page.select_option("#slot", slot)
+        page.keyboard.type(f"A11Y-LINE-{slot}")
+        page.keyboard.press("Enter")
+        expect(page.locator("#serial")).to_have_value("")  # the scan was taken
+    for slot, verdict in (("A", "PASS"), ("F", "FAIL")):
+        expect(page.locator(f"#tile-{slot} .verdict")).to_have_text(verdict, timeout=CYCLE_WITHIN)
+    context.close()
     yield Seeded(made["registered"])
 
 
