@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..core import credentials, fields, lifecycle, uci
-from ..core.errors import Conflict, NotFound, StationError, Unavailable
+from ..core.errors import Conflict, Invalid, NotFound, StationError, Unavailable
 from ..core.lifecycle import Kind
 from ..core.models import Batch, Device, IssueRequest, Product, ago, now
 from .events import log
@@ -18,6 +18,9 @@ RELEASED = "its claim ID was voided; the unit gets a new one"  # why a key leave
 IN_FACTORY = lifecycle.STATES[: lifecycle.STATES.index("registered")]  # states in which a repeat may get the UCI back
 REFUSAL_FIELDS = (("product", "product_id"), ("serial", "serial"), ("hwkey", "hwkey"))  # (event detail, request key)
 TRIES = 100  # draws (or bulk chunks) in a row that store nothing new before a product's IDs count as used up
+# The device list's sort keys (the devices page's columns): the ORDER BY term of each.
+LIST_SORTS = {"issued": "d.rowid", "claim": "d.uci", "state": "d.state", "product": "p.name", "batch": "b.name",
+              "serial": "d.serial"}
 # Errors of SQLite that one request's values cause (a bug): they refuse that request, not its group.
 _REQUEST_ERRORS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.DataError)
 
@@ -93,6 +96,32 @@ class DevicesTable(ProductsTable):
     def devices(self, *, product: str | None = None, batch: str | None = None, state: str | None = None,
                 serial: str | None = None, limit: int | None = None, offset: int = 0) -> Iterator[Device]:
         """Devices in issue order, filtered; an iterator, so that exports of millions stream."""
+        where, params = self._where(product, batch, state, serial)
+        sql = self._DEVICE_SELECT + where + " ORDER BY d.rowid"
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params += [limit, offset]
+        return (self._device(row) for row in self._query(sql, params))  # the filters are checked before the first row
+
+    def listing(self, *, sort: str = "issued", descending: bool = True, product: str | None = None,
+                batch: str | None = None, state: str | None = None, limit: int, offset: int = 0) -> tuple[list[Device], int]:
+        """One page of the devices page's list, sorted by a column of LIST_SORTS, and how many devices the filters
+        match. Newest first (issue order backwards) and by claim ID walk the table's own keys, so a page of a
+        registry of millions costs a page; the total is one count over the same filters."""
+        if sort not in LIST_SORTS:
+            raise Invalid(f"unknown sort {sort!r}: sort by one of {', '.join(LIST_SORTS)}")
+        where, params = self._where(product, batch, state, None)
+        way = " DESC" if descending else ""
+        order = LIST_SORTS[sort] + way + ("" if sort in ("issued", "claim") else f", d.rowid{way}")  # ties: issue order
+        page = [self._device(row) for row in self._query(
+            self._DEVICE_SELECT + where + f" ORDER BY {order} LIMIT ? OFFSET ?", [*params, limit, offset])]
+        total = next(iter(self._query(
+            "SELECT count(*) AS n FROM devices d LEFT JOIN batches b ON b.id = d.batch" + where, params)))["n"]
+        return page, total
+
+    def _where(self, product: str | None, batch: str | None, state: str | None,
+               serial: str | None) -> tuple[str, list[str | int]]:
+        """The WHERE clause of the device filters (over ``devices d`` and ``batches b``), each value checked."""
         clauses: list[str] = []
         params: list[str | int] = []
         if product:
@@ -110,11 +139,7 @@ class DevicesTable(ProductsTable):
         if serial:
             clauses.append("d.serial = ?")
             params.append(serial)
-        sql = self._DEVICE_SELECT + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY d.rowid"
-        if limit is not None:
-            sql += " LIMIT ? OFFSET ?"
-            params += [limit, offset]
-        return (self._device(row) for row in self._query(sql, params))  # the filters are checked before the first row
+        return " WHERE " + " AND ".join(clauses), params
 
     def issue(self, request: IssueRequest | str) -> tuple[Device, bool]:
         """One UCI for one unit (a request, or a product ID with the defaults), committed before it returns;

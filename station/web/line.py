@@ -23,6 +23,7 @@ from flask.typing import ResponseReturnValue
 
 from .. import times
 from ..config import Config
+from ..core import lifecycle
 from ..core.errors import Conflict, Invalid, NotFound, StationError, Unavailable
 from ..core.models import stored
 from ..labels.printing import has_label, preview_png, print_label
@@ -33,7 +34,7 @@ from ..rig.flash import Progress
 from ..rig.port import serial_console
 from ..rig.slots import Rig
 from ..serve.writer import Writer
-from ..store import Store
+from ..store import Device, Store
 from . import serialized
 from .bodies import parse_object
 from .pages import signed_in
@@ -135,25 +136,43 @@ class Line:
 
     def scan(self, actor: str, product: str, printer: str, slot: str, serial: str | None) -> dict[str, Any]:
         """Issue a claim ID for the unit just scanned and start its cycle on ``slot``."""
-        tile = self._tile(slot)
-        cycle = self._unit_cycle(slot, actor, printer)
-        with self._lock:
-            if tile.status == "busy":
-                raise Conflict(f"slot {slot} is still busy with {tile.display}; wait for its verdict or use another slot")
-            before, tile.status = tile.status, "busy"  # claimed before the write: two scans cannot start one slot
-        try:
+        with self._taken(slot) as tile:  # taken before the write: two scans cannot start one slot
+            cycle = self._unit_cycle(slot, actor, printer)
             cycle.check(label=True, product=product)  # an unknown printer, a missing finalize file or a console
             # that does not open spends no claim ID
             device = self.writer.call(cycle.issue, product, serial)
+        return self._begin(tile, actor, device, printer, label=True)
+
+    def reflash(self, actor: str, slot: str, device: Device) -> dict[str, Any]:
+        """Run a stored unit's cycle again on ``slot`` (a device page's re-flash): no claim ID is issued and no
+        label printed; a void unit is refused by the life cycle before the slot is taken."""
+        lifecycle.advance(device.state, "flashed")
+        with self._taken(slot) as tile:
+            self._unit_cycle(slot, actor, None).check(label=False, product=device.product)
+        return self._begin(tile, actor, device, None, label=False)
+
+    @contextmanager
+    def _taken(self, slot: str) -> Iterator[Tile]:
+        """Mark the slot busy unless it is, in one step; give it back as it was if starting its unit fails."""
+        tile = self._tile(slot)
+        with self._lock:
+            if tile.status == "busy":
+                raise Conflict(f"slot {slot} is still busy with {tile.display}; wait for its verdict or use another slot")
+            before, tile.status = tile.status, "busy"
+        try:
+            yield tile
         except BaseException:
             with self._lock:
                 tile.status = before  # the slot's last unit stays on its tile, with its buttons
             raise
+
+    def _begin(self, tile: Tile, actor: str, device: Device, printer: str | None, *, label: bool) -> dict[str, Any]:
+        """Put the unit on its taken slot's tile and start its cycle."""
         with self._lock:
-            self.tiles[slot] = Tile(slot, "busy", device.uci, device.display, device.product, device.serial, printer,
-                                    recent=tile.recent)
-        self._start(slot, actor, label=True)
-        return asdict(self.tiles[slot])
+            self.tiles[tile.slot] = Tile(tile.slot, "busy", device.uci, device.display, device.product, device.serial,
+                                         printer, recent=tile.recent)
+        self._start(tile.slot, actor, label=label)
+        return asdict(self.tiles[tile.slot])
 
     @contextmanager
     def _working(self, slot: str, what: str) -> Iterator[tuple[Tile, str]]:
