@@ -142,3 +142,31 @@ def test_the_skip_link_takes_the_keyboard_past_the_menu(page: Page, line: Line) 
     page.keyboard.press("Enter")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.closest('main') !== null")
+
+
+def tab_to(page: Page, selector: str) -> None:
+    """Press Tab until the element has the focus (bounded by the page's number of controls)."""
+    for _ in range(page.locator("a[href], button, input, select, textarea").count() + 2):
+        page.keyboard.press("Tab")
+        if page.evaluate("(s) => document.activeElement.matches(s)", selector):
+            return
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+def test_a_product_is_added_with_the_keyboard_alone(page: Page, line: Line) -> None:
+    sign_in(page, line, ADMIN)
+    page.goto(line.url + "/products")
+    tab_to(page, "input[name=id]")
+    for value in ("01KEYBOARDONLY000000000000", "Keys", "K-1"):  # id, name, model, one Tab apart
+        page.keyboard.type(value)
+        page.keyboard.press("Tab")
+    tab_to(page, "input[name=no_check_symbol]")
+    page.keyboard.press("Space")
+    expect(page.locator("input[name=no_check_symbol]")).to_be_checked()
+    page.keyboard.press("Tab")
+    expect(page.locator("form.grid button[type=submit]")).to_be_focused()
+    page.keyboard.press("Space")
+    expect(page.locator("table.list")).to_contain_text("01KEYBOARDONLY000000000000")
+    with Store.open(line.server.db) as store:
+        added = next(p for p in store.products() if p.id == "01KEYBOARDONLY000000000000")
+    assert (added.name, added.model, added.check_symbol) == ("Keys", "K-1", False)
