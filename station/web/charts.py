@@ -58,7 +58,7 @@ def hourly(hours: Sequence[Hour], zone: str) -> Markup:
     top = _scale(max((hour.passed for hour in hours), default=0) or 1)
     body = _axis(top, inner_h)
     step = inner_w / max(len(hours), 1)
-    every = max(1, round(len(hours) / 12))  # about a dozen hour labels on the axis
+    every = 24 if len(hours) > VALUES_UP_TO else max(1, round(len(hours) / 12))  # days: each midnight; else a dozen
     for i, hour in enumerate(hours):
         x = LEFT + i * step
         h = inner_h * hour.passed / top
