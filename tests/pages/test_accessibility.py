@@ -22,10 +22,10 @@ AUDIT = (Path(__file__).parent / "a11y.js").read_text()
 # name: (path, who is signed in); "{device}" is a device of the module's own. The error page is what an
 # operator gets at the admins' settings; DISPLAY is the screen beside the line.
 DISPLAY = "dora"
-PAGES = {"line": ("/", ADMIN), "production": ("/production", ADMIN), "devices": ("/devices", ADMIN), "device": ("/devices/{device}", ADMIN),
-         "batches": ("/batches", ADMIN), "batch": ("/batches/a11y-batch", ADMIN), "products": ("/products", ADMIN), "settings": ("/settings", ADMIN),
-         "error": ("/settings", OPERATOR), "signin": ("/signin", None),
-         "line-display": ("/", DISPLAY), "production-display": ("/production?display=1", DISPLAY)}
+PAGES = {"line": ("/", ADMIN), "production": ("/production", ADMIN), "devices": ("/devices", ADMIN),
+         "device": ("/devices/{device}", ADMIN), "batches": ("/batches", ADMIN), "batch": ("/batches/a11y-batch", ADMIN),
+         "products": ("/products", ADMIN), "settings": ("/settings", ADMIN), "error": ("/settings", OPERATOR),
+         "signin": ("/signin", None), "line-display": ("/", DISPLAY), "production-display": ("/production?display=1", DISPLAY)}
 
 
 @dataclass
