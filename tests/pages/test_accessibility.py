@@ -42,7 +42,7 @@ def seeded(line: Line, browser: Browser) -> Iterator[Seeded]:
         made = {}
         for state, kind in (("issued", None), ("labeled", "printed"), ("flashed", "flashed"),
                             ("registered", "registered"), ("claimed", "claimed"), ("void", None)):
-            device = store.issue(IssueRequest(product, actor="test", serial=f"A11Y-{state}"))[0]
+            device = store.issue(IssueRequest(product, actor="test", serial=f"SN-{state[:4].upper()}"))[0]
             if kind:
                 store.advance(device.uci, state, kind, "test")
             made[state] = device.uci
