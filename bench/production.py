@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import heapq
 import json
 import random
@@ -220,9 +221,9 @@ def _weights(spans: dict[str, times.Span], start: int, end: int) -> list[float]:
     return weights
 
 
-def generate(folder: Path, devices: int, events: int, slots: int, at: datetime, seed: int) -> dict[str, Any]:
-    """The registry in ``folder``: station.db (the station's schema and indexes) and baseline.db (primary keys
-    only), with the same rows; what was made."""
+def generate(folder: Path, devices: int, events: int, slots: int, at: datetime, seed: int, digest: str) -> dict[str, Any]:
+    """The registry in ``folder``: station.db (the station's schema and indexes, ``digest``) and baseline.db
+    (primary keys only), with the same rows; what was made."""
     started = time.perf_counter()
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -303,7 +304,7 @@ def generate(folder: Path, devices: int, events: int, slots: int, at: datetime, 
     conn.execute("PRAGMA journal_mode=WAL")
     counts = {table: conn.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0] for table in ("devices", "events")}
     conn.close()
-    made = {"asked": [devices, events, slots, seed, SCHEMA_VERSION], "at": at.isoformat(), "devices": counts["devices"],
+    made = {"asked": [devices, events, slots, seed, digest], "at": at.isoformat(), "devices": counts["devices"],
             "events": counts["events"], "units": units, "batched": batched, "slots": slots, "seed": seed, "load_s": round(loaded - started, 1),
             "seconds": round(time.perf_counter() - started, 1), "mb": round(indexed.stat().st_size / 2**20)}
     (folder / "made.json").write_text(json.dumps(made, indent=1))
@@ -339,18 +340,29 @@ class _Writer:
         self.events.clear()
 
 
+def schema() -> str:
+    """A digest of the station's schema as Store.open makes it now: a cached registry of another one is made again."""
+    with tempfile.TemporaryDirectory(prefix="station-bench-schema-") as tmp:
+        with Store.open(Path(tmp) / "station.db") as store:
+            text = "\n".join(row[0] for row in store.conn.execute(
+                "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY type, name"))
+    return f"v{SCHEMA_VERSION}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+
+
 def registry(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
-    """The cached registry of ``args``' sizes, generated on first use."""
+    """The cached registry of ``args``' sizes and the station's schema, generated on first use."""
+    digest = schema()
     folder = Path(args.db) if args.db else (Path(tempfile.gettempdir()) /
-                                            f"station-bench-production-{args.devices}-{args.events}-v{SCHEMA_VERSION}")
+                                            f"station-bench-production-{args.devices}-{args.events}-{digest}")
     made = folder / "made.json"
     if made.exists():
         info = json.loads(made.read_text())
-        if info["asked"] == [args.devices, args.events, args.slots, args.seed, SCHEMA_VERSION]:
+        if info["asked"] == [args.devices, args.events, args.slots, args.seed, digest]:
             print(f"reusing the registry in {folder} (generated {info['at']} in {info['seconds']:.0f} s)", flush=True)
             return folder, info
     print(f"generating {args.devices:,} devices and about {args.events:,} events in {folder} (once)", flush=True)
-    info = generate(folder, args.devices, args.events, args.slots, datetime.now(UTC).replace(microsecond=0), args.seed)
+    info = generate(folder, args.devices, args.events, args.slots, datetime.now(UTC).replace(microsecond=0), args.seed,
+                    digest)
     print(f"generated in {info['seconds']:.0f} s (rows {info['load_s']:.0f} s, the rest the copy and the indexes), "
           f"{info['mb']:,} MB", flush=True)
     return folder, info
