@@ -244,7 +244,7 @@
   }
 
   $("printer").addEventListener("change", () => { if (lastSerialized) renderSerialized(lastSerialized); });
-  refreshSerialized();
+  if (!section.hidden) refreshSerialized();  // a display screen may not read the units: it does not ask
 
   select($("slot").value);
   refreshCounts();

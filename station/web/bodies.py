@@ -83,13 +83,25 @@ def parse_int(text: str | None, name: str, low: int, high: int, *, default: int 
     return int(digits)
 
 
+# The one body that may be larger: an admin's list of serials for a new batch (about 250,000 of them).
+UPLOADS = {("POST", "/batches"): 4 * 1024 * 1024}
+TOO_LARGE_UPLOAD = "the upload is larger than {} MiB; give a list this long to `station generate --serials`"
+
+
+def _limit(environ: Mapping[str, Any]) -> tuple[int, str]:
+    """The largest body this request may have, and the refusal's message."""
+    upload = UPLOADS.get((environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")))
+    return (upload, TOO_LARGE_UPLOAD.format(upload // 2**20)) if upload else (MAX_BODY, TOO_LARGE)
+
+
 def content_length(environ: Mapping[str, Any]) -> int:
-    """The body's declared size in bytes (0 when absent or chunked), refused above MAX_BODY before any of it is
-    read."""
+    """The body's declared size in bytes (0 when absent or chunked), refused above its limit (MAX_BODY, or the
+    upload's) before any of it is read."""
+    limit, message = _limit(environ)
     text = str(environ.get("CONTENT_LENGTH") or "0").strip()
-    if text.isascii() and text.isdigit() and (len(text) > len(str(MAX_BODY)) or int(text) > MAX_BODY):
-        raise TooLarge(TOO_LARGE)
-    return parse_int(text, "the Content-Length header", 0, MAX_BODY)
+    if text.isascii() and text.isdigit() and (len(text) > len(str(limit)) or int(text) > limit):
+        raise TooLarge(message)
+    return parse_int(text, "the Content-Length header", 0, limit)
 
 
 def query_int(args: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
@@ -108,7 +120,7 @@ def idempotency_key(header: str | None) -> str | None:
 
 
 class Capped:
-    """In front of the whole app: no body over MAX_BODY reaches it, on any path. A declared one is refused by its
+    """In front of the whole app: no body over MAX_BODY (or its UPLOADS limit) reaches it, on any path. A declared one is refused by its
     Content-Length before a byte of it is read, a chunked one once MAX_BODY of it came; the connection is then
     closed, so that the rest is never read. (Granian, unlike waitress, has no limit of its own.)"""
 
@@ -118,9 +130,10 @@ class Capped:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
             if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-                data = environ["wsgi.input"].read(MAX_BODY + 1)
-                if len(data) > MAX_BODY:
-                    raise TooLarge(TOO_LARGE)
+                limit, message = _limit(environ)
+                data = environ["wsgi.input"].read(limit + 1)
+                if len(data) > limit:
+                    raise TooLarge(message)
                 environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(data), str(len(data))
             else:
                 content_length(environ)

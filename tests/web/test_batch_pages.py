@@ -333,3 +333,17 @@ def test_a_form_without_its_csrf_token_is_refused(server: Server, admin: request
                         allow_redirects=False, timeout=30)
     assert forged.status_code == 403 and "did not come from the station's own page" in message(forged)
     assert batches(server) == before
+
+
+def test_a_long_list_of_serials_uploads_and_one_over_the_upload_limit_is_refused(server: Server,
+                                                                                 admin: requests.Session) -> None:
+    listed = "".join(f"SN-LONG-{n:06d}\n" for n in range(20_000)).encode()  # 300 KiB: far beyond a device body
+    make(admin, "long-list", files={"serials": ("serials.txt", listed)})
+    assert len(ucis(server, "long-list")) == 20_000
+    before = batches(server)
+    huge = post(admin, "/batches", files={"serials": ("serials.txt", b"SN-HUGE-0000001\n" * 300_000)},
+                product=PRODUCT, name="huge-list")
+    assert huge.status_code == 413 and "station generate --serials" in huge.json()["error"]
+    assert batches(server) == before
+    device = requests.post(f"http://127.0.0.1:{server.port}/ioto/serialize", data=b'{"product": "' + b"x" * 20_000 + b'"}', timeout=30)
+    assert device.status_code == 413 and "16 KiB" in device.json()["error"]  # every other path keeps its limit
