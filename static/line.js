@@ -193,7 +193,7 @@
     state.className = "state state-" + unit.state;
     state.textContent = unit.state;
     li.querySelector(".facts").textContent = [unit.product_name, unit.remote || "no address",
-                                              new Date(unit.time).toLocaleString()].join(" · ");
+                                              unit.shown].join(" · ");
     li.querySelector(".reason").textContent = notPrinted ? "issued, label not printed: " + unit.reason : "";
     const button = li.querySelector("button");
     const printer = unitPrinter(unit);

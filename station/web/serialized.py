@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import times
 from ..config import Config
 from ..core import lifecycle
 from ..labels import factory
@@ -33,6 +34,7 @@ def report(store: Store, config: Config, labels: factory.FactoryLabels, since: s
             reason = where.reason or NOT_TRIED
         units.append({"uci": device.uci, "display": device.display, "product": device.product,
                       "product_name": row["product_name"], "remote": row["remote"], "time": row["time"],
+                      "shown": times.shown(row["time"], config.zone),
                       "state": device.state, "printed": printed, "reason": reason,
                       "may_print": not printed and device.state != lifecycle.VOID and reason != WAITING,
                       "printer": where.printer})
