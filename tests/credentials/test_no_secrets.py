@@ -8,7 +8,6 @@ sees what is there."""
 from __future__ import annotations
 
 import base64
-import re
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from tests.conftest import PRODUCT
 from tests.credentials.pki import csr, key_pem
 from tests.credentials.run import PASS, station
 from tests.web.conftest import Server
+from tests.web.test_hostile_access import Person
 
 OPERATOR, PASSWORD = "olga", "line-password-1"
 
@@ -38,13 +38,9 @@ def needles(secrets: list[str], keys: list[bytes]) -> dict[str, list[bytes]]:
 
 
 def signed_in(server: Server) -> requests.Session:
-    http, url = requests.Session(), f"http://127.0.0.1:{server.port}"
-    page = http.get(url + "/signin", timeout=30).text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-    reply = http.post(url + "/signin", data={"name": OPERATOR, "password": PASSWORD, "csrf_token": token},
-                      allow_redirects=False, timeout=30)
-    assert reply.status_code == 302
-    return http
+    person = Person(server)
+    assert person.sign_in(OPERATOR, PASSWORD).status_code == 302
+    return person.http
 
 
 def test_no_secret_or_key_reaches_the_database_events_logs_or_any_export(tmp_path: Path,

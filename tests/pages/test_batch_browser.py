@@ -5,7 +5,6 @@ downloaded as a zip of JSON5 files, a print to an offline printer refused on the
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,13 +13,12 @@ import json5
 import pytest
 from playwright.sync_api import Page, expect
 
-from station import accounts
 from station.store import Store
 from tests.conftest import PRODUCT
 from tests.labels.conftest import pdf_pages, qr_texts
 from tests.pages.conftest import ADMIN, OPERATOR, PASSWORD, screenshot
 from tests.web.conftest import Server, prepare
-from tests.web.test_batch_pages import SHEET, closed_port
+from tests.web.test_batch_pages import SHEET, closed_port, start
 
 RUN_WAIT = 60_000  # ms, at most, for a background run to end
 
@@ -29,13 +27,8 @@ RUN_WAIT = 60_000  # ms, at most, for a background run to end
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("station-data")
     prepare(data)
-    with Store.open(data / "station.db") as store:
-        accounts.add_user(store, ADMIN, "admin", PASSWORD)
-        accounts.add_user(store, OPERATOR, "operator", PASSWORD)
-    (data / "station.json5").write_text(json.dumps({
-        "printers": {"offline": {"type": "raw", "host": "127.0.0.1", "port": closed_port(), "timeout": 5}},
-        "timezone": "Europe/Berlin"}))
-    running = Server(data)
+    running = start(data, {"printers": {"offline": {"type": "raw", "host": "127.0.0.1", "port": closed_port(),
+                                                    "timeout": 5}}, "timezone": "Europe/Berlin"})
     yield running
     assert running.stop() == 0
 

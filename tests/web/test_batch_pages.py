@@ -13,6 +13,7 @@ import sqlite3
 import time
 import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import json5
@@ -25,9 +26,10 @@ from station.credentials.secret import verify
 from station.store import Store
 from tests.conftest import PRODUCT
 from tests.labels.conftest import pdf_pages, qr_texts
+from tests.pages.conftest import ADMIN, OPERATOR, PASSWORD  # one set of accounts for the pages and their browser tests
 from tests.web.conftest import OTHER, Server, count, prepare, station
+from tests.web.test_hostile_access import Person
 
-ADMIN, OPERATOR, PASSWORD = "adam", "olga", "batch-password-1"
 SHEET = "a4-3x8-70x37"  # 24 labels on an A4 sheet, 3 across
 WAIT = 60.0  # s, at most, for a background run
 
@@ -43,30 +45,30 @@ def closed_port() -> int:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("station-data")
     prepare(data)
-    with Store.open(data / "station.db") as store:
-        accounts.add_user(store, ADMIN, "admin", PASSWORD)
-        accounts.add_user(store, OPERATOR, "operator", PASSWORD)
     station(data, "product", "credentials", OTHER, "--kinds", "secret")  # Other's units get MQTT secrets
-    (data / "station.json5").write_text(json.dumps({
+    running = start(data, {
         "printers": {"sheets": {"type": "file", "path": "printed", "format": "pdf", "layout": SHEET},
                      "offline": {"type": "raw", "host": "127.0.0.1", "port": closed_port(), "timeout": 5}},
-        "label_printer": "sheets", "timezone": "Europe/Berlin", "secret_iterations": 7, "database_timeout": 30}))
-    running = Server(data)
+        "label_printer": "sheets", "timezone": "Europe/Berlin", "secret_iterations": 7, "database_timeout": 30})
     yield running
     assert running.stop() == 0
 
 
+def start(data: Path, settings: dict[str, Any]) -> Server:
+    """``station serve`` on a prepared data directory with an admin, an operator and ``settings``."""
+    with Store.open(data / "station.db") as store:
+        accounts.add_user(store, ADMIN, "admin", PASSWORD)
+        accounts.add_user(store, OPERATOR, "operator", PASSWORD)
+    (data / "station.json5").write_text(json.dumps(settings))
+    return Server(data)
+
+
 def session(server: Server, name: str) -> requests.Session:
     """A browser's session signed in as ``name``, with its CSRF token kept in ``http.token``."""
-    http, url = requests.Session(), f"http://127.0.0.1:{server.port}"
-    page = http.get(url + "/signin", timeout=30).text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-    reply = http.post(url + "/signin", data={"name": name, "password": PASSWORD, "csrf_token": token},
-                      allow_redirects=False, timeout=30)
-    assert reply.status_code == 302
-    page = http.get(url + "/batches", timeout=30).text
-    http.token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)  # type: ignore[attr-defined,union-attr]
-    http.url = url  # type: ignore[attr-defined]
+    person = Person(server)
+    assert person.sign_in(name, PASSWORD).status_code == 302
+    http = person.http
+    http.token, http.url = person.csrf, person.url  # type: ignore[attr-defined]
     return http
 
 
