@@ -80,15 +80,21 @@ def write_file(devices: Iterable[Device], path: str | os.PathLike[str], fmt: str
         raise Invalid(f"cannot write {path}: {exc.strerror}; check the folder and free space") from exc
 
 
-def write_device_files(product: Product, devices: Iterable[Device], folder: str | os.PathLike[str],
-                       batch: Batch | None = None) -> int:
-    """One ``<UCI>.json5`` per device of ``batch``: the device object with its UCI, for unique-firmware builds."""
+def device_files(product: Product, devices: Iterable[Device], batch: Batch | None = None) -> Iterator[tuple[str, bytes]]:
+    """``(<UCI>.json5, its bytes)`` per device of ``batch``: the device object with its UCI, for unique-firmware builds."""
+    for device in devices:
+        yield f"{device.uci}.json5", product.device_file(device.uci, device.serial, batch)
+
+
+def write_device_files(named: Iterable[tuple[str, bytes]], folder: str | os.PathLike[str]) -> int:
+    """Each ``(name, bytes)`` as a file of ``folder``, whole (files.write_bytes); how many."""
     folder = Path(folder)
     count = 0
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for count, device in enumerate(devices, 1):  # noqa: B007 (the count is the result)
-            files.write_bytes(folder / f"{device.uci}.json5", product.device_file(device.uci, device.serial, batch))
+        for count, (name, data) in enumerate(named, 1):  # noqa: B007 (the count is the result)
+            files.write_bytes(folder / name, data)
     except OSError as exc:
-        raise Invalid(f"cannot write device files into {folder}: {exc.strerror}; check the folder and free space") from exc
+        raise Invalid(f"cannot write device files into {folder}: {exc.strerror}; check the folder and free space, "
+                      f"then write them again (`station batch files`; with secrets, every file gets a new one)") from exc
     return count

@@ -181,7 +181,7 @@ def test_device_files_replace_a_link_at_their_name(tmp_path) -> None:
     first.unlink()
     first.symlink_to(victim)
     with Store.open(data_dir / "station.db") as store:
-        manifest.write_device_files(store.product(PRODUCT), store.devices(batch="b1"), tmp_path / "dev")
+        manifest.write_device_files(manifest.device_files(store.product(PRODUCT), store.devices(batch="b1")), tmp_path / "dev")
     assert victim.read_text() == "do not touch\n"
     assert not first.is_symlink() and json.loads(first.read_text())["id"] == first.stem
     assert os.stat(first).st_mode & 0o777 == 0o600

@@ -196,7 +196,7 @@ def manifest_file(name: str, fmt: str) -> ResponseReturnValue:
 @signed_in("manage")
 def device_files(name: str) -> ResponseReturnValue:
     """A zip of the batch's ``<UCI>.json5`` (`station batch files`): with secrets, every download makes new ones."""
-    out = tempfile.TemporaryFile()  # noqa: SIM115 (send_file closes it once sent)
+    out = io.BytesIO()  # in memory: the secrets in the files never touch the station's disk
     try:
         found = _usable(name)
         with _own_store() as store:
