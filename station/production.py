@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from . import times
+from . import manifest, times
 from .core.errors import Invalid
 from .core.models import stored
 from .store import Store
@@ -123,7 +123,7 @@ class Report:
     def to_csv(self, part: str = "figures") -> str:
         """One table of the report as CSV (``part``: figures, hours or failures), each row naming its span."""
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
+        writer = _Cells(csv.writer(out, lineterminator="\r\n"))
         span = [self.span.name, times.exported(self.span.start, self.zone), times.exported(self.span.end, self.zone)]
         if part == "figures":
             fields = ["tested", "passed", "units_per_hour", "first_units", "first_passed", "first_pass_yield", "retests",
@@ -145,6 +145,16 @@ class Report:
         else:
             raise Invalid(f"part must be figures, hours or failures (one table of the report each), not {part!r}")
         return out.getvalue()
+
+
+class _Cells:
+    """A CSV writer whose cells a spreadsheet never runs as formulas (a failure's reason may quote a unit)."""
+
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+
+    def writerow(self, row: list[Any]) -> None:
+        self.writer.writerow([manifest.csv_cell(cell) for cell in row])
 
 
 def report(store: Store, span: times.Span, slot: str | None = None, *, zone: tzinfo | None = None) -> Report:

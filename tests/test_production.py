@@ -172,3 +172,12 @@ def test_an_hour_of_a_half_hour_zone_counts_its_own_passes(store: Store) -> None
 def test_an_unknown_part_of_the_csv(line: Store) -> None:
     with pytest.raises(Invalid, match="figures, hours or failures"):
         production.report(line, spans()["today"], zone=BERLIN).to_csv("everything")
+
+
+def test_a_reason_a_spreadsheet_would_run_is_exported_as_text(store: Store) -> None:
+    uci = store.issue(PRODUCT)[0].uci
+    with store.transaction() as conn:
+        store._event(conn, Kind.LINE_FAIL, "operator:olga", {"slot": "A", "step": "write", "reason": "=HYPERLINK(1)"},
+                     code=uci, time=stored(AT.replace(hour=9)))
+    rows = list(csv.reader(io.StringIO(production.report(store, spans()["today"], zone=BERLIN).to_csv("failures"))))
+    assert rows[1][5] == "'=HYPERLINK(1)"
