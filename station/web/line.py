@@ -267,11 +267,10 @@ class Line:
 
     # --- reports ------------------------------------------------------------------------------------------
 
-    @staticmethod
-    def today(store: Store) -> dict[str, dict[str, int]]:
-        """Passes and fails since local midnight, per slot and for the station (key ``""``)."""
+    def today(self, store: Store) -> dict[str, dict[str, int]]:
+        """Passes and fails since the station's midnight, per slot and for the station (key ``""``)."""
         counts: dict[str, dict[str, int]] = {"": {"pass": 0, "fail": 0}}
-        for row in store.counts_by_slot((PASS, FAIL), since_midnight()):
+        for row in store.counts_by_slot((PASS, FAIL), since_midnight(self.config)):
             verdict = "pass" if row["kind"] == PASS else "fail"
             counts.setdefault(row["slot"] or "", {"pass": 0, "fail": 0})[verdict] += row["n"]
             if row["slot"]:
@@ -282,9 +281,9 @@ class Line:
         self.rig.close()
 
 
-def since_midnight() -> str:
+def since_midnight(config: Config) -> str:
     """The station's midnight as a stored time: where the page's counts of today start."""
-    return stored(times.day_start(runtime().config.zone))
+    return stored(times.day_start(config.zone))
 
 
 # --- routes -------------------------------------------------------------------------------------------------
@@ -319,7 +318,7 @@ def page() -> ResponseReturnValue:
 @bp.get("/line/state")
 @signed_in("watch", api=True)
 def state() -> ResponseReturnValue:
-    return jsonify(tiles=line().snapshot(), today=Line.today(runtime().reader()))
+    return jsonify(tiles=line().snapshot(), today=line().today(runtime().reader()))
 
 
 @bp.get("/line/events")
@@ -374,7 +373,7 @@ def label_preview(uci: str) -> ResponseReturnValue:
 def serialized_units() -> ResponseReturnValue:
     """Units that serialized themselves, and today's IDs without registration per unit address (the page polls)."""
     rt = runtime()
-    return jsonify(serialized.report(rt.reader(), rt.config, rt.factory_labels, since_midnight()))
+    return jsonify(serialized.report(rt.reader(), rt.config, rt.factory_labels, since_midnight(rt.config)))
 
 
 @bp.post("/line/serialized/<uci>/print")

@@ -12,6 +12,7 @@ from flask.typing import ResponseReturnValue
 
 from ..core import credentials, fields, lifecycle, uci
 from ..db.claims import ACCOUNT_MAX
+from ..db.devices import LIST_SORTS
 from ..production import PARTS
 from .access import RULES
 from .api import MAX_PAGE
@@ -303,6 +304,13 @@ def _download(summary: str, types: tuple[str, ...], *, form: dict[str, Any] | No
     return operation
 
 
+def _action(summary: str, form: dict[str, Any]) -> dict[str, Any]:
+    """An action of a device's page: done, it sees the device's page again (303)."""
+    operation = _page(summary, ok=(), form=form, params=[_UCI])
+    operation["responses"]["303"] = {**_REDIRECT, "description": "Done: to the device's page, naming the action."}
+    return operation
+
+
 def _line(summary: str, ok: dict[int, tuple[str, str]], *, body: str | None = None,
           params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A JSON endpoint of the line page, for the page's own script."""
@@ -423,8 +431,16 @@ DOCUMENT: dict[str, Any] = {
         "/devices": {"get": _page("Find devices by any typed form of a claim code or a serial, or list them", params=[
             _param("q", "query", "A claim code as typed or scanned, or a manufacturer serial."),
             _param("product", "query", "Product ID."), _param("batch", "query", "Batch name."),
-            _param("state", "query", "Life-cycle state."), _param("page", "query", "Page number, from 1.")])},
-        "/devices/{uci}": {"get": _page("A device with its history and label", params=[_UCI])},
+            _param("state", "query", "Life-cycle state."), _param("page", "query", "Page number, from 1."),
+            _param("sort", "query", "The column to sort by.", schema={"type": "string", "enum": list(LIST_SORTS)}),
+            _param("order", "query", "asc or desc.", schema={"type": "string", "enum": ["asc", "desc"]})])},
+        "/devices/{uci}": {"get": _page("A device with its history, its label and its actions", params=[
+            _UCI, _param("done", "query", "The action just done, named on the page.")])},
+        "/devices/{uci}/reprint": {"post": _action("Print the device's label again on a printer, with a reason",
+                                                   {"printer": _TEXT, "reason": _TEXT})},
+        "/devices/{uci}/void": {"post": _action("Void the device, with a reason", {"reason": _TEXT})},
+        "/devices/{uci}/reflash": {"post": _action("Flash the device again on a slot of the line (no new claim ID, "
+                                                   "no label)", {"slot": _TEXT})},
         "/devices/{uci}/label.png": {"get": {
             **_line("The device's label as the printer gets it, for a screen (nothing is printed)", {}, params=[_UCI]),
             "responses": {"200": {"description": "The label.", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},

@@ -148,7 +148,7 @@ def test_the_line_pages_drive_the_same_cycle(store: Store, config: Config, unit:
         writer.close()
     assert (tile["status"], tile["uci"]) == ("pass", scanned["uci"])
     assert kinds(store, scanned["uci"])[-1] == PASS
-    assert Line.today(store)["A"] == {"pass": 1, "fail": 0}
+    assert line.today(store)["A"] == {"pass": 1, "fail": 0}
 
 
 def verdict_of(tiles: queue.Queue[str], slot: str) -> dict:  # type: ignore[type-arg]
