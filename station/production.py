@@ -185,18 +185,16 @@ def hour_start(moment: datetime, where: tzinfo) -> datetime:
 def _hours(store: Store, span: times.Span, slot: str | None, where: tzinfo) -> tuple[Hour, ...]:
     """Every hour of the span, with the units passed in it (none where none passed)."""
     start, end = times.moment(span.start), times.moment(span.end)
-    passed: dict[datetime, int] = {}
-    for row in store.passes_by_quarter(span.start, span.end, slot):
-        hour = hour_start(times.moment(row["quarter"]), where)
-        passed[hour] = passed.get(hour, 0) + row["passed"]
     days = end - start > timedelta(days=1)
-    hours = []
+    starts = []
     hour = hour_start(start, where)
     while hour < end:
-        local = hour.astimezone(where)
-        hours.append(Hour(stored(hour), local.strftime("%a %d %H:%M" if days else "%H:%M"), passed.get(hour, 0)))
+        starts.append(hour)
         hour += HOUR
-    return tuple(hours)
+    bounds = [span.start, *(stored(hour) for hour in starts[1:]), span.end]  # the first hour counts from the span's start
+    passed = store.passes_by_hour(span.start, bounds, slot) if starts else []
+    return tuple(Hour(stored(hour), hour.astimezone(where).strftime("%a %d %H:%M" if days else "%H:%M"), count)
+                 for hour, count in zip(starts, passed, strict=True))
 
 
 def _pareto(store: Store, span: times.Span, slot: str | None) -> tuple[Failure, ...]:

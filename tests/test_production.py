@@ -181,3 +181,19 @@ def test_a_reason_a_spreadsheet_would_run_is_exported_as_text(store: Store) -> N
                      code=uci, time=stored(AT.replace(hour=9)))
     rows = list(csv.reader(io.StringIO(production.report(store, spans()["today"], zone=BERLIN).to_csv("failures"))))
     assert rows[1][5] == "'=HYPERLINK(1)"
+
+
+def test_a_station_of_before_gets_its_verdicts_from_its_events(line: Store) -> None:
+    """The upgrade to schema v9 fills ``verdicts`` from the events in one pass: the same rows the trigger writes."""
+    written = list(line.db.query("SELECT * FROM verdicts ORDER BY id"))
+    assert len(written) == len(VERDICTS)
+    line.conn.execute("DROP TRIGGER events_verdict")
+    line.conn.execute("DROP TABLE verdicts")
+    line.conn.execute("PRAGMA user_version=8")
+    upgraded = Store.open(line.path)
+    try:
+        assert list(upgraded.db.query("SELECT * FROM verdicts ORDER BY id")) == written
+        assert figures(production.report(upgraded, spans()["today"], zone=BERLIN))[None] == (
+            7, 6, round(6 / 13.5, 4), 5, 3, 0.6, 5, 10)
+    finally:
+        upgraded.close()

@@ -1,36 +1,40 @@
-"""The production view's queries: the line's verdict events (``line-pass``, ``line-fail``, station/line/cycle.py)
-in a span of time, counted per slot and for the station. station/production.py turns the rows into figures.
+"""The production view's queries: the line's verdicts (``line-pass``, ``line-fail``, station/line/cycle.py) in a
+span of time, counted per slot and for the station. station/production.py turns the rows into figures.
 
-Every query reads only the span's verdicts, from a partial index of the verdicts by time that holds their unit
-and slot (schema v9), so no other event and no event's row is read (but a FAIL's, for its step and reason).
-Whether a verdict was its unit's first ever is one look-up per verdict in a partial index of the verdicts by
-unit, never a read of the unit's other events.
+Every query reads the span's rows of ``verdicts`` (schema v9: one per verdict event, written by a trigger with
+the times of its unit's verdict and pass before it) from one index by time that holds what they sum. A verdict
+is its unit's first in the span where the one before it is older than the span's start, and its first ever
+where there is none: sums, never a DISTINCT or a look-up per verdict.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..core.lifecycle import Kind
 from .events import EventsTable
 
-# Written out, not bound: SQLite uses a partial index only where the query repeats its WHERE term literally.
-VERDICT = f"kind IN ('{Kind.LINE_FAIL}', '{Kind.LINE_PASS}')"
-SLOT = "json_extract(e.details, '$.slot')"  # as idx_events_verdict_times holds it (schema v9): the same text
-# A verdict is its unit's first when no verdict of the unit has a smaller id (ids grow with every event).
-FIRST = f"NOT EXISTS (SELECT 1 FROM events p WHERE p.uci = e.uci AND p.{VERDICT} AND p.id < e.id)"
-FIGURES = ("count(DISTINCT uci) AS tested, count(DISTINCT CASE WHEN passed THEN uci END) AS passed, count(*) AS verdicts, "
-           "coalesce(sum(first), 0) AS first_units, coalesce(sum(first AND passed), 0) AS first_passed")
+# Per scope: the station's units by their verdicts on any slot, a slot's by their verdicts on it.
+STATION = ("prev", "prev_pass")
+HERE = ("prev_here", "prev_pass_here")
 
 
-def _span(start: str, end: str, slot: str | None, kind: str | None = None) -> tuple[str, tuple[Any, ...]]:
-    """The WHERE clause of the span's verdicts (of one ``kind``, else both; of one slot, else all) and its
-    parameters; it reads idx_events_verdict_times alone (the slot and the unit are in it)."""
-    where = f"e.{VERDICT} AND e.time >= ? AND e.time < ?{' AND e.kind = ?' if kind else ''}"
-    params = (start, end, *((kind,) if kind else ()))
-    if slot is None:
-        return where, params
-    return f"{where} AND {SLOT} = ?", (*params, slot)
+FIGURES = ("verdicts", "tested", "passed", "first_units", "first_passed")
+
+
+def _figures(prev: str, prev_pass: str, prefix: str = "") -> str:
+    """The sums of FIGURES over a scope's verdicts, named with ``prefix``."""
+    return (f"count(*) AS {prefix}verdicts, total({prev} IS NULL OR {prev} < :start) AS {prefix}tested, "
+            f"total(passed AND ({prev_pass} IS NULL OR {prev_pass} < :start)) AS {prefix}passed, "
+            f"total(prev IS NULL) AS {prefix}first_units, total(prev IS NULL AND passed) AS {prefix}first_passed")
+
+
+def _whole(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of figures with its counts as whole numbers (SQLite's ``total`` sums as a float)."""
+    return {key: int(value) if key in FIGURES else value for key, value in row.items()}
+
+
+def _span(slot: str | None) -> str:
+    return "time >= :start AND time < :end" + (" AND slot = :slot" if slot is not None else "")
 
 
 class ProductionTable(EventsTable):
@@ -39,28 +43,36 @@ class ProductionTable(EventsTable):
         """For the verdicts from ``start`` up to ``end``: ``tested`` (distinct units), ``passed`` (distinct units with
         a pass), ``verdicts``, ``first_units`` (verdicts that were their unit's first ever) and ``first_passed`` (of
         those, passes). The first row (``slot`` None) is of ``slot``'s verdicts, or of all; without a ``slot``, one
-        row per slot follows. The span's verdicts are read once."""
-        where, params = _span(start, end, slot)
-        per_slot = f" UNION ALL SELECT * FROM (SELECT slot, {FIGURES} FROM v GROUP BY slot ORDER BY slot)" if slot is None else ""
-        return list(self._query(
-            f"WITH v AS MATERIALIZED (SELECT e.uci, e.kind = ? AS passed, {SLOT} AS slot, {FIRST} AS first "
-            f"FROM events e WHERE {where}) SELECT NULL AS slot, {FIGURES} FROM v{per_slot}",
-            (Kind.LINE_PASS, *params)))
+        row per slot follows. The span's rows are read once: each verdict is of one slot, so the station's sums are
+        the sums of its slots' rows of the station's terms."""
+        params = {"start": start, "end": end, "slot": slot}
+        if slot is not None:
+            return [_whole({"slot": None, **row}) for row in self._query(
+                f"SELECT {_figures(*HERE)} FROM verdicts WHERE {_span(slot)}", params)]
+        rows = list(self._query(f"SELECT slot, {_figures(*HERE)}, {_figures(*STATION, prefix='all_')} FROM verdicts "
+                                f"WHERE {_span(None)} GROUP BY slot ORDER BY slot", params))
+        station = {key: sum(row[f"all_{key}"] for row in rows) for key in FIGURES}
+        return [_whole({"slot": None, **station}), *(_whole({key: row[key] for key in ("slot", *FIGURES)}) for row in rows)]
 
-    def passes_by_quarter(self, start: str, end: str, slot: str | None = None) -> list[dict[str, Any]]:
-        """Units that passed from ``start`` up to ``end``, each counted once at its first pass in the span, per
-        quarter hour (``quarter``, its UTC start as stored; every zone's hours begin on a quarter)."""
-        where, params = _span(start, end, slot, Kind.LINE_PASS)
-        return list(self._query(
-            "SELECT substr(t, 1, 14) || printf('%02d', CAST(substr(t, 15, 2) AS INTEGER) / 15 * 15) || ':00.000Z' "
-            "AS quarter, count(*) AS passed "
-            f"FROM (SELECT min(e.time) AS t FROM events e WHERE {where} GROUP BY e.uci) GROUP BY quarter ORDER BY quarter",
-            params))
+    def passes_by_hour(self, start: str, bounds: list[str], slot: str | None = None) -> list[int]:
+        """Units that passed between each two of ``bounds`` (stored times, in order: the span's hours), each counted
+        once, at its first pass since ``start``. One range of the index by time per hour: counted where they lie,
+        with no sort of the span's rows."""
+        prev_pass = "prev_pass_here" if slot is not None else "prev_pass"
+        pairs = list(zip(bounds, bounds[1:], strict=False))
+        if not pairs:
+            return []
+        values = ", ".join("(?, ?, ?)" for _ in pairs)
+        here = " AND slot = ?" if slot is not None else ""
+        return [row["passed"] for row in self._query(
+            f"WITH hours(n, lo, hi) AS (VALUES {values}) SELECT (SELECT count(*) FROM verdicts "
+            f"WHERE time >= lo AND time < hi AND passed AND ({prev_pass} IS NULL OR {prev_pass} < ?){here}) AS passed "
+            f"FROM hours ORDER BY n",
+            [*(value for n, (lo, hi) in enumerate(pairs) for value in (n, lo, hi)), start,
+             *((slot,) if slot is not None else ())])]
 
     def failures_by_step(self, start: str, end: str, slot: str | None = None) -> list[dict[str, Any]]:
         """FAIL verdicts from ``start`` up to ``end`` per ``step`` and ``reason`` (``failures``), most first."""
-        where, params = _span(start, end, slot, Kind.LINE_FAIL)
         return list(self._query(
-            "SELECT json_extract(e.details, '$.step') AS step, json_extract(e.details, '$.reason') AS reason, "
-            f"count(*) AS failures FROM events e WHERE {where} GROUP BY step, reason ORDER BY failures DESC, step, reason",
-            params))
+            f"SELECT step, reason, count(*) AS failures FROM verdicts WHERE {_span(slot)} AND NOT passed "
+            "GROUP BY step, reason ORDER BY failures DESC, step, reason", {"start": start, "end": end, "slot": slot}))
