@@ -28,6 +28,12 @@ def _figures(prev: str, prev_pass: str, prefix: str = "") -> str:
             f"total(prev IS NULL) AS {prefix}first_units, total(prev IS NULL AND passed) AS {prefix}first_passed")
 
 
+# Every slot that ever had a verdict, one seek each along the index by slot (SQLite has no loose index scan).
+_SLOTS = ("WITH RECURSIVE s(slot) AS (SELECT min(slot) FROM verdicts UNION ALL "
+          "SELECT (SELECT min(slot) FROM verdicts WHERE slot > s.slot) FROM s WHERE s.slot IS NOT NULL) "
+          "SELECT slot FROM s WHERE slot IS NOT NULL")
+
+
 def _whole(row: dict[str, Any]) -> dict[str, Any]:
     """A row of figures with its counts as whole numbers (SQLite's ``total`` sums as a float)."""
     return {key: int(value) if key in FIGURES else value for key, value in row.items()}
@@ -43,16 +49,22 @@ class ProductionTable(EventsTable):
         """For the verdicts from ``start`` up to ``end``: ``tested`` (distinct units), ``passed`` (distinct units with
         a pass), ``verdicts``, ``first_units`` (verdicts that were their unit's first ever) and ``first_passed`` (of
         those, passes). The first row (``slot`` None) is of ``slot``'s verdicts, or of all; without a ``slot``, one
-        row per slot follows. The span's rows are read once: each verdict is of one slot, so the station's sums are
-        the sums of its slots' rows of the station's terms."""
+        row per slot with verdicts in the span follows. Each is one range of an index (by time, or by slot and time):
+        no sort of the span's rows."""
         params = {"start": start, "end": end, "slot": slot}
         if slot is not None:
-            return [_whole({"slot": None, **row}) for row in self._query(
-                f"SELECT {_figures(*HERE)} FROM verdicts WHERE {_span(slot)}", params)]
-        rows = list(self._query(f"SELECT slot, {_figures(*HERE)}, {_figures(*STATION, prefix='all_')} FROM verdicts "
-                                f"WHERE {_span(None)} GROUP BY slot ORDER BY slot", params))
-        station = {key: sum(row[f"all_{key}"] for row in rows) for key in FIGURES}
-        return [_whole({"slot": None, **station}), *(_whole({key: row[key] for key in ("slot", *FIGURES)}) for row in rows)]
+            return [_whole({"slot": None, **self._slot_figures(params)})]
+        rows = [_whole({"slot": None, **next(self._query(
+            f"SELECT {_figures(*STATION)} FROM verdicts WHERE {_span(None)}", params))})]
+        for name in [None, *(row["slot"] for row in self._query(_SLOTS))]:  # None: verdicts of no slot, if any
+            figures = self._slot_figures({**params, "slot": name})
+            if figures["verdicts"]:
+                rows.append(_whole({"slot": name, **figures}))
+        return rows
+
+    def _slot_figures(self, params: dict[str, Any]) -> dict[str, Any]:
+        return next(self._query(f"SELECT {_figures(*HERE)} FROM verdicts WHERE slot IS :slot AND "
+                                "time >= :start AND time < :end", params))
 
     def passes_by_hour(self, start: str, bounds: list[str], slot: str | None = None) -> list[int]:
         """Units that passed between each two of ``bounds`` (stored times, in order: the span's hours), each counted

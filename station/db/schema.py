@@ -169,8 +169,9 @@ def _v9(db: sqlite_utils.Database) -> None:
         f"max(CASE WHEN kind = '{Kind.LINE_PASS}' THEN time END) OVER (PARTITION BY uci, {slot} ORDER BY id {earlier}) "
         f"FROM events WHERE kind IN ('{Kind.LINE_FAIL}', '{Kind.LINE_PASS}') AND uci IS NOT NULL ORDER BY id")
     db.execute("CREATE INDEX idx_verdicts_uci ON verdicts(uci, slot, passed, time)")  # the trigger's look-ups
-    # A span's figures read this index alone: its range by time, and every value they sum.
+    # A span's figures read these alone: its range by time (the station) or by slot and time, and what they sum.
     db.execute("CREATE INDEX idx_verdicts_time ON verdicts(time, slot, passed, prev, prev_here, prev_pass, prev_pass_here)")
+    db.execute("CREATE INDEX idx_verdicts_slot ON verdicts(slot, time, passed, prev, prev_here, prev_pass, prev_pass_here)")
     new_slot = "json_extract(NEW.details, '$.slot')"
     before = "SELECT max(time) FROM verdicts WHERE uci = NEW.uci"
     db.execute(
