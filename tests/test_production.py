@@ -197,3 +197,30 @@ def test_a_station_of_before_gets_its_verdicts_from_its_events(line: Store) -> N
             7, 6, round(6 / 13.5, 4), 5, 3, 0.6, 5, 10)
     finally:
         upgraded.close()
+
+
+def test_writing_a_verdict_reads_its_units_verdicts_only(store: Store) -> None:
+    """The trigger's look-ups go by unit: the work of one more verdict does not grow with the slot's verdicts
+    (counted in SQLite's virtual machine steps, not in time)."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    def one_more(n: int) -> int:
+        nonlocal steps
+        with store.transaction() as conn:
+            for i in range(n):
+                store._event(conn, Kind.LINE_PASS, "test", {"slot": "A", "step": None, "reason": ""}, code=f"U{n}-{i}")
+        steps = 0
+        store.conn.set_progress_handler(count, 1)
+        try:
+            store.record(f"U{n}-0", Kind.LINE_FAIL, "test", {"slot": "A", "step": "flash", "reason": "no answer"})
+        finally:
+            store.conn.set_progress_handler(None, 1)
+        return steps
+
+    few, many = one_more(50), one_more(5000)
+    assert many < few * 2, (few, many)

@@ -173,14 +173,16 @@ def _v9(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_verdicts_time ON verdicts(time, slot, passed, prev, prev_here, prev_pass, prev_pass_here)")
     db.execute("CREATE INDEX idx_verdicts_slot ON verdicts(slot, time, passed, prev, prev_here, prev_pass, prev_pass_here)")
     new_slot = "json_extract(NEW.details, '$.slot')"
+    # ``+``: only the unit's entries of idx_verdicts_uci are read; without it, a planner with no statistics may walk
+    # a slot's every verdict through idx_verdicts_slot, once per verdict written.
     before = "SELECT max(time) FROM verdicts WHERE uci = NEW.uci"
     db.execute(
         f"CREATE TRIGGER events_verdict AFTER INSERT ON events "
         f"WHEN NEW.kind IN ('{Kind.LINE_FAIL}', '{Kind.LINE_PASS}') AND NEW.uci IS NOT NULL BEGIN "
         f"INSERT INTO verdicts VALUES (NEW.id, NEW.time, NEW.uci, {new_slot}, NEW.kind = '{Kind.LINE_PASS}', "
         f"json_extract(NEW.details, '$.step'), json_extract(NEW.details, '$.reason'), "
-        f"({before}), ({before} AND slot IS {new_slot}), ({before} AND passed), "
-        f"({before} AND passed AND slot IS {new_slot})); END")
+        f"({before}), ({before} AND +slot IS {new_slot}), ({before} AND +passed), "
+        f"({before} AND +passed AND +slot IS {new_slot})); END")
 
 
 # Each migration moves the schema one version up; they run in order inside one transaction.
