@@ -19,15 +19,18 @@ from .lifecycle import Kind
 MIN_SECRET = 16  # characters: a shorter secret is guessable from a few signed bodies
 DEFAULT_TIMEOUT = 10.0  # seconds a delivery waits for the receiver (connecting, then each read)
 MAX_TIMEOUT = 60.0
+DEFAULT_CONCURRENCY = 4  # deliveries under way at once: enough to keep up with a loaded line on two cores
+MAX_CONCURRENCY = 16
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")  # the name starts each delivery id, "<name>:<event id>"
-FIELDS = ("name", "url", "kinds", "secret", "timeout", "from")
+FIELDS = ("name", "url", "kinds", "secret", "timeout", "from", "concurrency")
 FROM = ("now", "start")  # where a new endpoint's cursor starts: the last event of today, or the first ever
 
 
 @dataclass(frozen=True)
 class Endpoint:
     """One receiver: where events of ``kinds`` go, signed with ``secret``; ``start`` is where a new endpoint's
-    cursor begins ("now": only events after its first start; "start": the whole history)."""
+    cursor begins ("now": only events after its first start; "start": the whole history); ``concurrency``
+    deliveries are under way at once, each unit's events in order (1: every event in order)."""
 
     name: str
     url: str
@@ -35,6 +38,7 @@ class Endpoint:
     secret: str = field(repr=False)
     timeout: float = DEFAULT_TIMEOUT
     start: str = "now"
+    concurrency: int = DEFAULT_CONCURRENCY
 
 
 def endpoints(where: str, value: Any) -> tuple[Endpoint, ...]:
@@ -78,8 +82,13 @@ def _endpoint(where: str, entry: Any) -> Endpoint:
     if start not in FROM:
         raise Invalid(f"{where}: from must be \"now\" (events after the endpoint's first start, the default) or "
                       f"\"start\" (every event the station holds), not {str(start)[:40]!r}")
+    concurrency = entry.get("concurrency", DEFAULT_CONCURRENCY)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise Invalid(f"{where}: concurrency must be a whole number of deliveries at once from 1 to {MAX_CONCURRENCY} "
+                      f"(default {DEFAULT_CONCURRENCY}; 1 keeps every event in order, more keep each unit's), "
+                      f"not {str(concurrency)[:40]!r}")
     return Endpoint(name, _url(where, entry.get("url")), _kinds(where, entry.get("kinds")), secret, float(timeout),
-                    start)
+                    start, concurrency)
 
 
 def _url(where: str, url: Any) -> str:

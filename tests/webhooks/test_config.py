@@ -49,6 +49,10 @@ def test_a_bad_webhook_stops_serve_with_one_line(tmp_path: Path, webhooks: Any, 
     ({**GOOD, "secret": 12345678901234567890}, "at least 16 characters"),
     ({**GOOD, "timeout": 0}, "timeout must be a number of seconds from 0.5"),
     ({**GOOD, "from": "yesterday"}, "from must be \"now\""),
+    ({**GOOD, "concurrency": 0}, "concurrency must be a whole number of deliveries at once from 1 to 16"),
+    ({**GOOD, "concurrency": 17}, "concurrency must be a whole number"),
+    ({**GOOD, "concurrency": 2.5}, "concurrency must be a whole number"),
+    ({**GOOD, "concurrency": True}, "concurrency must be a whole number"),
     ({**GOOD, "secrte": SECRET}, "did you mean 'secret'?"),
     ({**GOOD, "name": "has space"}, "name must be 1 to 63 letters"),
     ("erp", "must be an object"),
@@ -63,9 +67,9 @@ def test_each_field_is_checked_without_showing_the_secret(tmp_path: Path, entry:
 
 def test_a_good_list_reads_with_defaults_and_hides_the_secret_in_repr(tmp_path: Path) -> None:
     write(tmp_path, [GOOD, {**GOOD, "name": "cloud", "kinds": ["claimed", "released", "claimed"], "timeout": 2,
-                            "from": "start"}])
+                            "from": "start", "concurrency": 1}])
     erp, cloud = config_mod.load(tmp_path).get("webhooks")
-    assert (erp.name, erp.kinds, erp.timeout, erp.start) == ("erp", ("registered",), 10.0, "now")
-    assert (cloud.kinds, cloud.timeout, cloud.start) == (("claimed", "released"), 2.0, "start")
+    assert (erp.name, erp.kinds, erp.timeout, erp.start, erp.concurrency) == ("erp", ("registered",), 10.0, "now", 4)
+    assert (cloud.kinds, cloud.timeout, cloud.start, cloud.concurrency) == (("claimed", "released"), 2.0, "start", 1)
     assert SECRET not in repr(erp) and erp.secret == SECRET
     assert config_mod.load(tmp_path / "none").get("webhooks") == ()

@@ -1,5 +1,6 @@
 """Deliveries from a real `station serve` to the tests' receiver: every event of the endpoint's kinds once
-after de-duplication by id, in event order, signed; through failures, hangs, a closed port and a SIGKILL."""
+after de-duplication by id, each unit's in event order (every event in order at concurrency 1), signed; through
+failures, hangs, a stalled lane, a closed port and a SIGKILL."""
 
 from __future__ import annotations
 
@@ -55,12 +56,24 @@ def issue(server: Server, n: int, prefix: str) -> list[str]:
     return [server.serialize({**IOTO_BODY, "serial": f"{prefix}-{i}"}).json["id"] for i in range(n)]
 
 
-def check(receiver: Receiver, db: Path) -> None:
-    """Every delivery verified and carries its id in header and body; all asked-for events, once, in order."""
+def by_unit(events: list[tuple[int, str, str | None]]) -> dict[str | None, list[int]]:
+    units: dict[str | None, list[int]] = {}
+    for event_id, _, code in events:
+        units.setdefault(code, []).append(event_id)
+    return units
+
+
+def check(receiver: Receiver, db: Path, *, every_in_order: bool = False) -> None:
+    """Every delivery verified and carries its id in header and body; all asked-for events, once, each unit's in
+    order (``every_in_order``: all of them)."""
     delivered = receiver.delivered()
     assert delivered and all(d.verified for d in delivered)
     assert all(d.headers["Station-Webhook-Id"] == d.body["id"] == f"erp:{d.body['event']['id']}" for d in delivered)
-    assert unique(delivered) == expected(db)
+    got, want = unique(delivered), expected(db)
+    assert sorted(got) == want
+    assert by_unit(got) == by_unit(want)
+    if every_in_order:
+        assert got == want
 
 
 def no_secret_anywhere(data_dir: Path) -> None:
@@ -73,7 +86,7 @@ def test_deliveries_survive_failures_hangs_and_a_closed_port(tmp_path: Path, rec
     prepare(tmp_path)
     with Store.open(tmp_path / "station.db") as store:
         accounts.add_user(store, ADMIN, "admin", PASSWORD)
-    configure(tmp_path, receiver)
+    configure(tmp_path, receiver, concurrency=1)
     receiver.plan = ["fail", "hang", "fail"]
     server = Server(tmp_path)
     try:
@@ -81,7 +94,7 @@ def test_deliveries_survive_failures_hangs_and_a_closed_port(tmp_path: Path, rec
         assert server.register({**IOTO_BODY, "serial": "SN-A-0", "id": codes[0]}).status == 200
         station(tmp_path, "void", codes[1], "--reason", "dropped on the floor")
         wait_for(lambda: len(unique(receiver.delivered())) == 6, "the first six events delivered")
-        check(receiver, server.db)
+        check(receiver, server.db, every_in_order=True)
         assert sorted(d.answered for d in receiver.seen[:3]) == [0, 500, 500]  # (a hang is recorded when it ends)
         assert len({d.id for d in receiver.seen[:4]}) == 1
 
@@ -99,7 +112,7 @@ def test_deliveries_survive_failures_hangs_and_a_closed_port(tmp_path: Path, rec
 
         receiver.open()
         wait_for(lambda: len(unique(receiver.delivered())) == 9, "the backlog delivered once the port opens")
-        check(receiver, server.db)
+        check(receiver, server.db, every_in_order=True)
         with Store.open(server.db) as store:
             wait_for(lambda: store.webhook_states(store_endpoints(tmp_path))[0].attempts == 0, "attempts cleared")
         assert " 0 " in station(tmp_path, "webhooks", "list").stdout
@@ -136,6 +149,31 @@ def test_a_station_killed_mid_delivery_resumes_without_losing_or_reordering(tmp_
     no_secret_anywhere(tmp_path)
 
 
+def test_a_stalled_unit_holds_only_its_lane_and_no_unit_is_overtaken(tmp_path: Path, receiver: Receiver) -> None:
+    prepare(tmp_path)
+    configure(tmp_path, receiver)  # the default concurrency: 4 lanes
+    receiver.plan = ["pause", "fail", "fail"]
+    server = Server(tmp_path)
+    try:
+        (held,) = issue(server, 1, "SN-H")
+        wait_for(receiver.paused.is_set, "the first unit's delivery held by the receiver")
+        others = issue(server, 12, "SN-O")
+        for n, code in enumerate([held, *others[:6]]):
+            assert server.register({**IOTO_BODY, "serial": "SN-H-0" if n == 0 else f"SN-O-{n - 1}", "id": code}).status == 200
+        station(tmp_path, "void", others[7], "--reason", "cracked case")
+        # 12 other units over 4 lanes: all in the held unit's lane has a chance of 4^-12
+        wait_for(lambda: any(d.body["event"]["uci"] != held for d in receiver.delivered()), "other lanes delivering")
+        assert not any(d.body["event"]["uci"] == held for d in receiver.delivered())  # its registration waits
+        receiver.released.set()
+        wait_for(lambda: len(unique(receiver.delivered())) == len(expected(server.db)), "everything delivered")
+        check(receiver, server.db)
+        assert [d.body["event"]["kind"] for d in receiver.delivered() if d.body["event"]["uci"] == held] == [
+            "issued", "registered"]
+    finally:
+        assert server.stop() == 0
+    no_secret_anywhere(tmp_path)
+
+
 def test_a_new_endpoint_starts_now_unless_from_start(tmp_path: Path, receiver: Receiver) -> None:
     prepare(tmp_path)
     first = Server(tmp_path)
@@ -150,7 +188,7 @@ def test_a_new_endpoint_starts_now_unless_from_start(tmp_path: Path, receiver: R
     try:
         new = issue(second, 1, "SN-NEW")
         wait_for(lambda: len(receiver.delivered("all")) == 3 and len(receiver.delivered("late")) == 1, "both endpoints")
-        assert [d.body["event"]["uci"] for d in receiver.delivered("all")] == old + new
+        assert sorted(d.body["event"]["uci"] for d in receiver.delivered("all")) == sorted(old + new)
         assert [d.body["event"]["uci"] for d in receiver.delivered("late")] == new
         assert receiver.delivered("all")[0].body["event"]["kind"] == "issued"
     finally:
