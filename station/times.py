@@ -65,7 +65,10 @@ def check_shifts(where: str, value: Any) -> tuple[Shift, ...]:
         except ValueError as exc:
             raise Invalid(f"{where}: the start of shift {entry['name']!r} must be a time of day such as \"06:00\", "
                           f"not {entry['start']!r}") from exc
-        shifts.append(Shift(entry["name"].strip(), start.replace(second=0, microsecond=0)))
+        if start.minute % 15 or start.second or start.microsecond:
+            raise Invalid(f"{where}: shift {entry['name']!r} must start on a quarter hour (:00, :15, :30 or :45), "
+                          f"by which the production figures are counted; not {entry['start']!r}")
+        shifts.append(Shift(entry["name"].strip(), start))
     starts = [shift.start for shift in shifts]
     if len(set(starts)) != len(starts) or len({s.name for s in shifts}) != len(shifts):
         raise Invalid(f"{where}: two shifts share a name or a start time")

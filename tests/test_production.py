@@ -4,6 +4,7 @@ times, in Europe/Berlin, checked figure by figure for today, the current shift a
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -183,20 +184,40 @@ def test_a_reason_a_spreadsheet_would_run_is_exported_as_text(store: Store) -> N
     assert rows[1][5] == "'=HYPERLINK(1)"
 
 
-def test_a_station_of_before_gets_its_verdicts_from_its_events(line: Store) -> None:
-    """The upgrade to schema v9 fills ``verdicts`` from the events in one pass: the same rows the trigger writes."""
-    written = list(line.db.query("SELECT * FROM verdicts ORDER BY id"))
-    assert len(written) == len(VERDICTS)
-    line.conn.execute("DROP TRIGGER events_verdict")
-    line.conn.execute("DROP TABLE verdicts")
+TABLES = ("verdicts", "verdict_counts", "failure_counts")
+
+
+def test_a_station_of_before_gets_its_verdicts_and_counts_from_its_events(line: Store) -> None:
+    """The upgrades to schema v9 and v10 fill ``verdicts`` from the events, then the counts from the verdicts, each
+    in one pass: the same rows the triggers write."""
+    written = {table: list(line.db.query(f"SELECT * FROM {table} ORDER BY 1, 2, 3, 4")) for table in TABLES}
+    assert len(written["verdicts"]) == len(VERDICTS)
+    assert sum(row["n"] for row in written["verdict_counts"]) == len(VERDICTS)
+    assert sum(row["n"] for row in written["failure_counts"]) == sum(not v[3] for v in VERDICTS)
+    for trigger in ("events_verdict", "verdicts_counted"):
+        line.conn.execute(f"DROP TRIGGER {trigger}")
+    for table in TABLES:
+        line.conn.execute(f"DROP TABLE {table}")
     line.conn.execute("PRAGMA user_version=8")
     upgraded = Store.open(line.path)
     try:
-        assert list(upgraded.db.query("SELECT * FROM verdicts ORDER BY id")) == written
+        assert {table: list(upgraded.db.query(f"SELECT * FROM {table} ORDER BY 1, 2, 3, 4")) for table in TABLES} == written
         assert figures(production.report(upgraded, spans()["today"], zone=BERLIN))[None] == (
             7, 6, round(6 / 13.5, 4), 5, 3, 0.6, 5, 10)
     finally:
         upgraded.close()
+
+
+def test_a_span_that_does_not_start_on_a_quarter_hour_is_refused(line: Store) -> None:
+    span = dataclasses.replace(spans()["today"], start="2026-12-02T23:07:00.000Z")
+    with pytest.raises(Invalid, match="quarter hours"):
+        production.report(line, span, zone=BERLIN)
+
+
+@pytest.mark.parametrize("start", ["06:10", "06:00:30", "14:59"])
+def test_a_shift_starts_on_a_quarter_hour(start: str) -> None:
+    with pytest.raises(Invalid, match="quarter hour"):
+        times.check_shifts("shifts", [{"name": "early", "start": "06:00"}, {"name": "late", "start": start}])
 
 
 def test_writing_a_verdict_reads_its_units_verdicts_only(store: Store) -> None:

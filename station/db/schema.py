@@ -185,8 +185,51 @@ def _v9(db: sqlite_utils.Database) -> None:
         f"({before} AND +passed AND +slot IS {new_slot})); END")
 
 
+def _quarter(stamp: str) -> str:
+    """SQL for the quarter hour a stored time falls in, as unix time // 900; 0 for none."""
+    return f"coalesce(CAST(strftime('%s', {stamp}) AS INTEGER) / 900, 0)"
+
+
+def _v10(db: sqlite_utils.Database) -> None:
+    """The production view's sums kept as they happen: per quarter hour and slot, the verdicts counted by whether
+    they passed and by the quarters of their unit's verdict and pass before them (``verdict_counts``), and the
+    failures by step and reason (``failure_counts``). Spans start on quarter hours (days, shifts and the hours of
+    every zone do), so "the one before is older than the span" holds of a quarter as of a time, and a view of
+    7 days sums some thousands of rows however many verdicts it holds. ``verdicts`` stays for the look-ups of the
+    times before; its indexes by time and slot go."""
+    db.execute(
+        "CREATE TABLE verdict_counts (slot TEXT NOT NULL, quarter INTEGER NOT NULL, passed INTEGER NOT NULL, "
+        "prev INTEGER NOT NULL, prev_here INTEGER NOT NULL, prev_pass INTEGER NOT NULL, prev_pass_here INTEGER NOT NULL, "
+        "n INTEGER NOT NULL, PRIMARY KEY (slot, quarter, passed, prev, prev_here, prev_pass, prev_pass_here)) "
+        "WITHOUT ROWID")  # slot '' for verdicts of no slot, quarter 0 for "none before" (NULL would never conflict)
+    db.execute(
+        "CREATE TABLE failure_counts (slot TEXT NOT NULL, quarter INTEGER NOT NULL, step TEXT NOT NULL, "
+        "reason TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (slot, quarter, step, reason)) WITHOUT ROWID")
+    # By slot first: a span is one range per slot, read in the order its figures are summed, with no sort.
+    counted = ("slot, quarter, passed, prev, prev_here, prev_pass, prev_pass_here", "slot, quarter, step, reason")
+
+    def counts(row: str) -> tuple[str, str]:
+        """The keys of a verdict ``row`` (NEW, or the table's own columns) in each table."""
+        return (f"coalesce({row}slot, ''), {_quarter(f'{row}time')}, {row}passed, {_quarter(f'{row}prev')}, "
+                f"{_quarter(f'{row}prev_here')}, {_quarter(f'{row}prev_pass')}, {_quarter(f'{row}prev_pass_here')}",
+                f"coalesce({row}slot, ''), {_quarter(f'{row}time')}, coalesce({row}step, ''), coalesce({row}reason, '')")
+
+    verdict_keys, failure_keys = counts("")
+    db.execute(f"INSERT INTO verdict_counts({counted[0]}, n) SELECT {verdict_keys}, count(*) FROM verdicts GROUP BY 1, 2, 3, 4, 5, 6, 7")
+    db.execute(f"INSERT INTO failure_counts({counted[1]}, n) SELECT {failure_keys}, count(*) FROM verdicts WHERE NOT passed "
+               f"GROUP BY 1, 2, 3, 4")
+    new_verdict, new_failure = counts("NEW.")
+    db.execute(
+        f"CREATE TRIGGER verdicts_counted AFTER INSERT ON verdicts BEGIN "
+        f"INSERT INTO verdict_counts({counted[0]}, n) VALUES ({new_verdict}, 1) ON CONFLICT ({counted[0]}) DO UPDATE SET n = n + 1; "
+        f"INSERT INTO failure_counts({counted[1]}, n) SELECT {new_failure}, 1 WHERE NOT NEW.passed "
+        f"ON CONFLICT ({counted[1]}) DO UPDATE SET n = n + 1; END")
+    db.execute("DROP INDEX idx_verdicts_time")
+    db.execute("DROP INDEX idx_verdicts_slot")
+
+
 # Each migration moves the schema one version up; they run in order inside one transaction.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
