@@ -20,8 +20,8 @@ from ..core import lifecycle
 from ..core.errors import Conflict, Invalid, StationError
 from ..core.lifecycle import Kind
 from ..store import Device, Product, Store
+from . import compose, pdf, png, printers, zpl
 from . import layout as layout_mod
-from . import pdf, png, printers, zpl
 from .compose import LabelData
 from .layout import Layout
 
@@ -67,6 +67,18 @@ def render(layout: Layout, labels: list[LabelData], fmt: str, *, start_at: int =
     if progress:
         progress(len(labels))
     return data
+
+
+def label_problem(store: Store, config: Config, device: Device | str) -> str | None:
+    """Why the device's label cannot be made with the station's layout (a page says so instead of a broken image);
+    None when it can. Composes the label's parts without drawing them."""
+    device = _device(store, device)
+    product = store.product(device.product)
+    try:
+        compose.parts(choose_layout(config, None, None, product), LabelData.for_device(device, product))
+    except Invalid as exc:
+        return str(exc)
+    return None
 
 
 def preview_png(store: Store, config: Config, device: Device | str, layout: str | None = None) -> bytes:

@@ -17,7 +17,7 @@ from flask.typing import ResponseReturnValue
 from ..core import lifecycle
 from ..core.errors import Invalid, NotFound, StationError
 from ..db.devices import LIST_SORTS
-from ..labels.printing import print_label
+from ..labels.printing import label_problem, print_label
 from ..store import Store
 from .bodies import parse_int
 from .line import line
@@ -114,7 +114,7 @@ def _device_page(uci: str, *, notice: str | None = None, error: str | None = Non
         credentials=held, provisioning=found.provisioning, notice=notice, error=error,
         printers=sorted(config.get("printers")), default_printer=config.get("label_printer"), slots=tiles,
         working=[t["slot"] for t in tiles if t["uci"] == uci and t["status"] == "busy"],
-        voidable=_allows(lifecycle.void, found.state),
+        voidable=_allows(lifecycle.void, found.state), label_problem=label_problem(store, config, found),
         flashable=_allows(lambda state: lifecycle.advance(state, "flashed"), found.state),
     ), status
 

@@ -311,3 +311,15 @@ def test_an_unknown_device_is_the_404_page(station: Station) -> None:
     person = station.person()
     assert person.get("/devices/0000000000000000").status_code == 404
     assert post(person, "/devices/0000000000000000/void", reason="x").status_code == 404
+
+
+def test_a_unit_whose_label_cannot_be_made_is_told_so_instead_of_a_broken_image(station: Station) -> None:
+    with Store.open(station.server.db) as store:
+        long_serial = store.issue(IssueRequest(PRODUCT, serial="W" * 64, actor="test"))[0].uci
+    person = station.person()
+    page = html.unescape(person.get(f"/devices/{long_serial}").text)
+    assert "No label can be made for this unit: element 4 (text 'serial') cannot fit 'S/N WWWW" in page
+    assert 'class="label-preview"' not in page
+    assert person.get(f"/devices/{long_serial}/label.png").status_code == 400  # what the image would have met
+    fine = person.get(f"/devices/{station.fresh()}").text
+    assert 'class="label-preview"' in fine and "No label can be made" not in fine
