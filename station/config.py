@@ -172,7 +172,9 @@ KEYS: dict[str, Key] = {
     "shifts": Key(times.check_shifts("shifts", times.DEFAULT_SHIFTS), "the shifts of the line's day: name and "
                   "local start time each, each until the next one's start", times.check_shifts),
     "webhooks": Key((), "endpoints that get signed events of the kinds they list (name, url, kinds, secret, "
-                    "timeout, from)", endpoints),
+                    "timeout, from, concurrency)", endpoints),
+    "name": Key(fields.host_station(), "this station's name, recorded in every event it writes (default: the host "
+                "name)", fields.station_name),
 }
 
 
@@ -238,6 +240,11 @@ class Config:
     def zone(self) -> tzinfo:
         """The time zone of every time shown, exported or counted by day (``timezone``)."""
         return times.zone(self.get("timezone"))
+
+    @property
+    def station(self) -> str:
+        """This station's name (``name``), recorded in every event it writes."""
+        return str(self.get("name"))
 
     @property
     def database_timeout(self) -> float:

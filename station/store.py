@@ -7,6 +7,8 @@ hand it out. A ``Store`` owns one connection and is used from one thread at a ti
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Self
+
 from .core.models import IDEMPOTENCY_WINDOW, REPEAT_WINDOW, Batch, Device, Event, IssueRequest, Product, now
 from .db.batches import CHUNK, BatchesTable, prefetch
 from .db.claims import ClaimedElsewhere, ClaimsTable, NoSuchUnit
@@ -20,6 +22,9 @@ from .db.tokens import DEFAULT_SCOPES, TOKEN_SCOPES, TokensTable
 from .db.users import UsersTable
 from .db.webhooks import WebhooksTable, WebhookState
 
+if TYPE_CHECKING:
+    from .config import Config
+
 __all__ = ["CHUNK", "DEFAULT_SCOPES", "IDEMPOTENCY_WINDOW", "REPEAT_WINDOW", "SCHEMA_VERSION", "TOKEN_SCOPES", "Ambiguous",
            "Batch", "ClaimedElsewhere", "Device", "Event", "IssueRequest", "NoSuchUnit", "NotAStationDatabase", "Product", "RepeatRefused", "SerialTaken", "Store", "WebhookState", "now",
            "prefetch"]
@@ -28,4 +33,9 @@ __all__ = ["CHUNK", "DEFAULT_SCOPES", "IDEMPOTENCY_WINDOW", "REPEAT_WINDOW", "SC
 class Store(BatchesTable, ClaimsTable, CredentialsTable, ProductionTable, SerializedTable, TokensTable, UsersTable,
             WebhooksTable):
     """The station database: every table group's operations on one connection. Open it with
-    ``Store.open(path)``; close it when done."""
+    ``Store.open(path)``, or ``Store.configured(config)`` as the station does; close it when done."""
+
+    @classmethod
+    def configured(cls, config: Config) -> Self:
+        """The configured station's store: its database, its wait for another's write, its name in every event."""
+        return cls.open(config.db_path, timeout=config.database_timeout, station=config.station)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from station import config as config_mod
+from station.core import fields
 from station.core.errors import Invalid
 
 
@@ -30,6 +31,7 @@ def test_values_are_what_the_station_uses(tmp_path: Path) -> None:
     assert config.get("hardware_keys") == ("mac",)
     assert config.database_timeout == 2.0 and config.get("secret_iterations") == 1000
     assert config.get("printers") == {"a": {"type": "file", "path": "x"}} and config.get("slots") == {}
+    assert config.station == fields.host_station() and load(tmp_path, "{name: 'line-2.hall_B'}").station == "line-2.hall_B"
 
 
 @pytest.mark.parametrize("text,message", [
@@ -43,6 +45,11 @@ def test_values_are_what_the_station_uses(tmp_path: Path) -> None:
     ("{secret_iterations: 2.5}", "whole number from 1 to 1,000,000"),
     ("{database_timeout: true}", "database_timeout in "),
     ("{client_networks: ['10.0.0.1/8']}", "client_networks in "),
+    ("{name: 'line 2'}", "name in "),
+    ("{name: '-line'}", "must be 1 to 63 letters, digits"),
+    ("{name: ''}", "must be 1 to 63 letters, digits"),
+    ("{name: 7}", "must be 1 to 63 letters, digits"),
+    ("{name: '" + "x" * 64 + "'}", "must be 1 to 63 letters, digits"),
 ])
 def test_a_bad_or_unknown_key_is_refused_naming_it(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(Invalid) as refused:

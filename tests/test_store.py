@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from station.core import lifecycle, uci
+from station.core import fields, lifecycle, uci
 from station.core.errors import Conflict, Invalid, NotFound, Unavailable
 from station.core.models import now
 from station.db import connection, devices, schema
@@ -374,3 +374,28 @@ def test_an_unknown_code_ending_in_a_check_symbol_outside_the_alphabet_is_not_fo
         code = next(c for c in iter(lambda: uci.generate(), None) if uci.check_symbol(c) == check)
         with pytest.raises(NotFound, match="check it against the label"):
             store.find(uci.display(code))
+
+
+def test_every_event_names_the_station_that_wrote_it(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "station.db", station="line-2") as line:
+        line.add_product(PRODUCT, "Blank", "Blank-01")
+        code = line.issue(PRODUCT)[0].uci
+        assert [e.station for e in line.events(code)] == ["line-2"]
+    with Store.open(tmp_path / "station.db") as unnamed:
+        unnamed.void(code, "dropped", actor="test")
+        assert [e.station for e in unnamed.events(code)] == ["line-2", fields.host_station()]
+
+
+def test_events_of_before_names_keep_none_and_new_ones_get_it(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "station.db", station="line-2") as line:
+        line.add_product(PRODUCT, "Blank", "Blank-01")
+        code = line.issue(PRODUCT)[0].uci
+        line.conn.execute("ALTER TABLE events DROP COLUMN station")  # the events table of schema v10
+        line.conn.execute("PRAGMA user_version=10")
+    with Store.open(tmp_path / "station.db", station="line-3") as upgraded:
+        upgraded.void(code, "dropped", actor="test")
+        assert [e.station for e in upgraded.events(code)] == [None, "line-3"]
+
+
+def test_the_host_name_as_a_station_name() -> None:
+    assert fields.STATION_NAME.fullmatch(fields.host_station())

@@ -43,7 +43,7 @@ class Station:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store.open(self.config.db_path, timeout=self.config.database_timeout)
+            self._store = Store.configured(self.config)
         return self._store
 
     def close(self) -> None:

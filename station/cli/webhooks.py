@@ -3,8 +3,6 @@ database beside a running `station serve` (which delivers); never a secret."""
 
 from __future__ import annotations
 
-import socket
-
 import click
 
 from ..core.errors import NotFound, Unavailable
@@ -45,7 +43,7 @@ def test(station: Station, name: str) -> None:
     if name not in endpoints:
         raise NotFound(f"no webhook endpoint {name!r} in {station.config.config_path} "
                        f"(endpoints: {', '.join(endpoints) or 'none'})")
-    error = send_test(endpoints[name], socket.gethostname())
+    error = send_test(endpoints[name], station.config.station)
     if error is not None:
         raise Unavailable(f"the test delivery to {name} ({endpoints[name].url}) failed: {error}")
     click.echo(f"delivered a signed webhook-test event to {name} ({endpoints[name].url})")

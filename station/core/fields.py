@@ -12,6 +12,7 @@ are refused wherever they appear.
 from __future__ import annotations
 
 import re
+import socket
 from typing import Any
 
 from .errors import Invalid
@@ -23,9 +24,24 @@ NAME_MAX = 200  # characters of a product's name or model
 DESCRIPTION_MAX = 1000  # characters of a product's description
 SHOWN_MAX = 80  # characters of a refused value repeated in a message or an event
 
+STATION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")  # a station's name: in every event it writes
 _ASCII = re.compile(r"[\x20-\x7e]*")  # printable ASCII, space included
 PRODUCT_ID_PATTERN = "[A-Za-z0-9_-]"  # the characters of an Ioto product token (and what the station allows)
 _PRODUCT_ID = re.compile(PRODUCT_ID_PATTERN + "+")
+
+
+def host_station() -> str:
+    """The station's name where none is configured: the host name (its first label), made a STATION_NAME."""
+    host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname().split(".")[0]).strip("-._")[:63]
+    return host if STATION_NAME.fullmatch(host) else "station"
+
+
+def station_name(where: str, value: Any) -> str:
+    """A configured station name (``name``), or a message saying what one may be."""
+    if not isinstance(value, str) or not STATION_NAME.fullmatch(value):
+        raise Invalid(f"{where} must be 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit "
+                      f"(the station's name in every event it writes), not {shown(str(value))!r}")
+    return value
 
 
 def storable(value: str) -> bool:

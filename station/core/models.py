@@ -133,5 +133,6 @@ class Event:
     kind: str
     actor: str
     details: dict[str, Any]
+    station: str | None = None  # the station that wrote it (None: written before stations had names)
 
 

@@ -10,6 +10,7 @@ from typing import Any, Self
 
 import sqlite_utils
 
+from ..core import fields
 from ..core.errors import StationError, Unavailable
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -42,9 +43,10 @@ class Database:
     """One connection to the station database: opened, checked and migrated; transactions and queries that
     translate SQLite's errors."""
 
-    def __init__(self, path: str | Path, *, timeout: float = 5.0) -> None:
+    def __init__(self, path: str | Path, *, timeout: float = 5.0, station: str | None = None) -> None:
         self.path = Path(path)
         self.timeout = timeout  # how long this connection waits for another's write lock (a batch holds it for less)
+        self.station = station or fields.host_station()  # recorded in every event this connection writes
         try:
             conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -61,8 +63,8 @@ class Database:
             raise
 
     @classmethod
-    def open(cls, path: str | Path, *, timeout: float = 5.0) -> Self:
-        return cls(path, timeout=timeout)
+    def open(cls, path: str | Path, *, timeout: float = 5.0, station: str | None = None) -> Self:
+        return cls(path, timeout=timeout, station=station)
 
     def close(self) -> None:
         self.conn.close()

@@ -18,14 +18,13 @@ log = logging.getLogger("station.store")
 
 class EventsTable(Database):
 
-    @staticmethod
-    def _event(conn: sqlite3.Connection, kind: str, actor: str, details: dict[str, Any] | None = None,
+    def _event(self, conn: sqlite3.Connection, kind: str, actor: str, details: dict[str, Any] | None = None,
                code: str | None = None, batch: int | None = None, time: str | None = None) -> int:
         if kind not in _KINDS:  # a bug: every kind is one of the life cycle's list, so that readers find it
             raise ValueError(f"{kind!r} is not an event kind of station/core/lifecycle.py (Kind)")
         return conn.execute(
-            "INSERT INTO events(time, uci, batch, kind, actor, details) VALUES (?, ?, ?, ?, ?, ?)",
-            (time or now(), code, batch, str(kind), actor, _DETAILS.encode(details or {})),
+            "INSERT INTO events(time, uci, batch, kind, actor, details, station) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (time or now(), code, batch, str(kind), actor, _DETAILS.encode(details or {}), self.station),
         ).lastrowid or 0
 
     def record(self, code: str | None, kind: str, actor: str, details: dict[str, Any] | None = None) -> int:
@@ -52,7 +51,7 @@ class EventsTable(Database):
             "(SELECT batch FROM devices WHERE uci = ?)) ORDER BY id"
         )
         return [
-            Event(r["id"], r["time"], r["uci"], r["batch"], r["kind"], r["actor"], json.loads(r["details"]))
+            Event(r["id"], r["time"], r["uci"], r["batch"], r["kind"], r["actor"], json.loads(r["details"]), r["station"])
             for r in self._query(sql, (code, code))
         ]
 

@@ -228,8 +228,15 @@ def _v10(db: sqlite_utils.Database) -> None:
     db.execute("DROP INDEX idx_verdicts_slot")
 
 
+def _v11(db: sqlite_utils.Database) -> None:
+    """Stations have names (``name`` in station.json5, default the host name), recorded in every event they write:
+    the first step to a registry shared by several lines. Events of before keep NULL."""
+    db.execute("ALTER TABLE events ADD COLUMN station TEXT")
+
+
 # Each migration moves the schema one version up; they run in order inside one transaction.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10,
+                                                             _v11]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -51,9 +51,9 @@ class WebhooksTable(EventsTable):
         last = self.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
         marks = ", ".join("?" * len(kinds))
         rows = self.conn.execute(
-            f"SELECT id, time, uci, batch, kind, actor, details FROM events WHERE id > ? AND id <= ? "
+            f"SELECT id, time, uci, batch, kind, actor, details, station FROM events WHERE id > ? AND id <= ? "
             f"AND kind IN ({marks}) ORDER BY id LIMIT ?", (after, last, *kinds, limit)).fetchall()
-        events = [Event(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows]
+        events = [Event(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7]) for r in rows]
         return events, (events[-1].id if len(events) == limit else max(after, last))
 
     def webhook_delivered(self, name: str, cursor: int, delivered: bool) -> None:

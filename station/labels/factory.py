@@ -75,7 +75,7 @@ class FactoryLabels:
     def __init__(self, config: Config) -> None:
         check(config)
         self.config = config
-        self._store = Store.open(config.db_path, timeout=config.database_timeout)  # a bad database fails at start
+        self._store = Store.configured(config)  # a bad database fails at start
         self._queue: queue.SimpleQueue[tuple[str, str | None] | None] = queue.SimpleQueue()
         self._pending: set[str] = set()
         self._lock = threading.Lock()

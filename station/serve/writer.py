@@ -35,9 +35,10 @@ Work = IssueRequest | Callable[[Store], Any]  # an issuance request (committed i
 class Writer:
     """Runs every write of the service on one thread; issuance requests are committed in groups."""
 
-    def __init__(self, db_path: Path, timeout: float = 5.0) -> None:
-        """``timeout``: seconds to wait for another process's write lock (database_timeout)."""
-        self._store = Store.open(db_path, timeout=timeout)  # opened here, so that a bad database fails at start-up
+    def __init__(self, db_path: Path, timeout: float = 5.0, station: str | None = None) -> None:
+        """``timeout``: seconds to wait for another process's write lock (database_timeout); ``station``: the name
+        its events carry."""
+        self._store = Store.open(db_path, timeout=timeout, station=station)  # a bad database fails at start-up
         self._queue: queue.SimpleQueue[tuple[Work, Future[Any]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="station-writer", daemon=True)
         self._thread.start()

@@ -164,7 +164,7 @@ def _own_store() -> Iterator[Store]:
     """A connection of this request's own for work that renders or hashes while it writes (labels, secrets), as
     the line's cycles have: the app's one writer keeps serving the line meanwhile."""
     config = runtime().config
-    with Store.open(config.db_path, timeout=config.database_timeout) as store:
+    with Store.configured(config) as store:
         yield store
 
 

@@ -93,7 +93,7 @@ class BatchRuns:
                 run.done += added
 
         try:
-            with Store.open(self.config.db_path, timeout=self.config.database_timeout) as store:
+            with Store.configured(self.config) as store:
                 batch = job(store, progress)
             with self._lock:
                 run.batch, run.done, run.state = batch.name, batch.count, "done"

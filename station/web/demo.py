@@ -42,7 +42,7 @@ class Demo:
                               PRINTER: {"type": "file", "path": str(self.config.data_dir / PRINTER), "format": "png"}}
         values["slots"] = {**self.config.get("slots"), SLOT: {"port": port}}
         values.setdefault("rig", {"register_timeout": 30})
-        with Store.open(self.config.db_path, timeout=self.config.database_timeout) as store:
+        with Store.configured(self.config) as store:
             others = [user.name for user in accounts.users(store) if user.name != OPERATOR]
             if others:
                 raise Conflict(

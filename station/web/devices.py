@@ -156,7 +156,7 @@ def reprint(uci: str) -> ResponseReturnValue:
         if not printer:
             raise Invalid("choose the printer for the label")
         config = runtime().config
-        with Store.open(config.db_path, timeout=config.database_timeout) as store:
+        with Store.configured(config) as store:
             return print_label(store, config, store.device(uci), printer=printer, actor=g.user.actor, reason=reason)
 
     return _act(uci, "reprint", action)

@@ -192,7 +192,7 @@ class Line:
     def retry(self, actor: str, slot: str) -> dict[str, Any]:
         """Run the failed unit's cycle again: the label only if it has none yet, then the flash."""
         with self._working(slot, "retry") as (tile, _):
-            with Store.open(self.config.db_path, timeout=self.config.database_timeout) as store:
+            with Store.configured(self.config) as store:
                 label = not has_label(store, tile.uci or "")
             with self._lock:
                 tile.reason, tile.steps = "", []
@@ -203,7 +203,7 @@ class Line:
         if not reason.strip():
             raise Invalid("say why the label is printed again (for example: smudged, torn, lost)")
         with self._working(slot, "reprint") as (tile, before):
-            with Store.open(self.config.db_path, timeout=self.config.database_timeout) as store:
+            with Store.configured(self.config) as store:
                 print_label(store, self.config, tile.uci or "", printer=tile.printer, actor=actor, reason=reason.strip())
             with self._lock:
                 tile.status = before
@@ -244,7 +244,7 @@ class Line:
         uci = tile.uci or ""
         cycle = self._unit_cycle(slot, actor, tile.printer)
         try:
-            with Store.open(self.config.db_path, timeout=self.config.database_timeout) as store:
+            with Store.configured(self.config) as store:
                 verdict = cycle.run(store, uci, label=label)
         except Exception as exc:  # never leave a tile busy: the operator must see what happened
             log.exception("line cycle crashed", extra={"slot": slot, "uci": uci})
@@ -384,6 +384,6 @@ def print_serialized(uci: str) -> ResponseReturnValue:
     if not printer:
         raise Invalid("choose the printer for this label (the Printer list at the top of the page)")
     config = runtime().config
-    with Store.open(config.db_path, timeout=config.database_timeout) as store:
+    with Store.configured(config) as store:
         result = print_label(store, config, uci, printer=printer, actor=_actor())
     return jsonify(printer=result.printer, where=result.where)

@@ -28,7 +28,7 @@ class Runtime:
         self.config = config
         self.timeout = config.database_timeout  # a batch beside the line holds the lock for less
         self.hardware_keys: tuple[str, ...] = config.get("hardware_keys")
-        self.writer = Writer(config.db_path, timeout=self.timeout)
+        self.writer = Writer(config.db_path, timeout=self.timeout, station=config.station)
         # The registry's pages are warmed once, in the background: a cold station reads one page per UCI it issues.
         threading.Thread(target=prefetch, args=(config.db_path,), name="station-prefetch", daemon=True).start()
         self._local = threading.local()
@@ -47,7 +47,7 @@ class Runtime:
         """This thread's read connection, opened on its first use."""
         store = getattr(self._local, "store", None)
         if store is None:
-            store = self._local.store = Store.open(self.config.db_path, timeout=self.timeout)
+            store = self._local.store = Store.open(self.config.db_path, timeout=self.timeout, station=self.config.station)
             with self._lock:
                 self._readers.append(store)
         return store

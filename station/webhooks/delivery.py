@@ -20,7 +20,6 @@ import logging
 import os
 import random
 import secrets
-import socket
 import ssl
 import threading
 import time
@@ -55,12 +54,13 @@ log = logging.getLogger("station.webhooks")
 
 
 def body(delivery: str, event: Event, station: str) -> bytes:
-    """A delivery's JSON: its id (``<endpoint>:<event id>``, for de-duplication), the event, the station."""
+    """A delivery's JSON: its id (``<endpoint>:<event id>``, for de-duplication), the event, and the station that
+    wrote it (``station`` for events of before stations had names)."""
     return json.dumps({
         "id": delivery,
         "event": {"id": event.id, "time": event.time, "kind": event.kind, "uci": event.uci, "batch": event.batch,
                   "actor": event.actor, "details": event.details},
-        "station": station,
+        "station": event.station or station,
     }, separators=(",", ":"), sort_keys=True).encode()
 
 
@@ -111,7 +111,7 @@ class Deliverer:
                                     name=f"station-webhook-{self.endpoint.name}-{n}") for n, lane in enumerate(self._lanes)]
         try:
             with self._db:
-                self._store = Store.open(self._config.db_path, timeout=self._config.database_timeout)
+                self._store = Store.configured(self._config)
             for thread in threads:
                 thread.start()
             while not self._stop.is_set():
@@ -329,11 +329,11 @@ class Webhooks:
 
     def __init__(self, config: Config) -> None:
         endpoints: tuple[Endpoint, ...] = config.get("webhooks")
-        station = socket.gethostname()
+        station = config.station
         self.deliverers = []
         if not endpoints:
             return
-        with Store.open(config.db_path, timeout=config.database_timeout) as store:
+        with Store.configured(config) as store:
             cursors = [store.webhook_start(e.name, e.start == "start") for e in endpoints]  # new ones start now
         for endpoint, cursor in zip(endpoints, cursors, strict=True):
             self.deliverers.append(Deliverer(endpoint, config, cursor, station))

@@ -23,9 +23,12 @@ WITHIN = 60.0  # seconds any wait below may take: a bound, never a measurement
 ADMIN, PASSWORD = "wanda", "webhook-password-1"
 
 
+LINE = "line-7"  # the station's name, which each delivery names as the writer of its event
+
+
 def configure(data_dir: Path, receiver: Receiver, **more: object) -> None:
     hooks = [{"name": "erp", "url": receiver.url, "kinds": KINDS, "secret": SECRET, "timeout": 1, **more}]
-    (data_dir / "station.json5").write_text(json.dumps({"webhooks": hooks}))
+    (data_dir / "station.json5").write_text(json.dumps({"name": LINE, "webhooks": hooks}))
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:
@@ -69,6 +72,11 @@ def check(receiver: Receiver, db: Path, *, every_in_order: bool = False) -> None
     delivered = receiver.delivered()
     assert delivered and all(d.verified for d in delivered)
     assert all(d.headers["Station-Webhook-Id"] == d.body["id"] == f"erp:{d.body['event']['id']}" for d in delivered)
+    assert {d.body["station"] for d in delivered} == {LINE}
+    with Store.open(db) as store:  # every event the station wrote names it, the ones of the CLI's `void` too
+        marks = ", ".join("?" * len(KINDS))
+        assert {row[0] for row in store.conn.execute(
+            f"SELECT DISTINCT station FROM events WHERE kind IN ({marks})", KINDS)} == {LINE}
     got, want = unique(delivered), expected(db)
     assert sorted(got) == want
     assert by_unit(got) == by_unit(want)
@@ -151,7 +159,7 @@ def test_a_station_killed_mid_delivery_resumes_without_losing_or_reordering(tmp_
 
 def test_a_stalled_unit_holds_only_its_lane_and_no_unit_is_overtaken(tmp_path: Path, receiver: Receiver) -> None:
     prepare(tmp_path)
-    configure(tmp_path, receiver)  # the default concurrency: 4 lanes
+    configure(tmp_path, receiver, timeout=30)  # the default concurrency, 4 lanes; the held answer is waited for
     receiver.plan = ["pause", "fail", "fail"]
     server = Server(tmp_path)
     try:
@@ -167,8 +175,7 @@ def test_a_stalled_unit_holds_only_its_lane_and_no_unit_is_overtaken(tmp_path: P
         receiver.released.set()
         wait_for(lambda: len(unique(receiver.delivered())) == len(expected(server.db)), "everything delivered")
         check(receiver, server.db)
-        assert [d.body["event"]["kind"] for d in receiver.delivered() if d.body["event"]["uci"] == held] == [
-            "issued", "registered"]
+        assert [kind for _, kind, code in unique(receiver.delivered()) if code == held] == ["issued", "registered"]
     finally:
         assert server.stop() == 0
     no_secret_anywhere(tmp_path)
