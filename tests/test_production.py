@@ -198,6 +198,8 @@ def test_a_station_of_before_gets_its_verdicts_and_counts_from_its_events(line: 
         line.conn.execute(f"DROP TRIGGER {trigger}")
     for table in TABLES:
         line.conn.execute(f"DROP TABLE {table}")
+    line.conn.execute("ALTER TABLE events DROP COLUMN station")  # v11
+    line.conn.execute("ALTER TABLE webhooks DROP COLUMN ahead")  # v12
     line.conn.execute("PRAGMA user_version=8")
     upgraded = Store.open(line.path)
     try:

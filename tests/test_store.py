@@ -390,7 +390,8 @@ def test_events_of_before_names_keep_none_and_new_ones_get_it(tmp_path: Path) ->
     with Store.open(tmp_path / "station.db", station="line-2") as line:
         line.add_product(PRODUCT, "Blank", "Blank-01")
         code = line.issue(PRODUCT)[0].uci
-        line.conn.execute("ALTER TABLE events DROP COLUMN station")  # the events table of schema v10
+        line.conn.execute("ALTER TABLE events DROP COLUMN station")  # the tables of schema v10
+        line.conn.execute("ALTER TABLE webhooks DROP COLUMN ahead")
         line.conn.execute("PRAGMA user_version=10")
     with Store.open(tmp_path / "station.db", station="line-3") as upgraded:
         upgraded.void(code, "dropped", actor="test")

@@ -17,7 +17,7 @@ from .errors import Invalid
 from .lifecycle import Kind
 
 MIN_SECRET = 16  # characters: a shorter secret is guessable from a few signed bodies
-DEFAULT_TIMEOUT = 10.0  # seconds a delivery waits for the receiver (connecting, then each read)
+DEFAULT_TIMEOUT = 10.0  # seconds a delivery may take: connecting, sending and the whole answer
 MAX_TIMEOUT = 60.0
 DEFAULT_CONCURRENCY = 4  # deliveries under way at once: enough to keep up with a loaded line on two cores
 MAX_CONCURRENCY = 16

@@ -4,7 +4,8 @@ span of time, counted per slot and for the station. station/production.py turns 
 Every query sums rows of ``verdict_counts`` or ``failure_counts`` (schema v10: kept by a trigger as each verdict
 is written), one row per quarter hour, slot and kind of verdict, so a span's cost follows its quarters, not its
 verdicts. A verdict is its unit's first in the span where the one before it is older than the span's start (its
-quarter is earlier: spans start on quarter hours), and its first ever where there is none (quarter 0).
+quarter is earlier: spans start on quarter hours), and its first ever where there is none (quarter 0). A
+span's end counts up to the end of its quarter: the views end now, and no verdict is later than now.
 """
 
 from __future__ import annotations

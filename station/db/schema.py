@@ -234,9 +234,15 @@ def _v11(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE events ADD COLUMN station TEXT")
 
 
+def _v12(db: sqlite_utils.Database) -> None:
+    """Webhook lanes deliver out of event order across units, so an endpoint also keeps the events after its
+    cursor it has delivered (``ahead``, a JSON list of ids, at most a window's): a restart skips them."""
+    db.execute("ALTER TABLE webhooks ADD COLUMN ahead TEXT NOT NULL DEFAULT '[]'")
+
+
 # Each migration moves the schema one version up; they run in order inside one transaction.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10,
-                                                             _v11]
+                                                             _v11, _v12]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

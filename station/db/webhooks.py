@@ -1,6 +1,7 @@
 """Webhooks' place in the events: the events table is the outbox (written in the same transaction as each
 change), so an endpoint needs only its cursor, the id of the last event it has been delivered (or passed as
-not of its kinds), and the state of its deliveries.
+not of its kinds), the events after it already delivered (``ahead``: its lanes overlap), and the state of its
+deliveries.
 
 Event ids only grow and become visible in order (every write holds SQLite's one write lock from BEGIN to
 COMMIT), so "events after the cursor, up to the last id read first" never skips one that commits later.
@@ -36,14 +37,16 @@ class WebhookState:
 
 class WebhooksTable(EventsTable):
 
-    def webhook_start(self, name: str, from_start: bool) -> int:
-        """An endpoint's cursor; a new endpoint starts at the last event (or, ``from_start``, before the first)."""
+    def webhook_start(self, name: str, from_start: bool) -> tuple[int, frozenset[int]]:
+        """An endpoint's cursor and the events after it already delivered; a new endpoint starts at the last event
+        (or, ``from_start``, before the first)."""
         with self.transaction() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO webhooks(name, cursor, created) "
                 "VALUES (?, CASE WHEN ? THEN 0 ELSE (SELECT coalesce(max(id), 0) FROM events) END, ?)",
                 (name, from_start, now()))
-            return int(conn.execute("SELECT cursor FROM webhooks WHERE name = ?", (name,)).fetchone()[0])
+            cursor, ahead = conn.execute("SELECT cursor, ahead FROM webhooks WHERE name = ?", (name,)).fetchone()
+            return int(cursor), frozenset(int(event) for event in json.loads(ahead))
 
     def webhook_events(self, after: int, kinds: Sequence[str], limit: int) -> tuple[list[Event], int]:
         """Up to ``limit`` events of ``kinds`` after event ``after``, in order, and the id up to which every
@@ -56,14 +59,18 @@ class WebhooksTable(EventsTable):
         events = [Event(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7]) for r in rows]
         return events, (events[-1].id if len(events) == limit else max(after, last))
 
-    def webhook_delivered(self, name: str, cursor: int, delivered: bool) -> None:
+    def webhook_delivered(self, name: str, cursor: int, delivered: bool, ahead: Sequence[int] = (),
+                          recovered: bool = True) -> None:
         """Move the cursor on (never back): every event of the endpoint's kinds up to ``cursor`` has been
-        delivered; ``delivered`` when one was just now (its time is kept), and its failed attempts are over."""
+        delivered, and so have the events ``ahead`` after it; ``delivered`` when one was just now (its time is
+        kept); ``recovered`` when no delivery is failing any more (its failed attempts are over)."""
         with self.transaction() as conn:
             conn.execute(
-                "UPDATE webhooks SET cursor = max(cursor, ?), attempts = 0, next_attempt = NULL, "
+                "UPDATE webhooks SET cursor = max(cursor, ?), ahead = ?, "
+                "attempts = CASE WHEN ? THEN 0 ELSE attempts END, "
+                "next_attempt = CASE WHEN ? THEN NULL ELSE next_attempt END, "
                 "last_delivered = CASE WHEN ? THEN ? ELSE last_delivered END WHERE name = ?",
-                (cursor, delivered, now(), name))
+                (cursor, json.dumps(sorted(ahead)), recovered, recovered, delivered, now(), name))
 
     def webhook_failed(self, name: str, error: str, next_attempt: str) -> int:
         """Count a failed attempt at the endpoint's next event, with its error and when it is tried again; the
@@ -83,7 +90,7 @@ class WebhooksTable(EventsTable):
             cursor = row.get("cursor", 0 if endpoint.start == "start" else last)
             marks = ", ".join("?" * len(endpoint.kinds))
             backlog = self.conn.execute(f"SELECT count(*) FROM events WHERE id > ? AND kind IN ({marks})",
-                                        (cursor, *endpoint.kinds)).fetchone()[0]
+                                        (cursor, *endpoint.kinds)).fetchone()[0] - len(json.loads(row.get("ahead", "[]")))
             states.append(WebhookState(endpoint.name, cursor, row.get("attempts", 0), row.get("last_error"),
                                        row.get("last_error_at"), row.get("next_attempt"), row.get("last_delivered"),
                                        backlog))

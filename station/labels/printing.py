@@ -76,7 +76,7 @@ def label_problem(store: Store, config: Config, device: Device | str) -> str | N
     product = store.product(device.product)
     try:
         compose.parts(choose_layout(config, None, None, product), LabelData.for_device(device, product))
-    except Invalid as exc:
+    except StationError as exc:  # a value the layout refuses, or a layout that is not there
         return str(exc)
     return None
 

@@ -1,14 +1,16 @@
-"""Delivering events to webhook endpoints: threads in `station serve`'s own process (beside, not inside, the
-server process: their JSON, signing and HTTP then never hold the request threads' interpreter lock). Per
-endpoint, a reader takes the events after its cursor with its own connection, and ``concurrency`` lanes POST
-them, signed: a unit's events always through the same lane, in event order, so one receiver's round trip does
-not bound the rate, while each unit's events still arrive in order.
+"""Delivering events to webhook endpoints: a thread per endpoint in `station serve`'s own process (beside, not
+inside, the server process: its JSON, signing and HTTP then never hold the request threads' interpreter lock).
+It reads the events after the endpoint's cursor with its own connection and hands them to ``concurrency``
+lanes, a unit's events always to the same lane; libcurl runs the lanes' POSTs at once in one multi handle, each
+lane one at a time and in event order. So a receiver's round trip does not bound the rate, each unit's events
+still arrive in order, and no lock or thread hand-off costs a delivery anything.
 
 The events table is the outbox, so nothing is lost while a receiver is down or the station restarts: the
 cursor (moved on only past events that all got a 2xx) is where delivery resumes.
 The cursor is stored at most once a second while deliveries flow (a commit per event would cost the serialize
-path a commit each), so a station killed mid-delivery sends up to a second's events again: each carries its
-delivery id, ``<endpoint>:<event id>``, for the receiver to drop duplicates. A failure (refused connection,
+path a commit each), with the events after it that the lanes have delivered (``ahead``: a restart skips them),
+so a station killed mid-delivery sends up to a second's events again: each carries its delivery id,
+``<endpoint>:<event id>``, for the receiver to drop duplicates. A failure (refused connection,
 timeout, a status other than 2xx) retries the same event after 1 s, doubling to 5 minutes, with jitter; the
 lane's next events wait, so no unit's order is ever broken.
 """
@@ -27,7 +29,6 @@ import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from queue import SimpleQueue
 from typing import Any
 
 import pycurl
@@ -41,27 +42,29 @@ from . import signing
 FIRST_RETRY = 1.0  # seconds before the first retry of a failed delivery; each further one waits twice as long
 MAX_RETRY = 300.0  # seconds: the longest wait between attempts (5 minutes)
 JITTER = 0.2  # each wait is drawn within this share of its length, so that endpoints failing together spread out
-POLL = 0.2  # seconds between looks for new events while the backlog is empty
+POLL = 0.2  # seconds between looks for new events
 BATCH = 500  # events read at a time
 WINDOW = 2000  # events read and not yet all delivered, at most: a lane that fails holds the others this far
 SAVE_EVERY = 1.0  # seconds between stores of the cursor while deliveries flow: the most a restart sends again
-STOP_WAIT = 5.0  # seconds `close` waits for each thread (an answer under way is given up within 1 s)
+STOP_POLL = 0.2  # seconds between looks at the stop while transfers run (connecting too)
+STOP_WAIT = 5.0  # seconds `close` waits for the thread, which sees the stop within STOP_POLL
 REPLY_MAX = 65536  # bytes of a receiver's reply read (and dropped); a longer one costs its connection
 USER_AGENT = "Station-Webhooks/1"
 TEST_KIND = "webhook-test"  # the kind of `station webhooks test`'s delivery, which no stored event has
 
 log = logging.getLogger("station.webhooks")
+_BODY = json.JSONEncoder(separators=(",", ":"), sort_keys=True)  # one encoder for every body (json.dumps makes one each)
 
 
 def body(delivery: str, event: Event, station: str) -> bytes:
     """A delivery's JSON: its id (``<endpoint>:<event id>``, for de-duplication), the event, and the station that
     wrote it (``station`` for events of before stations had names)."""
-    return json.dumps({
+    return _BODY.encode({
         "id": delivery,
         "event": {"id": event.id, "time": event.time, "kind": event.kind, "uci": event.uci, "batch": event.batch,
                   "actor": event.actor, "details": event.details},
         "station": event.station or station,
-    }, separators=(",", ":"), sort_keys=True).encode()
+    }).encode()
 
 
 def backoff(attempt: int) -> float:
@@ -69,178 +72,204 @@ def backoff(attempt: int) -> float:
     return min(MAX_RETRY, FIRST_RETRY * 2 ** min(attempt - 1, 20)) * random.uniform(1 - JITTER, 1 + JITTER)
 
 
-class Deliverer:
-    """One endpoint's deliveries: a reader thread hands the events after the cursor to the endpoint's lanes, a
-    unit's events always to the same lane, so that each unit's arrive in order while other units' overlap
-    (one lane: every event in order). A lane whose receiver fails retries its event; the rest of its queue
-    waits behind it, the other lanes go on until the window of events under way is full."""
+@dataclass
+class _Lane:
+    """The events of some units, delivered one at a time, in order: the first is under way or waits to be retried."""
 
-    def __init__(self, endpoint: Endpoint, config: Config, cursor: int, station: str) -> None:
+    sender: Sender
+    queue: deque[tuple[Event, list[Any]]] = field(default_factory=deque)  # (event, its window entry)
+    busy: bool = False  # its first event's transfer is running
+    attempts: int = 0  # failed attempts at its first event
+    retry_at: float = 0.0  # monotonic time its first event may be tried again
+
+
+class Deliverer:
+    """One endpoint's deliveries: its thread, its lanes, its window of events under way and its cursor."""
+
+    def __init__(self, endpoint: Endpoint, config: Config, cursor: int, station: str,
+                 ahead: frozenset[int] = frozenset()) -> None:
         self.endpoint = endpoint
         self._config = config
         self._station = station
         self._stop = threading.Event()
-        self._state = threading.Condition()  # the window below; notified as deliveries end
         self._pending: deque[list[Any]] = deque()  # [event id, delivered], in event order: the window
         self._read_to = cursor  # every event up to here is in the window, delivered, or not of the kinds
+        self._read_at = -POLL  # monotonic time of the last read
+        self._more = True  # the last read was cut by its limit: more events wait
+        self._ahead = set(ahead)  # events after the cursor delivered before a restart: not sent again
         self._deliveries = 0  # deliveries so far; the cursor's store records a delivery's time when it grew
-        self._db = threading.Lock()  # the reader's connection, which the lanes use to store their failures
         self._store: Store | None = None
-        self._saved, self._saved_deliveries, self._saved_at = cursor, 0, time.monotonic()
-        self._lanes = [_Lane(Sender(endpoint, self._stop)) for _ in range(endpoint.concurrency)]
+        self._saved, self._saved_ahead, self._saved_deliveries = cursor, sorted(ahead), 0
+        self._saved_at = time.monotonic()
+        self._lanes = [_Lane(Sender(endpoint)) for _ in range(endpoint.concurrency)]
+        self._running: dict[pycurl.Curl, _Lane] = {}  # the transfers in the multi handle
         self._thread = threading.Thread(target=self._run, name=f"station-webhook-{endpoint.name}", daemon=True)
         self._thread.start()
 
     def interrupt(self) -> None:
-        """Tell the threads to stop; an answer under way is given up within a second."""
+        """Tell the thread to stop: transfers under way are given up within STOP_POLL."""
         self._stop.set()
-        with self._state:
-            self._state.notify_all()
 
     def close(self) -> None:
         """Stop: the cursor is stored on the way out; waited for, bounded."""
         self.interrupt()
-        self._thread.join(STOP_WAIT * 2)
-
-    def _position(self) -> int:
-        """The cursor as it may be stored: every event of the kinds up to it delivered (under ``_state``)."""
-        return self._pending[0][0] - 1 if self._pending else self._read_to
+        self._thread.join(STOP_WAIT)
 
     def _run(self) -> None:
-        threads = [threading.Thread(target=self._serve, args=(lane,), daemon=True,
-                                    name=f"station-webhook-{self.endpoint.name}-{n}") for n, lane in enumerate(self._lanes)]
+        multi = pycurl.CurlMulti()
         try:
-            with self._db:
-                self._store = Store.configured(self._config)
-            for thread in threads:
-                thread.start()
+            self._store = Store.configured(self._config)
             while not self._stop.is_set():
                 try:
-                    self._read()
-                except Exception:  # the database failed: try again, never lose the thread
+                    self._round(multi)
+                except Exception:  # the database or libcurl failed: try again, never lose the thread
                     log.exception("webhook deliveries paused", extra={"endpoint": self.endpoint.name})
                     self._stop.wait(FIRST_RETRY)
         except Exception:
             log.exception("webhook deliveries stopped", extra={"endpoint": self.endpoint.name})
         finally:
-            self._stop.set()
+            for curl in self._running:  # given up: sent again after the restart
+                multi.remove_handle(curl)
+            self._running.clear()
             for lane in self._lanes:
-                lane.queue.put(None)
-            for thread in threads:
-                if thread.is_alive():
-                    thread.join(STOP_WAIT)
+                lane.sender.disconnect()
+            multi.close()
             try:
                 self._save()
             except Exception:  # the database refused the last store: the next start sends them again
-                log.warning("webhook cursor not stored", extra={"endpoint": self.endpoint.name,
-                                                                "cursor": self._saved})
-            for lane in self._lanes:
-                lane.sender.disconnect()
-            with self._db:
-                if self._store is not None:
-                    self._store.close()
-                    self._store = None
+                log.warning("webhook cursor not stored", extra={"endpoint": self.endpoint.name, "cursor": self._saved})
+            if self._store is not None:
+                self._store.close()
 
-    def _read(self) -> None:
-        """Hand the events after those read to their lanes, as the window has room; or wait for more."""
-        with self._state:
-            while len(self._pending) >= WINDOW and not self._stop.is_set():
-                self._state.wait(POLL)
-            room, after = WINDOW - len(self._pending), self._read_to
-        if room <= 0:
-            return
-        with self._db:
-            assert self._store is not None
-            events, read_to = self._store.webhook_events(after, self.endpoint.kinds, min(BATCH, room))
-        with self._state:
-            for event in events:
-                entry = [event.id, False]
-                self._pending.append(entry)
-                key = event.uci or f"batch {event.batch}"
-                self._lanes[zlib.crc32(key.encode()) % len(self._lanes)].queue.put((event, entry))
-            self._read_to = read_to
+    def _round(self, multi: pycurl.CurlMulti) -> None:
+        """Read events as the window has room, start the lanes that can go, take the transfers that ended,
+        store the cursor when it is time; then wait for the sockets, a retry, the next read or the stop."""
+        now = time.monotonic()
+        if (read_at := self._next_read()) is not None and read_at <= now:
+            self._read(now)
+        for lane in self._lanes:
+            if lane.queue and not lane.busy and lane.retry_at <= now:
+                self._start(multi, lane)
+        if self._running:
+            while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
+                pass
+            while True:
+                left, done, failed = multi.info_read()
+                for curl in done:
+                    self._ended(multi, curl, pycurl.E_OK, "")
+                for curl, code, message in failed:
+                    self._ended(multi, curl, code, message)
+                if not left:
+                    break
         if time.monotonic() - self._saved_at >= SAVE_EVERY:
             self._save()
-        if not events:
-            self._stop.wait(POLL)
+        self._wait(multi)
 
-    def _serve(self, lane: _Lane) -> None:
-        """A lane's thread: its events, one at a time, each until delivered."""
-        while (item := lane.queue.get()) is not None:
-            event, entry = item
-            attempts = self._deliver(lane.sender, event)
-            if attempts is None:
-                return
-            with self._state:
-                entry[1] = True
-                while self._pending and self._pending[0][1]:
-                    self._pending.popleft()
-                self._deliveries += 1
-                self._state.notify_all()
-            if attempts:  # the list shows the endpoint healthy again at once
-                self._save_quietly()
+    def _next_read(self) -> float | None:
+        """When to read events next: POLL after the last read, at once while more wait and the lanes run low;
+        None while the window is full."""
+        if len(self._pending) >= WINDOW:
+            return None
+        low = sum(len(lane.queue) for lane in self._lanes) < BATCH
+        return self._read_at if self._more and low else self._read_at + POLL
+
+    def _wait(self, multi: pycurl.CurlMulti) -> None:
+        now = time.monotonic()
+        read_at = self._next_read()
+        until = [self._saved_at + SAVE_EVERY, *(lane.retry_at for lane in self._lanes if lane.queue and not lane.busy),
+                 *((read_at,) if read_at is not None else ())]
+        timeout = max(0.0, min(STOP_POLL, *(t - now for t in until)))
+        if not self._running:
+            self._stop.wait(timeout)
+        elif timeout and multi.select(timeout) == -1:  # nothing to wait on yet (a name being looked up)
+            self._stop.wait(min(timeout, 0.005))
+
+    def _read(self, now: float) -> None:
+        """Hand the events after those read to their lanes, as far as the window has room."""
+        assert self._store is not None
+        limit = min(BATCH, WINDOW - len(self._pending))
+        events, self._read_to = self._store.webhook_events(self._read_to, self.endpoint.kinds, limit)
+        self._read_at, self._more = now, len(events) == limit
+        for event in events:
+            entry = [event.id, event.id in self._ahead]  # delivered before the restart: not again
+            self._pending.append(entry)
+            if not entry[1]:
+                key = event.uci or f"batch {event.batch}"
+                self._lanes[zlib.crc32(key.encode()) % len(self._lanes)].queue.append((event, entry))
+        self._ahead.difference_update(event.id for event in events)
+        self._advance()
+
+    def _advance(self) -> None:
+        """Drop the delivered events at the window's start."""
+        while self._pending and self._pending[0][1]:
+            self._pending.popleft()
+
+    def _start(self, multi: pycurl.CurlMulti, lane: _Lane) -> None:
+        event, _ = lane.queue[0]
+        delivery = f"{self.endpoint.name}:{event.id}"
+        curl = lane.sender.prepare(delivery, body(delivery, event, self._station))
+        multi.add_handle(curl)
+        self._running[curl] = lane
+        lane.busy = True
+
+    def _ended(self, multi: pycurl.CurlMulti, curl: pycurl.Curl, code: int, message: str) -> None:
+        """A lane's transfer ended: its event delivered, or its failed attempt recorded and its retry set."""
+        multi.remove_handle(curl)
+        lane = self._running.pop(curl)
+        lane.busy = False
+        error = lane.sender.outcome(code, message)
+        event, entry = lane.queue[0]
+        if error is None:
+            lane.queue.popleft()
+            entry[1] = True
+            self._deliveries += 1
+            self._advance()
+            if lane.attempts:  # the list shows the endpoint healthy again at once
                 log.info("webhook delivered after failures", extra={"endpoint": self.endpoint.name,
-                                                                    "event": event.id, "attempts": attempts})
+                                                                    "event": event.id, "attempts": lane.attempts})
+                lane.attempts = 0
+                self._save_quietly()
+            return
+        lane.attempts += 1
+        wait = backoff(lane.attempts)
+        lane.retry_at = time.monotonic() + wait
+        self._save_quietly()  # what was delivered before, so that a restart does not send it again
+        try:
+            assert self._store is not None
+            self._store.webhook_failed(self.endpoint.name, error, stored(datetime.now(UTC) + timedelta(seconds=wait)))
+        except Exception:  # the list misses this attempt; the delivery is tried again all the same
+            log.warning("webhook failure not stored", extra={"endpoint": self.endpoint.name, "event": event.id})
+        log.warning("webhook delivery failed", extra={"endpoint": self.endpoint.name, "url": self.endpoint.url,
+                                                      "event": event.id, "error": error, "attempts": lane.attempts,
+                                                      "retry_in": round(wait, 1)})
 
     def _save(self) -> None:
-        with self._db:
-            with self._state:
-                position, deliveries = self._position(), self._deliveries
-            if position > self._saved and self._store is not None:
-                self._store.webhook_delivered(self.endpoint.name, position, deliveries > self._saved_deliveries)
-                self._saved, self._saved_deliveries = position, deliveries
-            self._saved_at = time.monotonic()
+        """Store the cursor: every event up to the window's start delivered, and those delivered after it."""
+        position = self._pending[0][0] - 1 if self._pending else self._read_to
+        ahead = sorted({entry[0] for entry in self._pending if entry[1]} | self._ahead)
+        if (position > self._saved or ahead != self._saved_ahead) and self._store is not None:
+            self._store.webhook_delivered(self.endpoint.name, position, self._deliveries > self._saved_deliveries,
+                                          ahead, recovered=not any(lane.attempts for lane in self._lanes))
+            self._saved, self._saved_ahead, self._saved_deliveries = position, ahead, self._deliveries
+        self._saved_at = time.monotonic()
 
     def _save_quietly(self) -> None:
-        """Store the cursor from a lane: a refusal waits for the reader's next store."""
+        """Store the cursor after a lane's news: a refusal waits for the next store."""
         try:
             self._save()
         except Exception:
             log.warning("webhook cursor not stored", extra={"endpoint": self.endpoint.name, "cursor": self._saved})
 
-    def _deliver(self, sender: Sender, event: Event) -> int | None:
-        """POST the event until a 2xx, retrying with backoff: the failed attempts before it; None when stopped."""
-        delivery = f"{self.endpoint.name}:{event.id}"
-        data = body(delivery, event, self._station)
-        attempts = 0
-        while not self._stop.is_set():
-            error = sender.post(delivery, data)
-            if error is None:
-                return attempts
-            attempts += 1
-            wait = backoff(attempts)
-            self._save_quietly()  # what was delivered before, so that a restart does not send it again
-            try:
-                with self._db:
-                    if self._store is not None:
-                        self._store.webhook_failed(self.endpoint.name, error,
-                                                   stored(datetime.now(UTC) + timedelta(seconds=wait)))
-            except Exception:  # the list misses this attempt; the delivery is tried again all the same
-                log.warning("webhook failure not stored", extra={"endpoint": self.endpoint.name, "event": event.id})
-            log.warning("webhook delivery failed", extra={"endpoint": self.endpoint.name, "url": self.endpoint.url,
-                                                          "event": event.id, "error": error, "attempts": attempts,
-                                                          "retry_in": round(wait, 1)})
-            self._stop.wait(wait)
-        return None
-
-
-@dataclass
-class _Lane:
-    """The events of some units, delivered in order over one connection."""
-
-    sender: Sender
-    queue: SimpleQueue[tuple[Event, list[Any]] | None] = field(default_factory=SimpleQueue)
-
 
 class Sender:
-    """One lane's signed POSTs to an endpoint through libcurl, whose handle keeps the connection alive between
+    """A lane's signed POSTs to an endpoint through a libcurl handle, whose connection stays alive between
     deliveries (a receiver's closed keep-alive connection is opened again at once). libcurl does in C what
     http.client does in Python: a third of the CPU per delivery, which a loaded line's two cores need."""
 
-    def __init__(self, endpoint: Endpoint, stop: threading.Event | None = None) -> None:
+    def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
-        self._stop = stop or threading.Event()
         self._curl: pycurl.Curl | None = None
+        self._multi: pycurl.CurlMulti | None = None  # ``post``'s own, for a delivery on its own
         self._reply = 0  # bytes of the answer under way read so far
 
     def _handle(self) -> pycurl.Curl:
@@ -253,8 +282,6 @@ class Sender:
             curl.setopt(pycurl.NOSIGNAL, 1)  # timeouts without SIGALRM: this is one thread of many
             curl.setopt(pycurl.TIMEOUT_MS, int(self.endpoint.timeout * 1000))
             curl.setopt(pycurl.USERAGENT, USER_AGENT)
-            curl.setopt(pycurl.NOPROGRESS, 0)
-            curl.setopt(pycurl.XFERINFOFUNCTION, lambda *_: 1 if self._stop.is_set() else 0)  # stop: abort
             curl.setopt(pycurl.WRITEFUNCTION, self._read_reply)
             curl.setopt(pycurl.HEADERFUNCTION, len)  # the answer's headers: only its status counts
             paths = ssl.get_default_verify_paths()  # trust what Python's own TLS trusts (SSL_CERT_FILE included)
@@ -270,8 +297,8 @@ class Sender:
         self._reply += len(data)
         return len(data) if self._reply <= REPLY_MAX else 0
 
-    def post(self, delivery: str, data: bytes) -> str | None:
-        """One attempt: None on a 2xx, else what went wrong."""
+    def prepare(self, delivery: str, data: bytes) -> pycurl.Curl:
+        """The handle, set for one signed POST of ``data``: to be run by a multi handle, then told to ``outcome``."""
         curl = self._handle()
         timestamp = int(time.time())
         curl.setopt(pycurl.HTTPHEADER, [
@@ -279,21 +306,17 @@ class Sender:
             f"Station-Timestamp: {timestamp}", f"{signing.HEADER}: {signing.sign(self.endpoint.secret, data, timestamp)}"])
         curl.setopt(pycurl.POSTFIELDS, data)
         self._reply = 0
-        try:
-            curl.perform()
-        except pycurl.error as exc:
-            status, errno = curl.getinfo(pycurl.RESPONSE_CODE), curl.getinfo(pycurl.OS_ERRNO)
-            code, message = exc.args
-            self.disconnect()
-            if code == pycurl.E_WRITE_ERROR and 200 <= status < 300:  # delivered, but the reply was too long
-                return None
-            return self._failure(code, message, errno)
-        status = curl.getinfo(pycurl.RESPONSE_CODE)
-        if 200 <= status < 300:
-            return None
-        return f"HTTP {status}"
+        return curl
 
-    def _failure(self, code: int, message: str, errno: int) -> str:
+    def outcome(self, code: int, message: str) -> str | None:
+        """What the transfer that ended with libcurl's ``code`` came to: None on a 2xx, else what went wrong."""
+        assert self._curl is not None
+        status, errno = self._curl.getinfo(pycurl.RESPONSE_CODE), self._curl.getinfo(pycurl.OS_ERRNO)
+        if code == pycurl.E_OK or (code == pycurl.E_WRITE_ERROR and status):  # (a reply too long: answered)
+            if code != pycurl.E_OK:
+                self.disconnect()  # the rest of that reply is not read: its connection goes
+            return None if 200 <= status < 300 else f"HTTP {status}"
+        self.disconnect()
         if code == pycurl.E_OPERATION_TIMEDOUT:
             return f"no answer within {self.endpoint.timeout:g} s (the endpoint's timeout)"
         if code in (pycurl.E_COULDNT_CONNECT, pycurl.E_COULDNT_RESOLVE_HOST):
@@ -302,14 +325,41 @@ class Sender:
             return "the receiver closed the connection"
         if code in (pycurl.E_SSL_CONNECT_ERROR, pycurl.E_PEER_FAILED_VERIFICATION, pycurl.E_SSL_CACERT_BADFILE):
             return f"TLS failed: {message}"[:200]
-        if code == pycurl.E_ABORTED_BY_CALLBACK:
-            return "stopped"
         return f"delivery failed: {message}"[:200]
+
+    def post(self, delivery: str, data: bytes, stop: threading.Event | None = None) -> str | None:
+        """One attempt on its own (``station webhooks test``), given up as "stopped" within STOP_POLL of ``stop``."""
+        if self._multi is None:
+            self._multi = pycurl.CurlMulti()
+        multi, curl = self._multi, self.prepare(delivery, data)
+        multi.add_handle(curl)
+        try:
+            while True:
+                while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
+                    pass
+                _, done, failed = multi.info_read()
+                if done or failed:
+                    code, message = (pycurl.E_OK, "") if done else (int(failed[0][1]), str(failed[0][2]))
+                    break
+                if stop is not None and stop.is_set():
+                    multi.remove_handle(curl)
+                    self.disconnect()
+                    return "stopped"
+                if multi.select(STOP_POLL) == -1:
+                    time.sleep(0.005)
+        except BaseException:
+            self.disconnect()
+            raise
+        multi.remove_handle(curl)
+        return self.outcome(code, message)
 
     def disconnect(self) -> None:
         if self._curl is not None:
             self._curl.close()
             self._curl = None
+        if self._multi is not None:
+            self._multi.close()
+            self._multi = None
 
 
 def send_test(endpoint: Endpoint, station: str, actor: str = "cli") -> str | None:
@@ -334,9 +384,9 @@ class Webhooks:
         if not endpoints:
             return
         with Store.configured(config) as store:
-            cursors = [store.webhook_start(e.name, e.start == "start") for e in endpoints]  # new ones start now
-        for endpoint, cursor in zip(endpoints, cursors, strict=True):
-            self.deliverers.append(Deliverer(endpoint, config, cursor, station))
+            starts = [store.webhook_start(e.name, e.start == "start") for e in endpoints]  # new ones start now
+        for endpoint, (cursor, ahead) in zip(endpoints, starts, strict=True):
+            self.deliverers.append(Deliverer(endpoint, config, cursor, station, ahead))
             log.info("webhook deliveries started", extra={"endpoint": endpoint.name, "url": endpoint.url,
                                                           "kinds": list(endpoint.kinds), "cursor": cursor})
 

@@ -46,6 +46,13 @@ def test_preview_records_nothing(store, config, make_device) -> None:
     assert store.device(device.uci).state == "issued"
 
 
+def test_why_a_label_cannot_be_made_is_said_not_raised(store, config, make_device) -> None:
+    assert printing.label_problem(store, config, make_device().uci) is None
+    assert "cannot fit 'S/N WWWW" in (printing.label_problem(store, config, make_device(serial="W" * 64).uci) or "")
+    gone = printing.label_problem(store, config, make_device(layout="gone").uci)  # a layout file that is not there
+    assert gone is not None and "gone" in gone
+
+
 def test_a_second_print_needs_a_reason(store, config, make_device) -> None:
     device = make_device()
     printing.print_label(store, config, device, printer="folder")

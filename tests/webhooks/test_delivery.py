@@ -181,6 +181,35 @@ def test_a_stalled_unit_holds_only_its_lane_and_no_unit_is_overtaken(tmp_path: P
     no_secret_anywhere(tmp_path)
 
 
+def test_a_restart_behind_a_stalled_lane_sends_only_what_was_not_delivered(tmp_path: Path, receiver: Receiver) -> None:
+    prepare(tmp_path)
+    configure(tmp_path, receiver, timeout=30)
+    receiver.plan = ["pause"]
+    server = Server(tmp_path)
+    try:
+        (held,) = issue(server, 1, "SN-H")
+        wait_for(receiver.paused.is_set, "the first unit's delivery held by the receiver")
+        issue(server, 12, "SN-O")
+        wait_for(lambda: len(unique(receiver.delivered())) >= 6, "the other lanes delivering")
+    finally:
+        assert server.stop() == 0  # the held delivery is given up; the cursor stays before it
+    receiver.released.set()
+    wait_for(lambda: any(d.body["event"]["uci"] == held for d in receiver.seen), "the held delivery recorded")
+    before = len(receiver.delivered())
+    delivered_before = {d.id for d in receiver.delivered()}
+    again = Server(tmp_path)
+    try:
+        wait_for(lambda: len(unique(receiver.delivered())) == 13, "everything delivered after the restart")
+        check(receiver, again.db)
+        held_id = next(d.id for d in receiver.delivered() if d.body["event"]["uci"] == held)
+        sent_again = [d.id for d in receiver.delivered()[before:]]
+        everything = {f"erp:{event_id}" for event_id, _, _ in expected(again.db)}
+        # only the given-up delivery and what was never delivered: nothing the lanes had delivered ahead of it
+        assert sorted(sent_again) == sorted({held_id} | (everything - delivered_before))
+    finally:
+        assert again.stop() == 0
+
+
 def test_a_new_endpoint_starts_now_unless_from_start(tmp_path: Path, receiver: Receiver) -> None:
     prepare(tmp_path)
     first = Server(tmp_path)

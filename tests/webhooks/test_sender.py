@@ -5,6 +5,7 @@ hang, and a reply longer than the station reads."""
 from __future__ import annotations
 
 import http.server
+import socket
 import ssl
 import threading
 import time
@@ -44,9 +45,9 @@ class Answers:
                     answers.verified.append(False)
                 if answers.mode == "hang":
                     answers.release.wait(10)
-                reply = b"x" * (REPLY_MAX * 4) if answers.mode == "long" else b""
+                reply = b"x" * (REPLY_MAX * 4) if answers.mode in ("long", "long-fail") else b""
                 try:
-                    self.send_response(500 if answers.mode == "fail" else 200)
+                    self.send_response(500 if answers.mode in ("fail", "long-fail") else 200)
                     self.send_header("Content-Length", str(len(reply)))
                     self.end_headers()
                     self.wfile.write(reply)
@@ -126,17 +127,42 @@ def test_a_refused_port_a_failure_and_a_hang_each_say_what_happened(answers: Ans
 def test_a_stop_gives_up_an_answer_under_way_within_a_second_or_two(answers: Answers) -> None:
     answers.mode = "hang"
     stop = threading.Event()
-    sender = Sender(endpoint(answers.url, timeout=30), stop)
+    sender = Sender(endpoint(answers.url, timeout=30))
     threading.Timer(0.3, stop.set).start()
     started = time.monotonic()
-    assert sender.post("erp:1", BODY) == "stopped"
+    assert sender.post("erp:1", BODY, stop) == "stopped"
     assert time.monotonic() - started < 3
+
+
+def test_a_stop_while_connecting_is_seen_at_once() -> None:
+    """A receiver host that drops the connection's SYNs (here: a port whose accept queue is full)."""
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        port = full.getsockname()[1]
+        fillers = []
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        time.sleep(0.2)
+        stop = threading.Event()
+        sender = Sender(endpoint(f"http://127.0.0.1:{port}/in", timeout=30))
+        threading.Timer(0.3, stop.set).start()
+        started = time.monotonic()
+        assert sender.post("erp:1", BODY, stop) == "stopped"
+        assert time.monotonic() - started < 3
+        for filler in fillers:
+            filler.close()
 
 
 def test_a_reply_longer_than_read_still_delivers_and_drops_its_connection(answers: Answers) -> None:
     answers.mode = "long"
     sender = Sender(endpoint(answers.url))
     assert sender.post("erp:1", BODY) is None
+    answers.mode = "long-fail"
+    assert sender.post("erp:1", BODY) == "HTTP 500"  # its status, however long the reply
     answers.mode = "ok"
     assert sender.post("erp:1", BODY) is None  # on a new connection
-    assert answers.verified == [True, True]
+    assert answers.verified == [True, True, True]
