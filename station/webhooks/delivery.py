@@ -47,7 +47,8 @@ BATCH = 500  # events read at a time
 WINDOW = 2000  # events read and not yet all delivered, at most: a lane that fails holds the others this far
 SAVE_EVERY = 1.0  # seconds between stores of the cursor while deliveries flow: the most a restart sends again
 STOP_POLL = 0.2  # seconds between looks at the stop while transfers run (connecting too)
-STOP_WAIT = 5.0  # seconds `close` waits for the thread, which sees the stop within STOP_POLL
+DB_WAIT = 1.0  # seconds a store of the cursor waits for another's write lock, at most: then it waits for the next
+STOP_WAIT = 5.0  # seconds `close` waits for the thread, which sees the stop within STOP_POLL (plus a store)
 REPLY_MAX = 65536  # bytes of a receiver's reply read (and dropped); a longer one costs its connection
 USER_AGENT = "Station-Webhooks/1"
 TEST_KIND = "webhook-test"  # the kind of `station webhooks test`'s delivery, which no stored event has
@@ -70,6 +71,46 @@ def body(delivery: str, event: Event, station: str) -> bytes:
 def backoff(attempt: int) -> float:
     """Seconds before trying again after failed attempt number ``attempt`` (1 s, 2 s, 4 s ... 5 minutes)."""
     return min(MAX_RETRY, FIRST_RETRY * 2 ** min(attempt - 1, 20)) * random.uniform(1 - JITTER, 1 + JITTER)
+
+
+class _Transfers:
+    """libcurl's multi interface: its transfers run at once in the thread that calls ``run``, which waits on
+    their sockets (or, while none is open yet, on libcurl's timer) and never spins."""
+
+    def __init__(self) -> None:
+        self.multi = pycurl.CurlMulti()
+        self._active = 0  # transfers libcurl still runs
+
+    def run(self, timeout: float) -> list[tuple[pycurl.Curl, int, str]]:
+        """Let libcurl act, waiting up to ``timeout`` s when nothing ended yet; the transfers that ended:
+        (handle, libcurl's code, its message)."""
+        ended = self._ended()
+        if ended:
+            return ended
+        if not self._active:
+            time.sleep(timeout)
+            return self._ended()
+        wanted = self.multi.timeout()  # ms until libcurl's next timer (-1: none)
+        timeout = min(timeout, wanted / 1000) if wanted >= 0 else timeout
+        if any(self.multi.fdset()):
+            self.multi.select(timeout)
+        else:  # no socket to wait on (a name being looked up; or one numbered past select's 1024): a short sleep
+            time.sleep(min(timeout, 0.01))
+        return self._ended()
+
+    def _ended(self) -> list[tuple[pycurl.Curl, int, str]]:
+        _, self._active = self.multi.perform()
+        ended: list[tuple[pycurl.Curl, int, str]] = []
+        while True:
+            left, done, failed = self.multi.info_read()
+            ended += [(curl, pycurl.E_OK, "") for curl in done]
+            ended += [(curl, int(code), str(message)) for curl, code, message in failed]
+            if not left:
+                return ended
+
+    def close(self) -> None:
+        """Last: libcurl may wait here for a name look-up under way."""
+        self.multi.close()
 
 
 @dataclass
@@ -102,7 +143,7 @@ class Deliverer:
         self._saved, self._saved_ahead, self._saved_deliveries = cursor, sorted(ahead), 0
         self._saved_at = time.monotonic()
         self._lanes = [_Lane(Sender(endpoint)) for _ in range(endpoint.concurrency)]
-        self._running: dict[pycurl.Curl, _Lane] = {}  # the transfers in the multi handle
+        self._running: dict[pycurl.Curl, _Lane] = {}  # the transfers under way
         self._thread = threading.Thread(target=self._run, name=f"station-webhook-{endpoint.name}", daemon=True)
         self._thread.start()
 
@@ -116,54 +157,62 @@ class Deliverer:
         self._thread.join(STOP_WAIT)
 
     def _run(self) -> None:
-        multi = pycurl.CurlMulti()
+        transfers = _Transfers()
         try:
-            self._store = Store.configured(self._config)
             while not self._stop.is_set():
                 try:
-                    self._round(multi)
+                    if self._store is None:
+                        self._store = Store.open(self._config.db_path, station=self._config.station,
+                                                 timeout=min(DB_WAIT, self._config.database_timeout))
+                    self._round(transfers)
                 except Exception:  # the database or libcurl failed: try again, never lose the thread
                     log.exception("webhook deliveries paused", extra={"endpoint": self.endpoint.name})
+                    self._give_up(transfers)
                     self._stop.wait(FIRST_RETRY)
-        except Exception:
-            log.exception("webhook deliveries stopped", extra={"endpoint": self.endpoint.name})
         finally:
-            for curl in self._running:  # given up: sent again after the restart
-                multi.remove_handle(curl)
-            self._running.clear()
-            for lane in self._lanes:
-                lane.sender.disconnect()
-            multi.close()
+            self._give_up(transfers)  # sent again after the restart
             try:
                 self._save()
             except Exception:  # the database refused the last store: the next start sends them again
                 log.warning("webhook cursor not stored", extra={"endpoint": self.endpoint.name, "cursor": self._saved})
             if self._store is not None:
                 self._store.close()
+            for lane in self._lanes:
+                lane.sender.disconnect()
+            transfers.close()
 
-    def _round(self, multi: pycurl.CurlMulti) -> None:
-        """Read events as the window has room, start the lanes that can go, take the transfers that ended,
-        store the cursor when it is time; then wait for the sockets, a retry, the next read or the stop."""
+    def _give_up(self, transfers: _Transfers) -> None:
+        """End the transfers under way, unfinished: their events are tried again."""
+        for curl, lane in self._running.items():
+            transfers.multi.remove_handle(curl)
+            lane.busy = False
+            lane.sender.disconnect()
+        self._running.clear()
+
+    def _round(self, transfers: _Transfers) -> None:
+        """Read events as the window has room, start the lanes that can go, wait for the sockets, a retry, the
+        next read or the stop, take the transfers that ended, and store the cursor when it is time."""
         now = time.monotonic()
         if (read_at := self._next_read()) is not None and read_at <= now:
-            self._read(now)
+            try:
+                self._read(now)
+            except Exception:  # the transfers under way go on; the read is tried again after POLL
+                self._read_at = now
+                log.exception("webhook events not read", extra={"endpoint": self.endpoint.name})
         for lane in self._lanes:
             if lane.queue and not lane.busy and lane.retry_at <= now:
-                self._start(multi, lane)
-        if self._running:
-            while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
-                pass
-            while True:
-                left, done, failed = multi.info_read()
-                for curl in done:
-                    self._ended(multi, curl, pycurl.E_OK, "")
-                for curl, code, message in failed:
-                    self._ended(multi, curl, code, message)
-                if not left:
-                    break
+                self._start(transfers, lane)
+        for curl, code, message in transfers.run(self._timeout()):
+            lane = self._running.pop(curl)
+            transfers.multi.remove_handle(curl)
+            lane.busy = False
+            try:
+                self._ended(lane, code, message)
+            except Exception:  # a fault of the station's own: the lane tries its event again
+                log.exception("webhook delivery crashed", extra={"endpoint": self.endpoint.name})
+                lane.sender.disconnect()
         if time.monotonic() - self._saved_at >= SAVE_EVERY:
-            self._save()
-        self._wait(multi)
+            self._save_quietly()
 
     def _next_read(self) -> float | None:
         """When to read events next: POLL after the last read, at once while more wait and the lanes run low;
@@ -173,16 +222,12 @@ class Deliverer:
         low = sum(len(lane.queue) for lane in self._lanes) < BATCH
         return self._read_at if self._more and low else self._read_at + POLL
 
-    def _wait(self, multi: pycurl.CurlMulti) -> None:
-        now = time.monotonic()
+    def _timeout(self) -> float:
+        """Seconds until the next thing to do (the stop is looked at every STOP_POLL)."""
         read_at = self._next_read()
         until = [self._saved_at + SAVE_EVERY, *(lane.retry_at for lane in self._lanes if lane.queue and not lane.busy),
                  *((read_at,) if read_at is not None else ())]
-        timeout = max(0.0, min(STOP_POLL, *(t - now for t in until)))
-        if not self._running:
-            self._stop.wait(timeout)
-        elif timeout and multi.select(timeout) == -1:  # nothing to wait on yet (a name being looked up)
-            self._stop.wait(min(timeout, 0.005))
+        return max(0.0, min(STOP_POLL, *(t - time.monotonic() for t in until)))
 
     def _read(self, now: float) -> None:
         """Hand the events after those read to their lanes, as far as the window has room."""
@@ -196,7 +241,7 @@ class Deliverer:
             if not entry[1]:
                 key = event.uci or f"batch {event.batch}"
                 self._lanes[zlib.crc32(key.encode()) % len(self._lanes)].queue.append((event, entry))
-        self._ahead.difference_update(event.id for event in events)
+        self._ahead = {event for event in self._ahead if event > self._read_to}  # (of kinds no longer asked: gone)
         self._advance()
 
     def _advance(self) -> None:
@@ -204,19 +249,16 @@ class Deliverer:
         while self._pending and self._pending[0][1]:
             self._pending.popleft()
 
-    def _start(self, multi: pycurl.CurlMulti, lane: _Lane) -> None:
+    def _start(self, transfers: _Transfers, lane: _Lane) -> None:
         event, _ = lane.queue[0]
         delivery = f"{self.endpoint.name}:{event.id}"
         curl = lane.sender.prepare(delivery, body(delivery, event, self._station))
-        multi.add_handle(curl)
+        transfers.multi.add_handle(curl)
         self._running[curl] = lane
         lane.busy = True
 
-    def _ended(self, multi: pycurl.CurlMulti, curl: pycurl.Curl, code: int, message: str) -> None:
+    def _ended(self, lane: _Lane, code: int, message: str) -> None:
         """A lane's transfer ended: its event delivered, or its failed attempt recorded and its retry set."""
-        multi.remove_handle(curl)
-        lane = self._running.pop(curl)
-        lane.busy = False
         error = lane.sender.outcome(code, message)
         event, entry = lane.queue[0]
         if error is None:
@@ -244,20 +286,23 @@ class Deliverer:
                                                       "retry_in": round(wait, 1)})
 
     def _save(self) -> None:
-        """Store the cursor: every event up to the window's start delivered, and those delivered after it."""
+        """Store the cursor: every event up to the window's start delivered, and those delivered after it; the
+        failed attempts end once every lane delivers again."""
         position = self._pending[0][0] - 1 if self._pending else self._read_to
         ahead = sorted({entry[0] for entry in self._pending if entry[1]} | self._ahead)
+        delivered = self._deliveries > self._saved_deliveries
         if (position > self._saved or ahead != self._saved_ahead) and self._store is not None:
-            self._store.webhook_delivered(self.endpoint.name, position, self._deliveries > self._saved_deliveries,
-                                          ahead, recovered=not any(lane.attempts for lane in self._lanes))
+            self._store.webhook_delivered(self.endpoint.name, position, delivered, ahead,
+                                          recovered=delivered and not any(lane.attempts for lane in self._lanes))
             self._saved, self._saved_ahead, self._saved_deliveries = position, ahead, self._deliveries
         self._saved_at = time.monotonic()
 
     def _save_quietly(self) -> None:
-        """Store the cursor after a lane's news: a refusal waits for the next store."""
+        """Store the cursor; a refusal (another's write lock held past DB_WAIT) waits for the next store."""
         try:
             self._save()
         except Exception:
+            self._saved_at = time.monotonic()
             log.warning("webhook cursor not stored", extra={"endpoint": self.endpoint.name, "cursor": self._saved})
 
 
@@ -269,7 +314,7 @@ class Sender:
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self._curl: pycurl.Curl | None = None
-        self._multi: pycurl.CurlMulti | None = None  # ``post``'s own, for a delivery on its own
+        self._transfers: _Transfers | None = None  # ``post``'s own, for a delivery on its own
         self._reply = 0  # bytes of the answer under way read so far
 
     def _handle(self) -> pycurl.Curl:
@@ -327,39 +372,27 @@ class Sender:
             return f"TLS failed: {message}"[:200]
         return f"delivery failed: {message}"[:200]
 
-    def post(self, delivery: str, data: bytes, stop: threading.Event | None = None) -> str | None:
-        """One attempt on its own (``station webhooks test``), given up as "stopped" within STOP_POLL of ``stop``."""
-        if self._multi is None:
-            self._multi = pycurl.CurlMulti()
-        multi, curl = self._multi, self.prepare(delivery, data)
-        multi.add_handle(curl)
+    def post(self, delivery: str, data: bytes) -> str | None:
+        """One attempt on its own (``station webhooks test``): None on a 2xx, else what went wrong."""
+        if self._transfers is None:
+            self._transfers = _Transfers()  # kept: its connection serves the next attempt
+        transfers, curl = self._transfers, self.prepare(delivery, data)
+        transfers.multi.add_handle(curl)
         try:
-            while True:
-                while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
-                    pass
-                _, done, failed = multi.info_read()
-                if done or failed:
-                    code, message = (pycurl.E_OK, "") if done else (int(failed[0][1]), str(failed[0][2]))
-                    break
-                if stop is not None and stop.is_set():
-                    multi.remove_handle(curl)
-                    self.disconnect()
-                    return "stopped"
-                if multi.select(STOP_POLL) == -1:
-                    time.sleep(0.005)
-        except BaseException:
-            self.disconnect()
-            raise
-        multi.remove_handle(curl)
+            while not (ended := transfers.run(STOP_POLL)):  # bounded by the handle's own timeout
+                pass
+        finally:
+            transfers.multi.remove_handle(curl)
+        _, code, message = ended[0]
         return self.outcome(code, message)
 
     def disconnect(self) -> None:
         if self._curl is not None:
             self._curl.close()
             self._curl = None
-        if self._multi is not None:
-            self._multi.close()
-            self._multi = None
+        if self._transfers is not None:
+            self._transfers.close()
+            self._transfers = None
 
 
 def send_test(endpoint: Endpoint, station: str, actor: str = "cli") -> str | None:
