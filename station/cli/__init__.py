@@ -5,7 +5,22 @@ from __future__ import annotations
 
 import click
 
-from . import batches, ca, claims, credentials, devices, labels, products, rig, serve, simulate, tokens, users, webhooks
+from . import (
+    batches,
+    ca,
+    claims,
+    credentials,
+    db,
+    devices,
+    labels,
+    products,
+    rig,
+    serve,
+    simulate,
+    tokens,
+    users,
+    webhooks,
+)
 from .base import Station, StationGroup
 
 
@@ -23,7 +38,7 @@ def cli(ctx: click.Context, data_dir: str | None) -> None:
 
 for _command in (products.product, batches.generate, batches.import_ids, batches.batch, devices.show, devices.void, devices.export,
                  devices.stats, serve.serve, users.user, tokens.token, rig.rig, simulate.simulate, ca.ca,
-                 credentials.credentials, claims.claim, claims.release, webhooks.webhooks, *labels.COMMANDS):
+                 credentials.credentials, claims.claim, claims.release, webhooks.webhooks, db.db, *labels.COMMANDS):
     cli.add_command(_command)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
@@ -37,6 +38,44 @@ def _translate(exc: sqlite3.Error, path: Path) -> StationError:
     if "unable to open" in text:
         return Unavailable(f"cannot open the station database {path}; check the data directory and its permissions")
     return StationError(f"database error on {path}: {text}")
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What a database file is, seen without changing it (``station db check``)."""
+
+    station: bool  # a station's database (or an empty file a station will make one of)
+    version: int  # its schema version (PRAGMA user_version)
+    journal: str  # its journal mode: a station's is "wal"
+    writable: str | None  # None when the write lock was taken (and let go) within the wait, else why not
+    integrity: str | None  # SQLite's quick_check ("ok"), when asked for
+
+
+def inspect(path: Path, *, timeout: float, integrity: bool = False) -> Inspection:
+    """Look at the database at ``path`` without migrating it: what it is, its schema and journal, whether its
+    write lock can be had within ``timeout`` s, and (``integrity``) SQLite's quick check of every page."""
+    try:
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise _translate(exc, path) from exc
+    try:
+        app_id, = conn.execute("PRAGMA application_id").fetchone()
+        tables, = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        version, = conn.execute("PRAGMA user_version").fetchone()
+        journal, = conn.execute("PRAGMA journal_mode").fetchone()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            writable = None
+        except sqlite3.Error as exc:
+            writable = str(_translate(exc, path))
+        checked = "; ".join(row[0] for row in conn.execute("PRAGMA quick_check(20)")) if integrity else None
+    except sqlite3.Error as exc:
+        raise _translate(exc, path) from exc
+    finally:
+        conn.close()
+    return Inspection(app_id == APPLICATION_ID or (app_id == 0 and not tables), int(version), str(journal),
+                      writable, checked)
 
 
 class Database:

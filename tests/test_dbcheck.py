@@ -1,0 +1,117 @@
+"""`station db check` and `station db migrate` on real SQLite files: a healthy station passes every check; each
+fault it looks for (another program's database, a newer schema, the write lock held by another process, files
+others may read, a damaged page) fails its check with what to do and exit 1; an older schema migrates."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from station import config as config_mod
+from station import dbcheck
+from station.store import SCHEMA_VERSION, Store
+from tests.conftest import PRODUCT
+from tests.web.conftest import STATION
+
+
+def run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*STATION, "--data-dir", str(data_dir), "db", *args], capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def healthy(data_dir: Path) -> Path:
+    with Store.open(data_dir / "station.db") as store:
+        store.add_product(PRODUCT, "Blank", "Blank-01")
+        store.issue(PRODUCT)
+    return data_dir / "station.db"
+
+
+def failed(findings: list[dbcheck.Finding]) -> dict[str, str]:
+    return {finding.check: finding.detail for finding in findings if not finding.ok}
+
+
+def test_a_healthy_station_passes_every_check(tmp_path: Path) -> None:
+    healthy(tmp_path)
+    done = run(tmp_path, "check", "--integrity")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split(":")[0].split(None, 1)[1] for line in lines] == [
+        "database", "schema", "journal", "write lock", "permissions", "disk", "integrity"]
+    assert all(line.startswith("ok ") for line in lines)
+    assert f"schema: version {SCHEMA_VERSION}, this station's" in done.stdout
+
+
+def test_another_programs_database_is_named_so(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "station.db")
+    conn.execute("CREATE TABLE notes (text)")
+    conn.commit()
+    conn.close()
+    done = run(tmp_path, "check")
+    assert done.returncode == 1
+    assert "FAILED database:" in done.stdout and "another program" in done.stdout
+    assert done.stderr.strip().splitlines()[-1] == "Error: 1 check failed: database"
+
+
+def test_a_newer_schema_says_upgrade(tmp_path: Path) -> None:
+    db = healthy(tmp_path)
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    assert failed(dbcheck.check(config_mod.load(tmp_path))) == {
+        "schema": f"version {SCHEMA_VERSION + 1}, newer than this station's {SCHEMA_VERSION}: upgrade station"}
+
+
+def test_the_write_lock_held_by_another_process(tmp_path: Path) -> None:
+    db = healthy(tmp_path)
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        (tmp_path / "station.json5").write_text("{database_timeout: 0.2}")
+        problems = failed(dbcheck.check(config_mod.load(tmp_path)))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert list(problems) == ["write lock"] and "locked by another process" in problems["write lock"]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX modes")
+def test_files_others_may_read(tmp_path: Path) -> None:
+    db = healthy(tmp_path)
+    os.chmod(db, 0o644)
+    problems = failed(dbcheck.check(config_mod.Config(tmp_path)))  # (loading the configuration would tighten it)
+    assert list(problems) == ["permissions"] and "station.db (-rw-r--r--)" in problems["permissions"]
+
+
+def test_a_damaged_page_fails_the_integrity_check(tmp_path: Path) -> None:
+    db = healthy(tmp_path)
+    with Store.open(db) as store:
+        store.generate_batch(PRODUCT, 5000, name="b", actor="test")
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = store.conn.execute("PRAGMA page_size").fetchone()[0]
+        root = store.conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'idx_devices_batch'").fetchone()[0]
+    with open(db, "r+b") as raw:  # an index's root page overwritten, as a failing disk might
+        raw.seek((root - 1) * page_size)
+        raw.write(b"\x0d" + b"\xff" * 200)
+    problems = failed(dbcheck.check(config_mod.load(tmp_path), integrity=True))
+    assert list(problems) == ["integrity"] and "restore the last backup" in problems["integrity"]
+
+
+def test_an_older_schema_is_migrated_on_demand(tmp_path: Path) -> None:
+    db = healthy(tmp_path)
+    with sqlite3.connect(db) as conn:  # the webhooks table as schema 11 had it
+        conn.execute("ALTER TABLE webhooks DROP COLUMN ahead")
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION - 1}")
+    assert "migrated to" in run(tmp_path, "check").stdout
+    done = run(tmp_path, "migrate")
+    assert done.returncode == 0 and done.stdout.strip().endswith(f"schema version {SCHEMA_VERSION - 1} -> {SCHEMA_VERSION}")
+    assert run(tmp_path, "migrate").stdout.strip().endswith(f"schema version {SCHEMA_VERSION}, already")
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_no_database_yet(tmp_path: Path) -> None:
+    findings = dbcheck.check(config_mod.Config(tmp_path / "nowhere"))
+    assert [(f.check, f.ok) for f in findings] == [("database", False)] and "no database at" in findings[0].detail
