@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from . import config as config_mod
 from .config import Config
+from .core.errors import NotFound, StationError
 from .db.connection import inspect
 from .store import SCHEMA_VERSION, Store
 
@@ -27,16 +28,21 @@ class Finding:
 
 
 def check(config: Config, *, integrity: bool = False) -> list[Finding]:
-    """Every check of the station's database; each failed one says what to do."""
+    """Every check of the station's database; each failed one says what to do. Nothing is created, migrated or
+    changed: the write lock is taken for a moment and a write in it undone."""
     path = config.db_path
     if not path.is_file():
         return [Finding("database", False, f"there is no database at {path}: point --data-dir at the station's data "
-                                           f"directory (any station command makes a new one there)")]
-    found = inspect(path, timeout=min(config.database_timeout, 5.0), integrity=integrity)
-    findings = [Finding("database", found.station, f"{path}" if found.station else
-                        f"{path} is a SQLite database of another program: point --data-dir at a station's data directory")]
+                                           f"directory (any other station command makes a new one there)")]
+    around = [_permissions(config), _disk(config)]  # first: they tell why the database itself may not open
+    try:
+        found = inspect(path, timeout=min(config.database_timeout, 5.0), integrity=integrity)
+    except StationError as exc:
+        return [Finding("database", False, str(exc)), *around]
     if not found.station:
-        return findings
+        return [Finding("database", False, f"{path} is a SQLite database of another program: point --data-dir at a "
+                                           f"station's data directory"), *around]
+    findings = [Finding("database", True, str(path))]
     if found.version > SCHEMA_VERSION:
         findings.append(Finding("schema", False, f"version {found.version}, newer than this station's {SCHEMA_VERSION}: "
                                                  f"upgrade station"))
@@ -45,13 +51,11 @@ def check(config: Config, *, integrity: bool = False) -> list[Finding]:
                                                 f"next opens it (or now: station db migrate)"))
     else:
         findings.append(Finding("schema", True, f"version {found.version}, this station's"))
-    findings.append(Finding("journal", found.journal == "wal" or found.version == 0,
-                            "WAL" if found.journal == "wal" else
-                            f"{found.journal}, not WAL: the station sets WAL when it next opens the database"))
-    findings.append(Finding("write lock", found.writable is None, "taken and let go" if found.writable is None
+    findings.append(Finding("journal", True, "WAL" if found.journal == "wal" else
+                            f"{found.journal}: the station sets WAL when it next opens the database"))
+    findings.append(Finding("write lock", found.writable is None, "taken, and a write undone" if found.writable is None
                             else found.writable))
-    findings.append(_permissions(config))
-    findings.append(_disk(config))
+    findings += around
     if found.integrity is not None:
         findings.append(Finding("integrity", found.integrity == "ok", "every page checked" if found.integrity == "ok"
                                 else f"{found.integrity}: restore the last backup, or ask SQLite's .recover"))
@@ -65,12 +69,18 @@ def _permissions(config: Config) -> Finding:
     open_to_others = []
     for name in (config_mod.DB_NAME, *config_mod.PRIVATE_FILES):
         for path in config.data_dir.glob(name):
-            mode = path.stat().st_mode
-            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            try:
+                mode = path.lstat().st_mode
+            except OSError as exc:
+                open_to_others.append(f"{path.name} (cannot be read: {exc.strerror})")
+                continue
+            if stat.S_ISLNK(mode):
+                open_to_others.append(f"{path.name} (a link: the station never writes through one)")
+            elif mode & (stat.S_IRWXG | stat.S_IRWXO):
                 open_to_others.append(f"{path.name} ({stat.filemode(mode)})")
     if open_to_others:
-        return Finding("permissions", False, f"others may read {', '.join(open_to_others)}: run any station command "
-                                             f"as the station's user to make them owner-only, or chmod 600 them")
+        return Finding("permissions", False, f"not owner-only: {', '.join(open_to_others)}; run any other station "
+                                             f"command as the station's user to tighten them, or chmod 600 them")
     return Finding("permissions", True, "owner-only")
 
 
@@ -85,7 +95,7 @@ def _disk(config: Config) -> Finding:
 
 def migrate(config: Config) -> tuple[int, int]:
     """Bring the database to this station's schema now: its version before and after."""
-    before = inspect(config.db_path, timeout=config.database_timeout).version if config.db_path.is_file() else 0
-    with Store.configured(config):
-        pass
-    return before, SCHEMA_VERSION
+    if not config.db_path.is_file():
+        raise NotFound(f"there is no database at {config.db_path}: point --data-dir at the station's data directory")
+    with Store.configured(config) as store:
+        return (SCHEMA_VERSION if store.migrated_from is None else store.migrated_from), SCHEMA_VERSION

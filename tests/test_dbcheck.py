@@ -24,7 +24,8 @@ def run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def healthy(data_dir: Path) -> Path:
-    with Store.open(data_dir / "station.db") as store:
+    """A station's database as the station makes it (owner-only: config.load creates the file)."""
+    with Store.configured(config_mod.load(data_dir)) as store:
         store.add_product(PRODUCT, "Blank", "Blank-01")
         store.issue(PRODUCT)
     return data_dir / "station.db"
@@ -53,7 +54,7 @@ def test_another_programs_database_is_named_so(tmp_path: Path) -> None:
     done = run(tmp_path, "check")
     assert done.returncode == 1
     assert "FAILED database:" in done.stdout and "another program" in done.stdout
-    assert done.stderr.strip().splitlines()[-1] == "Error: 1 check failed: database"
+    assert done.stderr.strip().splitlines()[-1].startswith("Error: 2 checks failed: database")  # and its mode
 
 
 def test_a_newer_schema_says_upgrade(tmp_path: Path) -> None:
@@ -112,6 +113,32 @@ def test_an_older_schema_is_migrated_on_demand(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
-def test_no_database_yet(tmp_path: Path) -> None:
-    findings = dbcheck.check(config_mod.Config(tmp_path / "nowhere"))
-    assert [(f.check, f.ok) for f in findings] == [("database", False)] and "no database at" in findings[0].detail
+def test_no_database_yet_is_said_and_nothing_is_made(tmp_path: Path) -> None:
+    done = run(tmp_path / "nowhere", "check")
+    assert done.returncode == 1 and "FAILED database: there is no database at" in done.stdout
+    done = run(tmp_path / "nowhere", "migrate")
+    assert done.returncode == 1 and "there is no database at" in done.stderr
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_read_only_database_fails_the_write_check(tmp_path: Path) -> None:
+    db = healthy(tmp_path)
+    os.chmod(db, 0o400)
+    # root writes whatever the mode says: run the check without that power (util-linux's setpriv)
+    unprivileged = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    done = subprocess.run([*unprivileged, *STATION, "--data-dir", str(tmp_path), "db", "check"], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 1 and "FAILED write lock:" in done.stdout and "read-only" in done.stdout, done.stdout
+
+
+def test_the_check_changes_nothing(tmp_path: Path) -> None:
+    db = healthy(tmp_path)
+    os.chmod(db, 0o640)
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION - 1}")
+        conn.execute("ALTER TABLE webhooks DROP COLUMN ahead")
+    done = run(tmp_path, "check")
+    assert done.returncode == 1 and "FAILED permissions: not owner-only: station.db (-rw-r-----)" in done.stdout
+    assert oct(db.stat().st_mode & 0o777) == "0o640"  # not tightened by the check
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION - 1  # nor migrated

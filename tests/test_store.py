@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -400,3 +401,32 @@ def test_events_of_before_names_keep_none_and_new_ones_get_it(tmp_path: Path) ->
 
 def test_the_host_name_as_a_station_name() -> None:
     assert fields.STATION_NAME.fullmatch(fields.host_station())
+
+
+def test_a_newer_station_migrating_meanwhile_is_never_stamped_down(tmp_path: Path) -> None:
+    """This station finds version 11 and waits for the write lock; a newer station holds it, migrates to a version
+    beyond this one's and commits: this one must then refuse, not write its own version over the newer schema."""
+    import threading
+
+    path = tmp_path / "station.db"
+    Store.open(path).close()
+    newer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    newer.execute("ALTER TABLE webhooks DROP COLUMN ahead")
+    newer.execute(f"PRAGMA user_version={schema.SCHEMA_VERSION - 1}")
+    newer.execute("BEGIN IMMEDIATE")
+
+    def migrate_beyond() -> None:
+        time.sleep(0.5)
+        newer.execute("ALTER TABLE webhooks ADD COLUMN ahead TEXT NOT NULL DEFAULT '[]'")
+        newer.execute(f"PRAGMA user_version={schema.SCHEMA_VERSION + 1}")
+        newer.execute("COMMIT")
+
+    other = threading.Thread(target=migrate_beyond)
+    other.start()
+    try:
+        with pytest.raises(NotAStationDatabase, match="newer than this station's"):
+            Store.open(path, timeout=10)
+    finally:
+        other.join()
+    assert newer.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION + 1
+    newer.close()

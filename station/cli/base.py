@@ -35,6 +35,11 @@ class Station:
         self._store: Store | None = None
 
     @property
+    def data_dir(self) -> str | None:
+        """The data directory as given (--data-dir or STATION_DATA_DIR), None for the default."""
+        return self._data_dir
+
+    @property
     def config(self) -> config_mod.Config:
         if self._config is None:
             self._config = config_mod.load(self._data_dir)

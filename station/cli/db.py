@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .. import config as config_mod
 from .. import dbcheck
 from ..core.errors import StationError
 from .base import Station, pass_station
@@ -23,7 +24,7 @@ def db() -> None:
 @pass_station
 def check(station: Station, integrity: bool) -> None:
     """Whether the database is fit to serve the line; exit 1 when a check fails."""
-    findings = dbcheck.check(station.config, integrity=integrity)
+    findings = dbcheck.check(config_mod.load(station.data_dir, create=False), integrity=integrity)
     for finding in findings:
         click.echo(f"{'ok' if finding.ok else 'FAILED':6s} {finding.check}: {finding.detail}")
     failed = [finding.check for finding in findings if not finding.ok]
@@ -35,6 +36,7 @@ def check(station: Station, integrity: bool) -> None:
 @pass_station
 def migrate(station: Station) -> None:
     """Bring the database to this station's schema now (the station also does it when it first opens it)."""
-    before, after = dbcheck.migrate(station.config)
-    click.echo(f"{station.config.db_path}: schema version {after}, already" if before == after else
-               f"{station.config.db_path}: schema version {before} -> {after}")
+    config = config_mod.load(station.data_dir, create=False)
+    before, after = dbcheck.migrate(config)
+    click.echo(f"{config.db_path}: schema version {after}, already" if before == after else
+               f"{config.db_path}: schema version {before} -> {after}")

@@ -63,9 +63,12 @@ def inspect(path: Path, *, timeout: float, integrity: bool = False) -> Inspectio
         tables, = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         version, = conn.execute("PRAGMA user_version").fetchone()
         journal, = conn.execute("PRAGMA journal_mode").fetchone()
-        try:
+        try:  # a write, undone: a read-only file (or -wal, -shm) takes the lock, but refuses to be written
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("ROLLBACK")
+            try:
+                conn.execute(f"PRAGMA user_version={int(version)}")
+            finally:
+                conn.execute("ROLLBACK")
             writable = None
         except sqlite3.Error as exc:
             writable = str(_translate(exc, path))
@@ -86,6 +89,7 @@ class Database:
         self.path = Path(path)
         self.timeout = timeout  # how long this connection waits for another's write lock (a batch holds it for less)
         self.station = station or fields.host_station()  # recorded in every event this connection writes
+        self.migrated_from: int | None = None  # the schema version this connection migrated from, if it did
         try:
             conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -134,6 +138,11 @@ class Database:
         if version < SCHEMA_VERSION:
             with self.transaction():
                 version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
+                if version > SCHEMA_VERSION:  # a newer station did, meanwhile: never stamp its schema down
+                    raise NotAStationDatabase(f"{self.path} has schema version {version}, newer than this station's "
+                                              f"{SCHEMA_VERSION}; upgrade station")
+                if version < SCHEMA_VERSION:
+                    self.migrated_from = version
                 for migrate in MIGRATIONS[version:]:
                     migrate(self.db)
                 conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
