@@ -1,2 +1,2 @@
 """Signed webhooks from the events table, the station's durable outbox: signing (signing.py) and the
-deliverer threads of the server process (delivery.py)."""
+deliverers, one thread per endpoint in `station serve`'s own process (delivery.py)."""
