@@ -36,7 +36,9 @@ View = TypeVar("View", bound=Callable[..., ResponseReturnValue])
 
 @bp.app_context_processor
 def page_globals() -> dict[str, Any]:
-    return {"csrf_token": sessions.csrf_token, "user": g.get("user"), "may": may, "zone": runtime().config.zone}
+    config = runtime().config
+    return {"csrf_token": sessions.csrf_token, "user": g.get("user"), "may": may, "zone": config.zone,
+            "station_name": config.station}
 
 
 @bp.app_template_filter("localtime")

@@ -18,6 +18,7 @@ from station.store import Store
 from tests.conftest import PRODUCT
 from tests.web.conftest import Server
 
+STATION_NAME = "line-7"  # the pages name the station they are of
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 OPERATOR, ADMIN, PASSWORD = "olga", "adam", "line-password-1"
 # Chromium as root on a closed network: no sandbox, no background connections (they are refused here).
@@ -56,6 +57,7 @@ def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
         unit.start()
     try:
         config = {
+            "name": STATION_NAME,
             "printers": {"files": {"type": "file", "path": str(labels), "format": "png"}},
             "rig": {"baud": FAST, "register_timeout": 8, "trigger_wait": 2, "login_timeout": 20, "command_timeout": 5},
             "slots": {name: {"port": unit.path} for name, unit in units.items()},

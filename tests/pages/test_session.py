@@ -16,7 +16,7 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
-from tests.pages.conftest import ADMIN, OPERATOR, PASSWORD, Line
+from tests.pages.conftest import ADMIN, OPERATOR, PASSWORD, STATION_NAME, Line
 
 CYCLE_WITHIN = 90.0  # seconds: bounds the demo's cycle; never a measurement
 
@@ -91,7 +91,9 @@ def test_pages_need_a_session_and_admin_pages_an_admin(line: Line) -> None:
     assert operator.sign_in(OPERATOR, PASSWORD)[0] == 302
     status, _, page = operator.request("GET", "/settings")
     assert status == 403 and b"ask an admin" in page
-    assert operator.request("GET", "/devices")[0] == 200
+    status, _, page = operator.request("GET", "/devices")
+    assert status == 200 and f"<title>Devices · {STATION_NAME} · Station</title>".encode() in page
+    assert f">{STATION_NAME}</span>".encode() in page  # which line's station this is, in the bar of every page
 
 
 def test_the_session_is_a_way_into_the_api_with_its_csrf_token(line: Line) -> None:
