@@ -96,6 +96,19 @@ def _url_or_none(where: str, value: Any) -> str | None:
     return value.rstrip("/")
 
 
+DATABASE_ENV = "STATION_DATABASE_URL"  # the registry's URL from the environment, over station.json5's ``database``
+
+
+def _database_url(where: str, value: Any) -> str | None:
+    """A shared registry's URL; None for the embedded SQLite file of the data directory."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"postgres(ql)?://[^\s/?#]*(/[^\s?#]*)?(\?\S*)?", value):
+        raise Invalid(f"{where} must be a PostgreSQL URL such as \"postgresql://station@registry.example/station\" "
+                      f"(or null for the embedded SQLite file), not {value!r}")
+    return value
+
+
 def _printer_by_network(where: str, value: Any) -> str | tuple[tuple[Network, str], ...] | None:
     """A printer name, or CIDR blocks to printer names (one fixture per address range), first match wins."""
     if value is None or isinstance(value, str):
@@ -173,6 +186,8 @@ KEYS: dict[str, Key] = {
                   "local start time each, each until the next one's start", times.check_shifts),
     "webhooks": Key((), "endpoints that get signed events of the kinds they list (name, url, kinds, secret, "
                     "timeout, from, concurrency)", endpoints),
+    "database": Key(None, "the shared registry's PostgreSQL URL (null: the embedded SQLite file of the data "
+                    f"directory); {DATABASE_ENV} overrides it", _database_url),
     "name": Key(fields.host_station(), "this station's name, recorded in every event it writes (default: the host "
                 "name)", fields.station_name),
 }
@@ -220,6 +235,13 @@ class Config:
     @property
     def db_path(self) -> Path:
         return self.data_dir / DB_NAME
+
+    @property
+    def database(self) -> str | Path:
+        """Where the station's registry is: a PostgreSQL URL (``database``, or the environment's), else the
+        embedded SQLite file of the data directory."""
+        url = _database_url(DATABASE_ENV, os.environ.get(DATABASE_ENV) or None) or self.get("database")
+        return url or self.db_path
 
     @property
     def config_path(self) -> Path:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from . import config as config_mod
 from .config import Config
 from .core.errors import NotFound, StationError
-from .db.connection import inspect
+from .db.sqlite import inspect
 from .store import SCHEMA_VERSION, Store
 
 MIN_FREE = 256 * 2**20  # bytes free on the data directory's disk below which a check fails: a big batch needs more

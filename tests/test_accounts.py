@@ -63,7 +63,7 @@ def test_sessions_are_rows_that_end(store: Store) -> None:
     token = accounts.open_session(store, "eve")
     assert accounts.session_user(store, token) == accounts.User("eve", "operator")
     assert accounts.session_user(store, token + "x") is None
-    stored = store.conn.execute("SELECT id, expires FROM sessions WHERE user = 'eve'").fetchall()
+    stored = store.conn.execute("SELECT id, expires FROM sessions WHERE \"user\" = 'eve'").fetchall()
     assert len(stored) == 1 and token not in stored[0][0]  # only its hash is kept
     store.conn.execute("UPDATE sessions SET expires = '2000-01-01T00:00:00.000Z'")  # a shift long past
     assert accounts.session_user(store, token) is None

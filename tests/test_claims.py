@@ -119,10 +119,10 @@ def test_a_unit_in_the_factory_is_claimed_only_where_its_product_allows(store: S
 @pytest.mark.parametrize("owner", ["", "a" * 201, "acct\x1b[2J", "acct\u202e"])
 def test_a_bad_account_is_refused_and_changes_nothing(store: Store, data_dir: Path, owner: str) -> None:
     unit = registered(store)
-    before = dump(data_dir / "station.db")
+    before = dump(store.location)
     with pytest.raises(Invalid, match="the account"):
         store.claim(unit.display, owner, "api:cloud")
-    assert dump(data_dir / "station.db") == before
+    assert dump(store.location) == before
 
 
 def test_two_accounts_racing_for_one_code_one_wins(store: Store, data_dir: Path) -> None:
@@ -131,7 +131,7 @@ def test_two_accounts_racing_for_one_code_one_wins(store: Store, data_dir: Path)
     outcomes: list[object] = []
 
     def racer(n: int) -> None:
-        with Store.open(data_dir / "station.db", timeout=30) as own:
+        with Store.open(store.location, timeout=30) as own:
             start.wait()
             try:
                 outcomes.append(own.claim(unit.display, f"acct-{n}", "api:cloud")[1])

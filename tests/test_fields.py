@@ -135,10 +135,10 @@ def test_store_issue_refuses_a_bad_serial_and_stores_no_device(store: Store, val
 def test_add_product_refuses_garbage_and_stores_nothing(data_dir: Path, change: dict[str, str], problem: str) -> None:
     args = {"product_id": "01GOODPRODUCT0000000000001", "name": "Good", "model": "Good-01", **change}
     with Store.open(data_dir / "station.db") as store:
-        before = dump(store.path)
+        before = dump(store.location)
         with pytest.raises(Invalid, match=problem):
             store.add_product(**args)
-        assert dump(store.path) == before
+        assert dump(store.location) == before
 
 
 def test_product_add_on_the_command_line_refuses_a_huge_or_escaping_name(data_dir: Path) -> None:
@@ -155,10 +155,10 @@ def test_product_add_on_the_command_line_refuses_a_huge_or_escaping_name(data_di
 @pytest.mark.parametrize(("name", "problem"), [("B" * 201, "longer than 200"), ("lot\x1b[2J", r"U\+001B"),
                                               ("lot\u202e1", r"U\+202E"), ("  ", "must not be empty")])
 def test_a_batch_name_follows_the_text_rule_and_stores_nothing(store: Store, name: str, problem: str) -> None:
-    before = dump(store.path)
+    before = dump(store.location)
     with pytest.raises(Invalid, match=problem):
         store.generate_batch(PRODUCT, 3, name=name)
-    assert dump(store.path) == before
+    assert dump(store.location) == before
 
 
 def test_hardware_key_repeats_end_when_the_unit_leaves_the_factory(store: Store) -> None:
@@ -222,7 +222,7 @@ def test_a_refusal_whose_details_do_not_store_still_fails_only_its_request(store
                                                  ("smudged\x1b[2J", r"U\+001B"), ("torn\x00", r"U\+0000")])
 def test_a_void_reason_follows_the_text_rule_and_changes_nothing(store: Store, reason: str, problem: str) -> None:
     unit, _ = store.issue(IssueRequest(PRODUCT, serial="SN-REASON"))
-    before = dump(store.path)
+    before = dump(store.location)
     with pytest.raises(Invalid, match=problem):
         store.void(unit.uci, reason, actor="test")
-    assert dump(store.path) == before
+    assert dump(store.location) == before

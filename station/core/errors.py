@@ -38,6 +38,12 @@ class Unavailable(StationError):
     status = 503
 
 
+class NotAStationDatabase(StationError):
+    """The file or server database is some other program's, of a newer station, or not yet a station's."""
+
+    status = 503
+
+
 class BadRows(Invalid):
     """Rows of a list (serials, imported claim IDs) that cannot be stored, each by its line number; all or
     nothing, so the message names every row to fix (the first ``SHOWN``) and says that nothing was stored."""

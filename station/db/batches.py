@@ -2,53 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Generator, Sequence
-from pathlib import Path
 
 from ..core import fields, lifecycle, uci
 from ..core.errors import BadRows, Conflict, Invalid, StationError
 from ..core.lifecycle import Kind
 from ..core.models import Batch, Product, now
 from .devices import TRIES, DevicesTable, used_up
+from .engine import Connection
 from .products import Owner, checked_owner
 
-CHUNK = 50_000  # UCIs per bulk INSERT: one JSON array bound once, sorted by SQLite for sequential B-tree inserts
+CHUNK = 50_000  # UCIs per bulk insert (the engine's insert_devices), sorted for sequential B-tree inserts
 HOLD_SHARE = 3  # a batch holds the write lock for at most this fraction (1/3) of the busy timeout other writers wait
 GIVE_WAY = 0.12  # s a batch leaves the lock free between its transactions: longer than SQLite's longest busy poll (0.1 s)
 LIVE_HOLD = 0.25  # s a batch holds the lock at most while another process writes too (a live line waits no longer)
-
-
-# Run by prefetch in a child process: reads the file in order where it fits in half the memory.
-_READ_IN_ORDER = """
-import os, sys
-with open(sys.argv[1], "rb", buffering=0) as file:
-    if os.fstat(file.fileno()).st_size < os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2:
-        buffer = bytearray(1 << 20)
-        while file.readinto(buffer):
-            pass
-"""
-
-
-def prefetch(path: Path) -> None:
-    """Read the database file once, in order, so that the operating system caches it; returns when it is read.
-
-    Why: a station started cold on a registry of millions reads one random page of the UCI index from disk for
-    each UCI it issues; measured on 9 million devices (900 MB), /ioto/serialize answered 0.62 of a near-empty
-    station's requests/s cold and 0.87 once the file was cached, and reading it in order took about a second.
-    (POSIX_FADV_WILLNEED, tried first, read almost nothing on this machine.) A child process reads it: a process
-    that holds SQLite connections must never open and close the database file itself, since closing any
-    descriptor of a file drops all of that process's POSIX locks on it, SQLite's included.
-    """
-    try:
-        subprocess.run([sys.executable, "-c", _READ_IN_ORDER, str(path)], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600, check=False)
-    except (OSError, subprocess.SubprocessError):  # the station only starts colder
-        return
 
 
 def _draws(product: Product, count: int) -> Generator[list[str], int, None]:
@@ -109,7 +77,7 @@ class BatchesTable(DevicesTable):
             batch = self._new_batch(conn, product, name, count, actor, owner=owner)
         return self._fill(self.batch(batch[1]), actor, progress)
 
-    def _new_batch(self, conn: sqlite3.Connection, product: Product, name: str | None, count: int, actor: str,
+    def _new_batch(self, conn: Connection, product: Product, name: str | None, count: int, actor: str,
                    complete: bool = False, owner: Owner = None) -> tuple[int, str]:
         """The batch's row (its id and name), incomplete unless it is stored whole in this transaction; a
         pre-claimed batch's ``owner`` (Ioto account and cloud) goes into its units' device files."""
@@ -118,11 +86,11 @@ class BatchesTable(DevicesTable):
         name = fields.text(name, "a batch name") if name else f"{product.id}-{created[:19].replace(':', '').replace('-', '')}"
         if conn.execute("SELECT 1 FROM batches WHERE name = ?", (name,)).fetchone():
             raise Conflict(f"batch name {name!r} is already used; choose another with --batch")
-        cursor = conn.execute(
+        batch_id = conn.execute(
             "INSERT INTO batches(name, product, count, created, actor, complete, issued, account, cloud) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (name, product.id, count, created, actor, int(complete), count if complete else 0, account, cloud))
-        return int(cursor.lastrowid or 0), name
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (name, product.id, count, created, actor, int(complete), count if complete else 0, account, cloud)).fetchall()
+        return int(batch_id[0][0]), name
 
     def generate_for_serials(self, product_id: str, serials: Sequence[tuple[int, str]], *, name: str | None = None,
                              actor: str = "cli", source: str = "the list of serials", owner: Owner = None) -> Batch:
@@ -139,10 +107,9 @@ class BatchesTable(DevicesTable):
             batch_id, name = self._new_batch(conn, product, name, len(lines), actor, complete=True, owner=owner)
             for serial in lines:
                 for _ in range(TRIES):  # a UCI drawn twice (never seen yet, but possible) is drawn again
-                    cursor = conn.execute("INSERT OR IGNORE INTO devices(uci, product, batch, state, serial) "
-                                          "VALUES (?, ?, ?, 'issued', ?)", (uci.generate(product.bits), product.id,
-                                                                          batch_id, serial))
-                    if cursor.rowcount:
+                    if conn.execute("INSERT INTO devices(uci, product, batch, state, serial) VALUES (?, ?, ?, 'issued', ?) "
+                                    "ON CONFLICT (uci) DO NOTHING RETURNING uci",
+                                    (uci.generate(product.bits), product.id, batch_id, serial)).fetchall():
                         break
                 else:
                     raise used_up(product)
@@ -165,14 +132,14 @@ class BatchesTable(DevicesTable):
             if problems or not lines:
                 raise BadRows(source, sorted(problems) or [(0, "no claim IDs")])
             batch_id, name = self._new_batch(conn, product, name, len(lines), actor, complete=True, owner=owner)
-            conn.execute("INSERT INTO devices(uci, product, batch, state) SELECT value, ?, ?, 'issued' "
-                         "FROM json_each(?) ORDER BY value", (product.id, batch_id, json.dumps(list(lines))))
+            if self.engine.insert_devices(conn, sorted(lines), product.id, batch_id) != len(lines):
+                raise Conflict("another command stored some of these claim IDs meanwhile; nothing was stored: try again")
             self._event(conn, Kind.BATCH_IMPORTED, actor, {"product": product.id, "count": len(lines),
                                                             "source": source}, batch=batch_id)
         return self.batch(name)
 
     @staticmethod
-    def _taken(conn: sqlite3.Connection, column: str, product_id: str | None, values: list[str]) -> list[tuple[str, str]]:
+    def _taken(conn: Connection, column: str, product_id: str | None, values: list[str]) -> list[tuple[str, str]]:
         """``(value, uci)`` of the devices that hold one of ``values`` in ``column`` (serial of the product, or uci)."""
         where = {"serial": "product = ? AND serial", "uci": "uci"}[column]
         found: list[tuple[str, str]] = []
@@ -206,7 +173,7 @@ class BatchesTable(DevicesTable):
                 while upto is not None and time.monotonic() - began < self._hold():
                     last = upto
                     upto = conn.execute(
-                        "SELECT max(rowid) FROM (SELECT rowid FROM devices WHERE batch = ? AND rowid > ? ORDER BY rowid LIMIT ?)",
+                        "SELECT max(rowid) FROM (SELECT rowid FROM devices WHERE batch = ? AND rowid > ? ORDER BY rowid LIMIT ?) AS part",
                         (batch.id, last, CHUNK)).fetchone()[0]
                     if upto is not None:
                         voided += conn.execute(
@@ -227,7 +194,7 @@ class BatchesTable(DevicesTable):
         hold = max(self.timeout / HOLD_SHARE, 0.01)
         return min(hold, LIVE_HOLD) if live else hold
 
-    def _unsettled(self, conn: sqlite3.Connection, batch: Batch) -> int:
+    def _unsettled(self, conn: Connection, batch: Batch) -> int:
         """How many UCIs the incomplete batch holds, read under the write lock; refused once another command
         completed or voided it."""
         row = conn.execute("SELECT complete, issued FROM batches WHERE id = ?", (batch.id,)).fetchone()
@@ -244,39 +211,34 @@ class BatchesTable(DevicesTable):
         index is written about once per batch, not once per transaction, whatever the registry's size.
         """
         product = self._issuable(batch.product)
-        insert = ("INSERT OR IGNORE INTO devices(uci, product, batch, state) "
-                  "SELECT value, ?, ?, 'issued' FROM json_each(?) ORDER BY value")
         draws = _draws(product, batch.count - batch.issued)
         part, redrawn = next(draws), 0
         if batch.count - batch.issued >= CHUNK:  # a big batch touches most pages of the UCI index: read them in order first
-            prefetch(self.path)
-        # The product was checked and the batch row exists, so per-row foreign key look-ups would only repeat
-        # that work (they cost about a quarter of the insert time).
-        self.conn.execute("PRAGMA foreign_keys=OFF")
-        seen = None  # PRAGMA data_version at the last transaction: it changes when another connection commits
+            self.engine.warm()
         try:
-            while True:
-                with self.transaction() as conn:
-                    issued = self._unsettled(conn, batch)
-                    version = conn.execute("PRAGMA data_version").fetchone()[0]
-                    hold, seen = self._hold(live=seen is not None and version != seen), version
-                    began, added = time.monotonic(), 0
-                    while issued < batch.count and time.monotonic() - began < hold:
-                        part = part[: batch.count - issued]  # another command resuming it may have added some
-                        stored = conn.execute(insert, (product.id, batch.id, json.dumps(part))).rowcount
-                        issued, added, redrawn = issued + stored, added + stored, redrawn + len(part) - stored
-                        if issued < batch.count:
-                            part = draws.send(stored)
-                    conn.execute("UPDATE batches SET issued = ? WHERE id = ?", (issued, batch.id))
+            # The product was checked and the batch row exists: per-row checks of them would only repeat that work.
+            with self.engine.bulk():
+                while True:
+                    with self.transaction() as conn:
+                        issued = self._unsettled(conn, batch)
+                        hold = self._hold(live=self.engine.contended(conn))
+                        began, added = time.monotonic(), 0
+                        while issued < batch.count and time.monotonic() - began < hold:
+                            part = part[: batch.count - issued]  # another command resuming it may have added some
+                            stored = self.engine.insert_devices(conn, part, product.id, batch.id)
+                            issued, added, redrawn = issued + stored, added + stored, redrawn + len(part) - stored
+                            if issued < batch.count:
+                                part = draws.send(stored)
+                        conn.execute("UPDATE batches SET issued = ? WHERE id = ?", (issued, batch.id))
+                        if issued == batch.count:
+                            conn.execute("UPDATE batches SET complete = 1 WHERE id = ?", (batch.id,))
+                            self._event(conn, Kind.BATCH_ISSUED, actor, {"product": product.id, "count": batch.count,
+                                                                      "redrawn": redrawn}, batch=batch.id)
+                    if progress:
+                        progress(added)
                     if issued == batch.count:
-                        conn.execute("UPDATE batches SET complete = 1 WHERE id = ?", (batch.id,))
-                        self._event(conn, Kind.BATCH_ISSUED, actor, {"product": product.id, "count": batch.count,
-                                                                  "redrawn": redrawn}, batch=batch.id)
-                if progress:
-                    progress(added)
-                if issued == batch.count:
-                    return self.batch(batch.name)
-                time.sleep(GIVE_WAY)
+                        return self.batch(batch.name)
+                    time.sleep(GIVE_WAY)
         except StationError as exc:
             try:  # say what is left to do, where something is (another command may have settled it meanwhile)
                 now_stored = self.batch(batch.name)
@@ -285,11 +247,3 @@ class BatchesTable(DevicesTable):
             if now_stored.complete:
                 raise
             raise type(exc)(f"{exc}; {now_stored.incomplete()}") from exc
-        finally:
-            self.conn.execute("PRAGMA foreign_keys=ON")
-
-
-
-
-
-

@@ -9,14 +9,12 @@ secret leaves the broker's password file at the next export.
 from __future__ import annotations
 
 import re
-import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from ..core import credentials, fields
 from ..core.errors import Conflict, Invalid
 from ..core.lifecycle import VOID, Kind
 from ..core.models import Device, now, stored
-from .connection import _translate
 from .devices import DevicesTable
 
 if TYPE_CHECKING:
@@ -73,7 +71,8 @@ class CredentialsTable(DevicesTable):
                     raise Conflict(f"MQTT username {username!r} already belongs to device {taken[0]}; give the product "
                                    f"a username rule with {{uci}} in it (`station product credentials`)")
                 before = conn.execute("SELECT 1 FROM secrets WHERE uci = ?", (uci,)).fetchone()
-                conn.execute("INSERT OR REPLACE INTO secrets(uci, username, hash, created) VALUES (?, ?, ?, ?)",
+                conn.execute("INSERT INTO secrets(uci, username, hash, created) VALUES (?, ?, ?, ?) ON CONFLICT (uci) DO UPDATE "
+                             "SET username = excluded.username, hash = excluded.hash, created = excluded.created",
                              (uci, username, hash, now()))
                 kind = Kind.SECRET_REGENERATED if before else Kind.SECRET_MADE
                 self._event(conn, kind, actor, {"username": username}, code=uci)
@@ -158,8 +157,8 @@ class CredentialsTable(DevicesTable):
             return self.conn.execute(
                 "SELECT s.username, s.hash FROM secrets s JOIN devices d ON d.uci = s.uci WHERE d.state != ? "
                 "ORDER BY s.username", (VOID,)).fetchall()
-        except sqlite3.Error as exc:
-            raise _translate(exc, self.path) from exc
+        except self.engine.error as exc:
+            raise self.engine.translate(exc) from exc
 
     def revoked_certificates(self) -> list[dict[str, Any]]:
         """What the CRL lists: revoked and superseded certificates, and those of void units (revoked at the
@@ -179,6 +178,6 @@ class CredentialsTable(DevicesTable):
         if product is not None:
             self.product(product)
         sql = (f"SELECT c.{_LISTED.replace(', ', ', c.')}, c.pem, d.product FROM certificates c "
-               f"JOIN devices d ON d.uci = c.uci WHERE (? IS NULL OR d.product = ?) AND (? IS NULL OR c.state = ?) "
+               f"JOIN devices d ON d.uci = c.uci WHERE (CAST(? AS TEXT) IS NULL OR d.product = ?) AND (CAST(? AS TEXT) IS NULL OR c.state = ?) "
                f"ORDER BY c.created, c.serial")
         return list(self._query(sql, (product, product, state, state)))

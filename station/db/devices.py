@@ -3,7 +3,6 @@ the life cycle, and which batches and devices are usable."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -11,6 +10,7 @@ from ..core import credentials, fields, lifecycle, uci
 from ..core.errors import Conflict, Invalid, NotFound, StationError, Unavailable
 from ..core.lifecycle import Kind
 from ..core.models import Batch, Device, IssueRequest, Product, ago, now
+from .engine import Connection
 from .events import log
 from .products import ProductsTable
 
@@ -21,8 +21,7 @@ TRIES = 100  # draws (or bulk chunks) in a row that store nothing new before a p
 # The device list's sort keys (the devices page's columns): the ORDER BY term of each.
 LIST_SORTS = {"issued": "d.rowid", "claim": "d.uci", "state": "d.state", "product": "p.name", "batch": "b.name",
               "serial": "d.serial"}
-# Errors of SQLite that one request's values cause (a bug): they refuse that request, not its group.
-_REQUEST_ERRORS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.DataError)
+NULLABLE = ("batch", "serial")  # sort keys a device may lack: listed first going up, last going down
 
 
 class Ambiguous(Conflict):
@@ -112,7 +111,8 @@ class DevicesTable(ProductsTable):
             raise Invalid(f"unknown sort {sort!r}: sort by one of {', '.join(LIST_SORTS)}")
         where, params = self._where(product, batch, state, None)
         way = " DESC" if descending else ""
-        order = LIST_SORTS[sort] + way + ("" if sort in ("issued", "claim") else f", d.rowid{way}")  # ties: issue order
+        nulls = (" NULLS LAST" if descending else " NULLS FIRST") if sort in NULLABLE else ""  # as SQLite, on every engine
+        order = LIST_SORTS[sort] + way + nulls + ("" if sort in ("issued", "claim") else f", d.rowid{way}")  # ties: issue order
         page = [self._device(row) for row in self._query(
             self._DEVICE_SELECT + where + f" ORDER BY {order} LIMIT ? OFFSET ?", [*params, limit, offset])]
         return page, self._total(product, batch, state)
@@ -122,7 +122,7 @@ class DevicesTable(ProductsTable):
         batch index). Counted without the join, the count of a registry of millions reads an index, not the table."""
         clauses, params = self._filters(product, batch, state, None)
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
-        unfinished = " AND ".join([*clauses, "d.batch IN (SELECT id FROM batches WHERE NOT complete)"])
+        unfinished = " AND ".join([*clauses, "d.batch IN (SELECT id FROM batches WHERE complete = 0)"])
         return int(next(iter(self._query(
             f"SELECT (SELECT count(*) FROM devices d{where}) - (SELECT count(*) FROM devices d WHERE {unfinished}) AS n",
             params * 2)))["n"])
@@ -133,7 +133,7 @@ class DevicesTable(ProductsTable):
         batch is all or nothing: none of its devices is listed before it is complete."""
         clauses, params = self._filters(product, batch, state, serial)
         if not batch:  # a named batch is a usable one (_filters)
-            clauses.append("(d.batch IS NULL OR b.complete)")
+            clauses.append("(d.batch IS NULL OR b.complete = 1)")
         return " WHERE " + " AND ".join(clauses), params
 
     def _filters(self, product: str | None, batch: str | None, state: str | None,
@@ -175,7 +175,7 @@ class DevicesTable(ProductsTable):
             raise Conflict(f"product {product_id} is disabled; `station product enable {product_id}` allows issuing again")
         return product
 
-    def _issue_one(self, conn: sqlite3.Connection, request: IssueRequest, products: dict[str, Product],
+    def _issue_one(self, conn: Connection, request: IssueRequest, products: dict[str, Product],
                    stamp: str) -> tuple[str, bool] | Exception:
         """One request under its own savepoint: ``(uci, created)``, or the error that refused it, whose
         ``refused`` event is written after its changes are rolled back.
@@ -197,7 +197,7 @@ class DevicesTable(ProductsTable):
                 conn, products[product_id], serial, hwkey, (idem, request.remote),
                 (request.repeat_window, request.idempotency_window), actor, details, stamp)
         except Exception as exc:
-            if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, _REQUEST_ERRORS):
+            if isinstance(exc, self.engine.error) and not isinstance(exc, self.engine.request_errors):
                 raise  # the database itself failed (locked, full, broken): the transaction's error, for the whole group
             conn.execute("ROLLBACK TO request")
             if isinstance(exc, StationError):
@@ -217,7 +217,7 @@ class DevicesTable(ProductsTable):
         conn.execute("RELEASE request")
         return result
 
-    def _known(self, conn: sqlite3.Connection, name: str, key: tuple[str, ...], product: Product,
+    def _known(self, conn: Connection, name: str, key: tuple[str, ...], product: Product,
                actor: str) -> tuple[str, str, str | None] | None:
         """``(uci, state, created)`` of the device a hardware key, serial (``name`` "hwkey", "serial": ``key``
         is its value) or idempotency key (``key`` is the key and the client's address) names, if it is not void.
@@ -243,7 +243,7 @@ class DevicesTable(ProductsTable):
         self._event(conn, Kind.KEY_RELEASED, actor, {"key": name, "value": key[0], "reason": RELEASED}, code=row[0])
         return None
 
-    def _issue(self, conn: sqlite3.Connection, product: Product, serial: str | None, hwkey: str | None,
+    def _issue(self, conn: Connection, product: Product, serial: str | None, hwkey: str | None,
                idem: tuple[str | None, str], windows: tuple[float, float], actor: str,
                details: dict[str, Any], stamp: str) -> tuple[str, bool]:
         existing = None
@@ -274,15 +274,10 @@ class DevicesTable(ProductsTable):
                 )
         for _ in range(TRIES):
             code = uci.generate(product.bits)
-            try:
-                conn.execute(
-                    "INSERT INTO devices(uci, product, state, serial, hwkey, created) VALUES (?, ?, 'issued', ?, ?, ?)",
-                    (code, product.id, serial, hwkey, stamp),
-                )
+            if conn.execute(  # a UCI held already (by this station or another) is drawn again
+                    "INSERT INTO devices(uci, product, state, serial, hwkey, created) VALUES (?, ?, 'issued', ?, ?, ?) "
+                    "ON CONFLICT (uci) DO NOTHING RETURNING uci", (code, product.id, serial, hwkey, stamp)).fetchall():
                 break
-            except sqlite3.IntegrityError:
-                if conn.execute("SELECT 1 FROM devices WHERE uci = ?", (code,)).fetchone() is None:
-                    raise
         else:
             raise used_up(product)
         if idem[0] is not None:
@@ -348,7 +343,7 @@ class DevicesTable(ProductsTable):
         if refusals:
             raise refusals[0]
 
-    def _step(self, conn: sqlite3.Connection, code: str, kind: str, rule: Callable[[str], str], actor: str,
+    def _step(self, conn: Connection, code: str, kind: str, rule: Callable[[str], str], actor: str,
               details: dict[str, Any]) -> str:
         """One device's change of state inside the caller's transaction: the rule, the update and the event;
         the new state, or the refusal (whose event the caller writes)."""
@@ -393,9 +388,9 @@ class DevicesTable(ProductsTable):
             return self._batch(row)
         raise NotFound(f"unknown batch {name!r}: `station stats` lists the batches")
 
-    def _usable_batch_of(self, conn: sqlite3.Connection, batch_id: int) -> None:
+    def _usable_batch_of(self, conn: Connection, batch_id: int) -> None:
         """Refuse a move of a device whose batch is incomplete (voiding it stays allowed)."""
-        row = conn.execute("SELECT name FROM batches WHERE id = ? AND NOT complete", (batch_id,)).fetchone()
+        row = conn.execute("SELECT name FROM batches WHERE id = ? AND complete = 0", (batch_id,)).fetchone()
         if row is not None:
             raise Conflict(self.batch(row[0]).incomplete())
 
@@ -434,6 +429,7 @@ class DevicesTable(ProductsTable):
         """Device counts by product, batch and state."""
         return list(self._query(
             "SELECT d.product, b.name AS batch, d.state, count(*) AS devices FROM devices d "
-            "LEFT JOIN batches b ON b.id = d.batch GROUP BY d.product, d.batch, d.state ORDER BY d.product, d.batch, d.state"
+            "LEFT JOIN batches b ON b.id = d.batch GROUP BY d.product, d.batch, b.name, d.state "
+            "ORDER BY d.product, d.batch NULLS FIRST, d.state"
         ))
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from typing import Any
 
 from ..core import fields, lifecycle
 from ..core.models import Event, now
 from .connection import Database
+from .engine import Connection
 
 _DETAILS = json.JSONEncoder(sort_keys=True)  # an event's details as stored (json.dumps would build one each time)
 _KINDS = frozenset(lifecycle.Kind)
@@ -18,14 +18,14 @@ log = logging.getLogger("station.store")
 
 class EventsTable(Database):
 
-    def _event(self, conn: sqlite3.Connection, kind: str, actor: str, details: dict[str, Any] | None = None,
+    def _event(self, conn: Connection, kind: str, actor: str, details: dict[str, Any] | None = None,
                code: str | None = None, batch: int | None = None, time: str | None = None) -> int:
         if kind not in _KINDS:  # a bug: every kind is one of the life cycle's list, so that readers find it
             raise ValueError(f"{kind!r} is not an event kind of station/core/lifecycle.py (Kind)")
-        return conn.execute(
-            "INSERT INTO events(time, uci, batch, kind, actor, details, station) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        return int(conn.execute(
+            "INSERT INTO events(time, uci, batch, kind, actor, details, station) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (time or now(), code, batch, str(kind), actor, _DETAILS.encode(details or {}), self.station),
-        ).lastrowid or 0
+        ).fetchall()[0][0])
 
     def record(self, code: str | None, kind: str, actor: str, details: dict[str, Any] | None = None) -> int:
         """Append an event that changes no state (a refusal, a failed attempt, a repeated request); its id.
@@ -41,7 +41,7 @@ class EventsTable(Database):
         """How many events of each of ``kinds`` each slot (``details.slot``, None without one) had since ``since``."""
         marks = ", ".join("?" * len(kinds))
         return list(self._query(
-            f"SELECT json_extract(details, '$.slot') AS slot, kind, count(*) AS n FROM events "
+            f"SELECT details ->> 'slot' AS slot, kind, count(*) AS n FROM events "
             f"WHERE kind IN ({marks}) AND time >= ? GROUP BY slot, kind", (*kinds, since)))
 
     def events(self, code: str) -> list[Event]:

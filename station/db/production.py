@@ -28,9 +28,12 @@ FIGURES = ("verdicts", "tested", "passed", "first_units", "first_passed")
 
 def _figures(prev: str, prev_pass: str, prefix: str = "") -> str:
     """The sums of FIGURES over a scope's counts, named with ``prefix``."""
-    return (f"total(n) AS {prefix}verdicts, total(n * ({prev} < :start)) AS {prefix}tested, "
-            f"total(n * (passed AND {prev_pass} < :start)) AS {prefix}passed, "
-            f"total(n * (prev = 0)) AS {prefix}first_units, total(n * (prev = 0 AND passed)) AS {prefix}first_passed")
+    def where(condition: str) -> str:
+        return f"coalesce(sum(CASE WHEN {condition} THEN n ELSE 0 END), 0)"
+
+    return (f"coalesce(sum(n), 0) AS {prefix}verdicts, {where(f'{prev} < :start')} AS {prefix}tested, "
+            f"{where(f'passed = 1 AND {prev_pass} < :start')} AS {prefix}passed, "
+            f"{where('prev = 0')} AS {prefix}first_units, {where('prev = 0 AND passed = 1')} AS {prefix}first_passed")
 
 
 # The slots that ever had a verdict, one seek each along the counts (SQLite has no loose index scan).
@@ -40,7 +43,7 @@ _SLOTS = ("WITH RECURSIVE s(slot) AS (SELECT min(slot) FROM verdict_counts UNION
 
 
 def _whole(row: dict[str, Any]) -> dict[str, Any]:
-    """A row of figures with its counts as whole numbers (SQLite's ``total`` sums as a float), and its slot."""
+    """A row of figures with its counts as whole numbers (PostgreSQL sums bigints as numeric), and its slot."""
     return {key: int(value) if key in FIGURES else (value or None) if key == "slot" else value
             for key, value in row.items()}
 
@@ -86,7 +89,7 @@ class ProductionTable(EventsTable):
         where, params = _span(start, bounds[-1], slot)
         prev_pass = "prev_pass_here" if slot is not None else "prev_pass"
         by_quarter = {row["quarter"]: int(row["passed"]) for row in self._query(
-            f"SELECT quarter, total(n) AS passed FROM verdict_counts WHERE {where} AND passed AND {prev_pass} < :start "
+            f"SELECT quarter, sum(n) AS passed FROM verdict_counts WHERE {where} AND passed = 1 AND {prev_pass} < :start "
             "GROUP BY quarter", params)}
         edges = [quarter(bound) for bound in bounds[:-1]] + [params["end"]]
         passed = [0] * (len(edges) - 1)
@@ -101,5 +104,5 @@ class ProductionTable(EventsTable):
         where, params = _span(start, end, slot)
         return [{"step": row["step"] or None, "reason": row["reason"], "failures": int(row["failures"])}
                 for row in self._query(
-                    f"SELECT step, reason, total(n) AS failures FROM failure_counts WHERE {where} "
+                    f"SELECT step, reason, sum(n) AS failures FROM failure_counts WHERE {where} "
                     "GROUP BY step, reason ORDER BY failures DESC, step, reason", params)]

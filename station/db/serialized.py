@@ -21,7 +21,7 @@ class SerializedTable(DevicesTable):
         ``remote``, ``time`` (of the issue), ``printed`` (whether a label ever printed) and ``failure``: the details of
         its last ``print-failed`` event, or None."""
         issues = list(self._query(  # newest first along the (kind, time) index
-            "SELECT uci, time, json_extract(details, '$.remote') AS remote FROM events "
+            "SELECT uci, time, details ->> 'remote' AS remote FROM events "
             "WHERE kind = ? AND actor = ? ORDER BY time DESC, id DESC LIMIT ?", (Kind.ISSUED, DEVICE, limit)))
         codes = [row["uci"] for row in issues]
         if not codes:
@@ -44,10 +44,11 @@ class SerializedTable(DevicesTable):
 
     def unregistered_by_remote(self, since: str) -> list[dict[str, Any]]:
         """Per unit address (``remote``): IDs issued over /ioto/serialize since ``since`` (``issued``) and how
-        many of them have no ``registered`` event (``unregistered``), most unregistered first. (``+r.kind``: each
+        many of them have no ``registered`` event (``unregistered``), most unregistered first. (``r.kind || ''``: each
         unit's events are found by its UCI, never by scanning every registration.)"""
         return list(self._query(
-            "SELECT json_extract(e.details, '$.remote') AS remote, count(*) AS issued, "
-            "sum(NOT EXISTS (SELECT 1 FROM events r WHERE r.uci = e.uci AND +r.kind = ?)) AS unregistered "
+            "SELECT e.details ->> 'remote' AS remote, count(*) AS issued, "
+            "sum(CASE WHEN EXISTS (SELECT 1 FROM events r WHERE r.uci = e.uci AND r.kind || '' = ?) THEN 0 ELSE 1 END) "
+            "AS unregistered "
             "FROM events e WHERE e.kind = ? AND e.actor = ? AND e.time >= ? "
             "GROUP BY remote ORDER BY unregistered DESC, remote", (Kind.REGISTERED, Kind.ISSUED, DEVICE, since)))

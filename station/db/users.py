@@ -27,7 +27,7 @@ class UsersTable(EventsTable):
         with self.transaction() as conn:
             if conn.execute("UPDATE users SET password_hash = ? WHERE name = ?", (password_hash, name)).rowcount != 1:
                 raise Invalid(NO_SUCH_USER.format(name=name))
-            ended = conn.execute("DELETE FROM sessions WHERE user = ?", (name,)).rowcount
+            ended = conn.execute("DELETE FROM sessions WHERE \"user\" = ?", (name,)).rowcount
             self._event(conn, Kind.PASSWORD_CHANGED, actor, {"user": name, "sessions_ended": ended})
 
     def set_user_enabled(self, name: str, enabled: bool, actor: str) -> None:
@@ -35,7 +35,7 @@ class UsersTable(EventsTable):
         with self.transaction() as conn:
             if conn.execute("UPDATE users SET enabled = ? WHERE name = ?", (int(enabled), name)).rowcount != 1:
                 raise Invalid(NO_SUCH_USER.format(name=name))
-            ended = 0 if enabled else conn.execute("DELETE FROM sessions WHERE user = ?", (name,)).rowcount
+            ended = 0 if enabled else conn.execute("DELETE FROM sessions WHERE \"user\" = ?", (name,)).rowcount
             self._event(conn, Kind.USER_ENABLED if enabled else Kind.USER_DISABLED, actor, {"user": name, "sessions_ended": ended})
 
     def user_rows(self) -> list[dict[str, Any]]:
@@ -51,13 +51,13 @@ class UsersTable(EventsTable):
             conn.execute("DELETE FROM sessions WHERE expires <= ?", (created,))
             if not conn.execute("SELECT 1 FROM users WHERE name = ? AND enabled = 1", (name,)).fetchone():
                 raise Forbidden(f"the account {name} is disabled or gone; ask an admin")
-            conn.execute("INSERT INTO sessions(id, user, created, expires) VALUES (?, ?, ?, ?)",
+            conn.execute("INSERT INTO sessions(id, \"user\", created, expires) VALUES (?, ?, ?, ?)",
                          (session_id, name, created, expires))
 
     def session_row(self, session_id: str) -> dict[str, Any] | None:
         """The user (name, role) of a live session: not signed out, not expired, the account enabled."""
         return next(self._query(
-            "SELECT u.name, u.role FROM sessions s JOIN users u ON u.name = s.user "
+            "SELECT u.name, u.role FROM sessions s JOIN users u ON u.name = s.\"user\" "
             "WHERE s.id = ? AND s.expires > ? AND u.enabled = 1", (session_id, now())), None)
 
     def end_session(self, session_id: str) -> None:

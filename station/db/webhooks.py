@@ -3,7 +3,7 @@ change), so an endpoint needs only its cursor, the id of the last event it has b
 not of its kinds), the events after it already delivered (``ahead``: its lanes overlap), and the state of its
 deliveries.
 
-Event ids only grow and become visible in order (every write holds SQLite's one write lock from BEGIN to
+Event ids only grow and become visible in order (every write holds the engine's one write lock from BEGIN to
 COMMIT), so "events after the cursor, up to the last id read first" never skips one that commits later.
 """
 
@@ -42,8 +42,9 @@ class WebhooksTable(EventsTable):
         (or, ``from_start``, before the first)."""
         with self.transaction() as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO webhooks(name, cursor, created) "
-                "VALUES (?, CASE WHEN ? THEN 0 ELSE (SELECT coalesce(max(id), 0) FROM events) END, ?)",
+                "INSERT INTO webhooks(name, cursor, created) "
+                "VALUES (?, CASE WHEN ? THEN 0 ELSE (SELECT coalesce(max(id), 0) FROM events) END, ?) "
+                "ON CONFLICT (name) DO NOTHING",
                 (name, from_start, now()))
             cursor, ahead = conn.execute("SELECT cursor, ahead FROM webhooks WHERE name = ?", (name,)).fetchone()
             return int(cursor), frozenset(int(event) for event in json.loads(ahead))
@@ -66,11 +67,11 @@ class WebhooksTable(EventsTable):
         kept); ``recovered`` when no delivery is failing any more (its failed attempts are over)."""
         with self.transaction() as conn:
             conn.execute(
-                "UPDATE webhooks SET cursor = max(cursor, ?), ahead = ?, "
+                "UPDATE webhooks SET cursor = CASE WHEN cursor > ? THEN cursor ELSE ? END, ahead = ?, "
                 "attempts = CASE WHEN ? THEN 0 ELSE attempts END, "
                 "next_attempt = CASE WHEN ? THEN NULL ELSE next_attempt END, "
                 "last_delivered = CASE WHEN ? THEN ? ELSE last_delivered END WHERE name = ?",
-                (cursor, json.dumps(sorted(ahead)), recovered, recovered, delivered, now(), name))
+                (cursor, cursor, json.dumps(sorted(ahead)), recovered, recovered, delivered, now(), name))
 
     def webhook_failed(self, name: str, error: str, next_attempt: str) -> int:
         """Count a failed attempt at the endpoint's next event, with its error and when it is tried again; the

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..core.errors import Conflict
 from ..core.lifecycle import Kind
@@ -89,7 +90,7 @@ class Cycle:
                  progress: Callable[[Progress], None] | None = None, cancel: threading.Event | None = None,
                  connect: Connect = serial_console, issuing: Issuing | None = None) -> None:
         self.store = store
-        self.issuing = issuing or Issuing(store.path.parent)
+        self.issuing = issuing or Issuing(Path(store.location).parent)  # a registry's stations pass theirs
         self.settings = settings
         self.slot = slot
         self.uci = uci

@@ -49,10 +49,10 @@ class Job:
         if self._on_progress:
             self._on_progress(event)
 
-    def _run(self, settings: RigSettings, db_path: Path, timeout: float, station: str | None, connect: Connect,
+    def _run(self, settings: RigSettings, database: str | Path, timeout: float, station: str | None, connect: Connect,
              issuing: Issuing | None) -> None:
         try:
-            with Store.open(db_path, timeout=timeout, station=station) as store:
+            with Store.open(database, timeout=timeout, station=station) as store:
                 self.result = Cycle(store, settings, self.slot, self.uci, progress=self._progress,
                                     cancel=self._cancel, connect=connect, issuing=issuing).run()
         except Exception as exc:  # a fault of the station, not of the unit: the slot still ends with a FAIL
@@ -90,14 +90,14 @@ class Job:
 class Rig:
     """The station's fixtures: start a cycle on a free slot, look at what each slot is doing."""
 
-    def __init__(self, settings: RigSettings, db_path: str | Path, timeout: float = 5.0, *,
+    def __init__(self, settings: RigSettings, database: str | Path, timeout: float = 5.0, *,
                  connect: Connect = serial_console, issuing: Issuing | None = None, station: str | None = None) -> None:
-        """``timeout``: seconds a cycle's connection waits for another's write (database_timeout); ``station``: the
+        """``database``: the SQLite file or the registry's URL; ``timeout``: seconds a cycle's connection waits for another's write (database_timeout); ``station``: the
         name its events carry (``name``; by default the host's); ``connect``
         opens a slot's console (its serial port unless told otherwise); ``issuing``: the CA and the secrets'
         iterations (``Issuing.of(config)``; by default the CA of the database's data directory)."""
         self.settings = settings
-        self.db_path = Path(db_path)
+        self.database = database
         self.timeout = timeout
         self.station = station
         self.connect = connect
@@ -108,7 +108,7 @@ class Rig:
     @classmethod
     def of(cls, config: Config, settings: RigSettings, *, connect: Connect = serial_console) -> Rig:
         """The rig of a station as its configuration says: its database, lock timeout, CA and secrets' hash."""
-        return cls(settings, config.db_path, config.database_timeout, connect=connect, issuing=Issuing.of(config),
+        return cls(settings, config.database, config.database_timeout, connect=connect, issuing=Issuing.of(config),
                    station=config.station)
 
     def start(self, slot: str | SlotSettings, uci: str, on_progress: Callable[[Progress], None] | None = None) -> Job:
@@ -119,7 +119,7 @@ class Rig:
             if running is not None and not running.done:
                 raise Conflict(f"slot {settings.name} is busy with {running.uci}; wait for it or cancel it")
             job = Job(settings, uci, on_progress)
-            job.thread = threading.Thread(target=job._run, args=(self.settings, self.db_path, self.timeout, self.station,
+            job.thread = threading.Thread(target=job._run, args=(self.settings, self.database, self.timeout, self.station,
                                                                  self.connect, self.issuing),
                                           name=f"rig-{settings.name}", daemon=True)
             self._jobs[settings.name] = job

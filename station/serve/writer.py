@@ -10,12 +10,12 @@ request is answered only once its own write is committed.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..core.errors import StationError, Unavailable
@@ -35,10 +35,11 @@ Work = IssueRequest | Callable[[Store], Any]  # an issuance request (committed i
 class Writer:
     """Runs every write of the service on one thread; issuance requests are committed in groups."""
 
-    def __init__(self, db_path: Path, timeout: float = 5.0, station: str | None = None) -> None:
-        """``timeout``: seconds to wait for another process's write lock (database_timeout); ``station``: the name
-        its events carry."""
-        self._store = Store.open(db_path, timeout=timeout, station=station)  # a bad database fails at start-up
+    def __init__(self, database: str | os.PathLike[str], timeout: float = 5.0, station: str | None = None) -> None:
+        """``database``: the SQLite file or the registry's URL; ``timeout``: seconds to wait for another process's
+        write lock (database_timeout); ``station``: the name its events carry."""
+        self._store = Store.open(database if isinstance(database, str) else os.fspath(database), timeout=timeout,
+                                 station=station)  # a bad database fails at start-up
         self._queue: queue.SimpleQueue[tuple[Work, Future[Any]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="station-writer", daemon=True)
         self._thread.start()

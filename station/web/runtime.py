@@ -15,7 +15,7 @@ from flask import current_app
 from ..config import Config
 from ..labels.factory import FactoryLabels
 from ..serve.writer import Writer
-from ..store import Store, prefetch
+from ..store import Store, is_url, prefetch
 from .access import Access
 from .bodies import MAX_KEY, field
 from .limits import FailureLimiter
@@ -28,9 +28,10 @@ class Runtime:
         self.config = config
         self.timeout = config.database_timeout  # a batch beside the line holds the lock for less
         self.hardware_keys: tuple[str, ...] = config.get("hardware_keys")
-        self.writer = Writer(config.db_path, timeout=self.timeout, station=config.station)
+        self.writer = Writer(config.database, timeout=self.timeout, station=config.station)
         # The registry's pages are warmed once, in the background: a cold station reads one page per UCI it issues.
-        threading.Thread(target=prefetch, args=(config.db_path,), name="station-prefetch", daemon=True).start()
+        if not is_url(config.database):  # a registry's server keeps its own cache
+            threading.Thread(target=prefetch, args=(config.db_path,), name="station-prefetch", daemon=True).start()
         self._local = threading.local()
         self._readers: list[Store] = []
         self._lock = threading.Lock()
@@ -47,7 +48,7 @@ class Runtime:
         """This thread's read connection, opened on its first use."""
         store = getattr(self._local, "store", None)
         if store is None:
-            store = self._local.store = Store.open(self.config.db_path, timeout=self.timeout, station=self.config.station)
+            store = self._local.store = Store.open(self.config.database, timeout=self.timeout, station=self.config.station)
             with self._lock:
                 self._readers.append(store)
         return store

@@ -162,7 +162,7 @@ class Deliverer:
             while not self._stop.is_set():
                 try:
                     if self._store is None:
-                        self._store = Store.open(self._config.db_path, station=self._config.station,
+                        self._store = Store.open(self._config.database, station=self._config.station,
                                                  timeout=min(DB_WAIT, self._config.database_timeout))
                     self._round(transfers)
                 except Exception:  # the database or libcurl failed: try again, never lose the thread

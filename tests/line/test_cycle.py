@@ -43,13 +43,13 @@ def config(data_dir: Path) -> Config:
 
 @pytest.fixture
 def unit(config: Config) -> MemoryUnit:
-    return MemoryUnit(password=PASSWORD, on_boot=registering(config.db_path))
+    return MemoryUnit(password=PASSWORD, on_boot=registering(config.database))
 
 
 def unit_cycle(config: Config, connect, printer: str = "files", port: str = "memory://A"):  # type: ignore[no-untyped-def]
     settings = from_mapping(RIG, {"A": {"port": port}})
     steps: list[Progress] = []
-    rig = Rig(settings, config.db_path, connect=connect) if connect else Rig(settings, config.db_path)
+    rig = Rig(settings, config.database, connect=connect) if connect else Rig(settings, config.database)
     cycle = UnitCycle(config, rig, settings.slot("A"), actor="operator:olga", printer=printer, progress=steps.append)
     return cycle, steps
 
@@ -135,7 +135,7 @@ def test_a_label_that_does_not_print_fails_the_cycle_before_the_flash(store: Sto
 
 
 def test_the_line_pages_drive_the_same_cycle(store: Store, config: Config, unit: MemoryUnit) -> None:
-    writer = Writer(config.db_path)
+    writer = Writer(config.database)
     line = Line(config, writer, connect=unit.connect)
     tiles = line.admit()
     try:

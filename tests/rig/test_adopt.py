@@ -59,7 +59,7 @@ def test_a_units_own_id_is_recorded_and_labelled(data_dir: Path, units: list[Uni
     unit = unit_with(units, {"product": PRODUCT, "name": "Blank", "model": "Blank-01", "id": code})
     settings, slot = slot_for(unit)
     config = config_mod.load(data_dir)
-    with Store.open(config.db_path) as store:
+    with Store.open(config.database) as store:
         adopted = adopt(store, config, settings, slot)
         assert adopted.device.uci == code and store.device(code).state == "labeled"
         assert [e.kind for e in store.events(code)] == ["adopted", "printed"]
@@ -81,10 +81,10 @@ def test_a_unit_that_cannot_be_adopted_leaves_nothing(data_dir: Path, units: lis
     unit = unit_with(units, device)
     settings, slot = slot_for(unit)
     config = config_mod.load(data_dir)
-    before = dump(config.db_path)
-    with Store.open(config.db_path) as store, pytest.raises(error, match=says.replace("(", r"\(")):
+    before = dump(config.database)
+    with Store.open(config.database) as store, pytest.raises(error, match=says.replace("(", r"\(")):
         adopt(store, config, settings, slot)
-    assert dump(config.db_path) == before and not (data_dir / "labels").exists()
+    assert dump(config.database) == before and not (data_dir / "labels").exists()
 
 
 def test_station_rig_adopt_on_the_command_line(data_dir: Path, units: list[Unit]) -> None:

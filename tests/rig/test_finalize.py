@@ -77,7 +77,7 @@ def test_a_path_that_cannot_be_removed_fails_the_unit_at_finalize(store, device,
     unit = make_unit(faults=["immutable"])
     config, settings = configured(tmp_path, unit.path, FINALIZE)
     slot = settings.slot("A")
-    rig = Rig(settings, store.path)
+    rig = Rig(settings, store.location)
     try:
         verdict = UnitCycle(config, rig, slot, actor=slot.actor).run(store, device.uci, label=False)
     finally:

@@ -152,4 +152,4 @@ def test_the_rig_of_a_station_takes_its_configuration(tmp_path: Path) -> None:
     iterations of a secret's hash (secret_iterations) all reach the cycles."""
     (tmp_path / "station.json5").write_text("{secret_iterations: 9, database_timeout: 2}")
     rig = Rig.of(config.load(tmp_path), from_mapping({}, {}))
-    assert (rig.db_path, rig.timeout, rig.issuing) == (tmp_path / "station.db", 2.0, Issuing(tmp_path, 9))
+    assert (rig.database, rig.timeout, rig.issuing) == (tmp_path / "station.db", 2.0, Issuing(tmp_path, 9))

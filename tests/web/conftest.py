@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 
+from station import config as config_mod
 from station.store import Store
-from tests.conftest import PRODUCT
+from tests.conftest import ENGINES, PRODUCT
+from tests.postgres_servers import drop_database, fresh_database
 
 STATION = [sys.executable, "-c", "from station.cli import main; main()"]  # the `station` command of this Python
 START_TIMEOUT = 30.0
@@ -33,9 +35,12 @@ def station(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.
     return done
 
 
-def prepare(data_dir: Path) -> None:
-    """The products the tests use: Blank, another one, and a disabled one."""
-    with Store.open(data_dir / "station.db") as store:
+def prepare(data_dir: Path, database: str | None = None) -> None:
+    """The products the tests use: Blank, another one, and a disabled one, in the station's database: its SQLite
+    file, or the registry at ``database`` (then named in its station.json5, and migrated as `station db migrate` does)."""
+    if database:
+        (data_dir / "station.json5").write_text(json.dumps({"database": database}))
+    with Store.configured(config_mod.load(data_dir), migrate=True) as store:
         store.add_product(PRODUCT, "Blank", "Blank-01", description="Blank slate app")
         store.add_product(OTHER, "Other", "Other-01", bits=50)
         store.add_product(DISABLED, "Off", "Off-01")
@@ -100,8 +105,9 @@ class Server:
         raise AssertionError(f"station serve did not start:\n{self.log.read_text(errors='replace')[-3000:]}")
 
     @property
-    def db(self) -> Path:
-        return self.data_dir / "station.db"
+    def db(self) -> str | Path:
+        """The station's database: its SQLite file, or the registry's URL."""
+        return config_mod.load(self.data_dir, create=False).database
 
     def stop(self) -> int:
         """SIGTERM, as a service manager stops it; returns the exit status."""
@@ -148,14 +154,18 @@ class Server:
         return self.ioto("/api/device/register", json.dumps(device, separators=(",", ":")).encode(), auth)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A station with the test products, shared by a module's tests (each test uses its own units)."""
+@pytest.fixture(scope="module", params=ENGINES)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A station with the test products, shared by a module's tests (each test uses its own units), on each engine
+    (a registry's URL in its station.json5, which the server and every command on its data directory read)."""
     data_dir = tmp_path_factory.mktemp("station-data")
-    prepare(data_dir)
+    url = fresh_database() if request.param == "postgresql" else None
+    prepare(data_dir, url)
     running = Server(data_dir)
     yield running
     assert running.stop() == 0
+    if url:
+        drop_database(url)
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +175,7 @@ def token(server: Server) -> str:
     return station(server.data_dir, "token", "create", "--name", "tests", *scopes).stdout.strip()
 
 
-def count(db: Path, sql: str, *params: Any) -> int:
+def count(db: str | Path, sql: str, *params: Any) -> int:
     """One number from the live database, read beside the server."""
     with Store.open(db) as store:
         return store.conn.execute(sql, params).fetchone()[0]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 
 from station.core import uci
 from station.store import Store
-from tests.conftest import PRODUCT, dump
+from tests.conftest import PRODUCT, dump, write_lock
 from tests.web.conftest import DISABLED, IOTO_BODY, OTHER, STATION, Server, count, prepare
 
 ALPHABET = set(uci.ALPHABET)
@@ -208,14 +207,9 @@ def test_a_bad_configuration_stops_serve_with_one_line(tmp_path: Path, config: s
 
 def test_a_locked_database_gives_503_and_loses_nothing(server: Server) -> None:
     before = count(server.db, "SELECT count(*) FROM devices")
-    blocker = sqlite3.connect(server.db, isolation_level=None)
-    try:
-        blocker.execute("BEGIN IMMEDIATE")  # another program holds the write lock past the busy timeout
+    with write_lock(server.db):  # another program holds the write lock past the busy timeout
         reply = server.serialize({**IOTO_BODY, "serial": "SN-LOCKED"})
         assert reply.status == 503 and "locked" in reply.json["error"]
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
     assert count(server.db, "SELECT count(*) FROM devices") == before
     code = server.serialize({**IOTO_BODY, "serial": "SN-LOCKED"}).json["id"]  # the agent's retry succeeds
     assert count(server.db, "SELECT count(*) FROM devices") == before + 1

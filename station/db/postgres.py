@@ -1,0 +1,464 @@
+"""The shared registry's engine: one PostgreSQL database for many stations, through psycopg 3 and its pool.
+
+What makes it behave as the embedded SQLite does, so that the rest of db/ keeps one SQL:
+- every write transaction first takes one advisory lock of the registry, as SQLite's ``BEGIN IMMEDIATE`` takes its
+  file's: writes are serial across stations, so event ids grow in commit order (the webhooks' cursor relies on
+  it) and a device's read-then-update needs no row locks;
+- every write transaction stores a token (``commits``): when the connection drops during COMMIT, the station
+  looks the token up once it holds the lock again (the old transaction has then ended) and knows whether the
+  group was stored before it answers anything;
+- text columns compare bytewise (``COLLATE "C"``), as SQLite's do, whatever the database's locale;
+- ``?`` and ``:name`` placeholders are translated once per statement text.
+The schema is created and migrated only by ``station db migrate``: many stations share it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
+from psycopg.types.string import TextLoader
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ..core.errors import NotAStationDatabase, StationError, Unavailable
+from ..core.lifecycle import Kind
+from ..core.models import now, stored
+from .engine import Connection, Cursor
+from .schema import SCHEMA_VERSION
+from .sqlite import APPLICATION_ID
+
+SCHEMES = ("postgresql://", "postgres://")
+WRITE_LOCK = APPLICATION_ID  # the advisory lock every write transaction holds: one writer at a time, as on SQLite
+POOL_SIZE = 32  # connections per process and registry: the writer, the request threads' readers, the rig's slots
+TOKENS_KEPT = timedelta(days=1)  # commit tokens older than this are swept: a dropped commit is resolved in seconds
+SWEEP_EVERY = 1000  # write transactions of a connection between two sweeps of old tokens
+LOOK_MIN = 10.0  # s a station keeps trying to reach the registry to resolve a dropped commit (at least)
+
+
+def redacted(url: str) -> str:
+    """The URL as messages may name it: without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+_PLACES = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|::|\?|:([A-Za-z_]\w*)|%")
+
+
+@lru_cache(maxsize=1024)
+def placeholders(sql: str) -> str:
+    """SQL written for SQLite's ``?`` and ``:name`` as psycopg takes it (``%s``, ``%(name)s``, ``%%``); quoted text
+    and ``::`` casts are left as they are."""
+    def place(match: re.Match[str]) -> str:
+        text = match.group(0)
+        if text == "?":
+            return "%s"
+        if text == "%":
+            return "%%"
+        if match.group(1):
+            return f"%({match.group(1)})s"
+        return text.replace("%", "%%")
+
+    return _PLACES.sub(place, sql)
+
+
+class PgConnection:
+    """A psycopg connection as the tables use it: ``execute`` with ``?`` placeholders, rows as tuples."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, parameters: Any = None, /) -> Cursor:
+        if not parameters:
+            return self.raw.execute(sql)
+        return self.raw.execute(placeholders(sql), parameters)
+
+
+def _configure(raw: psycopg.Connection[Any]) -> None:
+    """Each new connection: JSON read back as the text that was stored (as SQLite gives it), waits bounded."""
+    raw.adapters.register_loader("json", TextLoader)
+    raw.adapters.register_loader("jsonb", TextLoader)
+
+
+_pools: dict[tuple[int, str], tuple[ConnectionPool, int]] = {}  # per process and URL: the pool, its engines
+_pools_lock = threading.Lock()
+
+
+def _pool(url: str) -> ConnectionPool:
+    """This process's pool for the registry (a forked worker makes its own), held until its last engine closes."""
+    key = (os.getpid(), url)
+    with _pools_lock:
+        pool, users = _pools.get(key) or (None, 0)
+        if pool is None:
+            pool = ConnectionPool(url, min_size=1, max_size=POOL_SIZE, kwargs={"autocommit": True, "connect_timeout": 5},
+                                  configure=_configure, check=ConnectionPool.check_connection, name="station-registry",
+                                  open=True)
+        _pools[key] = (pool, users + 1)
+        return pool
+
+
+def _release(url: str) -> None:
+    key = (os.getpid(), url)
+    with _pools_lock:
+        pool, users = _pools[key]
+        if users > 1:
+            _pools[key] = (pool, users - 1)
+            return
+        del _pools[key]
+    pool.close()
+
+
+T = 'text COLLATE "C"'  # text that compares bytewise, as SQLite's does
+_QUARTER = "coalesce(floor(extract(epoch FROM stamp::timestamptz) / 900)::bigint, 0)"
+_PASS, _FAIL = Kind.LINE_PASS.value, Kind.LINE_FAIL.value
+
+# The schema at version 12, SQLite's (db/schema.py) column for column; later versions migrate both engines.
+BASELINE = f"""
+CREATE TABLE station_schema (application bigint NOT NULL, version integer NOT NULL);
+CREATE TABLE commits (token {T} PRIMARY KEY, time {T} NOT NULL);
+CREATE INDEX idx_commits_time ON commits(time);
+CREATE TABLE products (id {T} PRIMARY KEY, name {T} NOT NULL, model {T} NOT NULL, description {T} DEFAULT '',
+  bits integer NOT NULL DEFAULT 80, check_symbol integer NOT NULL DEFAULT 1, claim_url {T}, layout {T},
+  enabled integer NOT NULL DEFAULT 1, created {T} NOT NULL, credentials {T} NOT NULL DEFAULT '{{}}',
+  claim_before_registration integer NOT NULL DEFAULT 0, account {T}, cloud {T});
+CREATE TABLE batches (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, name {T} NOT NULL,
+  product {T} NOT NULL REFERENCES products(id), count bigint NOT NULL, created {T} NOT NULL, actor {T} NOT NULL,
+  complete integer NOT NULL DEFAULT 1, issued bigint NOT NULL DEFAULT 0, account {T}, cloud {T});
+CREATE UNIQUE INDEX idx_batches_name ON batches(name);
+CREATE TABLE devices (uci {T} PRIMARY KEY, product {T} NOT NULL REFERENCES products(id),
+  batch bigint REFERENCES batches(id), state {T} NOT NULL, serial {T}, hwkey {T}, created {T}, updated {T},
+  rowid bigint GENERATED ALWAYS AS IDENTITY UNIQUE);
+CREATE INDEX idx_devices_batch ON devices(batch, rowid);
+CREATE UNIQUE INDEX idx_devices_serial ON devices(product, serial) WHERE serial IS NOT NULL;
+CREATE UNIQUE INDEX idx_devices_hwkey ON devices(product, hwkey) WHERE hwkey IS NOT NULL;
+CREATE TABLE events (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, time {T} NOT NULL, uci {T},
+  batch bigint, kind {T} NOT NULL, actor {T} NOT NULL, details json NOT NULL, station {T});
+CREATE INDEX idx_events_uci ON events(uci);
+CREATE INDEX idx_events_kind_time ON events(kind, time);
+CREATE FUNCTION station_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN RAISE EXCEPTION 'events are append-only'; END $$;
+CREATE TRIGGER events_no_change BEFORE UPDATE OR DELETE ON events FOR EACH ROW EXECUTE FUNCTION station_append_only();
+CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events FOR EACH STATEMENT EXECUTE FUNCTION station_append_only();
+CREATE TABLE idempotency (product {T} NOT NULL, remote {T} NOT NULL, key {T} NOT NULL, uci {T} NOT NULL,
+  created {T} NOT NULL, PRIMARY KEY (product, remote, key));
+CREATE INDEX idx_idempotency_created ON idempotency(created);
+CREATE TABLE tokens (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, name {T} NOT NULL, hash {T} NOT NULL,
+  created {T} NOT NULL, last_used {T}, scopes {T} NOT NULL DEFAULT '');
+CREATE UNIQUE INDEX idx_tokens_name ON tokens(name);
+CREATE UNIQUE INDEX idx_tokens_hash ON tokens(hash);
+CREATE TABLE users (name {T} PRIMARY KEY, role {T} NOT NULL, password_hash {T} NOT NULL, created {T} NOT NULL,
+  enabled integer NOT NULL DEFAULT 1);
+CREATE TABLE sessions (id {T} PRIMARY KEY, "user" {T} NOT NULL REFERENCES users(name), created {T} NOT NULL,
+  expires {T} NOT NULL);
+CREATE INDEX idx_sessions_user ON sessions("user");
+CREATE TABLE secrets (uci {T} PRIMARY KEY REFERENCES devices(uci), username {T} NOT NULL, hash {T} NOT NULL,
+  created {T} NOT NULL);
+CREATE UNIQUE INDEX idx_secrets_username ON secrets(username);
+CREATE TABLE certificates (serial {T} PRIMARY KEY, uci {T} NOT NULL REFERENCES devices(uci), fingerprint {T} NOT NULL,
+  key_origin {T} NOT NULL, not_before {T} NOT NULL, not_after {T} NOT NULL, pem {T} NOT NULL,
+  state {T} NOT NULL DEFAULT 'active', revoked {T}, reason {T}, created {T} NOT NULL);
+CREATE INDEX idx_certificates_uci ON certificates(uci);
+CREATE INDEX idx_certificates_state ON certificates(state);
+CREATE TABLE claims (uci {T} PRIMARY KEY REFERENCES devices(uci), account {T} NOT NULL, actor {T} NOT NULL,
+  created {T} NOT NULL);
+CREATE INDEX idx_claims_account ON claims(account);
+CREATE TABLE webhooks (name {T} PRIMARY KEY, cursor bigint NOT NULL, attempts integer NOT NULL DEFAULT 0,
+  last_error {T}, last_error_at {T}, next_attempt {T}, last_delivered {T}, created {T} NOT NULL,
+  ahead {T} NOT NULL DEFAULT '[]');
+CREATE TABLE verdicts (id bigint PRIMARY KEY REFERENCES events(id), time {T} NOT NULL, uci {T} NOT NULL, slot {T},
+  passed integer NOT NULL, step {T}, reason {T}, prev {T}, prev_here {T}, prev_pass {T}, prev_pass_here {T});
+CREATE INDEX idx_verdicts_uci ON verdicts(uci, slot, passed, time);
+CREATE TABLE verdict_counts (slot {T} NOT NULL, quarter bigint NOT NULL, passed integer NOT NULL,
+  prev bigint NOT NULL, prev_here bigint NOT NULL, prev_pass bigint NOT NULL, prev_pass_here bigint NOT NULL,
+  n bigint NOT NULL, PRIMARY KEY (slot, quarter, passed, prev, prev_here, prev_pass, prev_pass_here));
+CREATE TABLE failure_counts (slot {T} NOT NULL, quarter bigint NOT NULL, step {T} NOT NULL, reason {T} NOT NULL,
+  n bigint NOT NULL, PRIMARY KEY (slot, quarter, step, reason));
+CREATE FUNCTION station_quarter(stamp text) RETURNS bigint LANGUAGE sql STABLE AS $$ SELECT {_QUARTER} $$;
+CREATE FUNCTION station_verdict() RETURNS trigger LANGUAGE plpgsql AS $$
+  DECLARE here text := NEW.details ->> 'slot';
+  BEGIN
+    INSERT INTO verdicts VALUES (NEW.id, NEW.time, NEW.uci, here, (NEW.kind = '{_PASS}')::int,
+      NEW.details ->> 'step', NEW.details ->> 'reason',
+      (SELECT max(time) FROM verdicts WHERE uci = NEW.uci),
+      (SELECT max(time) FROM verdicts WHERE uci = NEW.uci AND slot IS NOT DISTINCT FROM here),
+      (SELECT max(time) FROM verdicts WHERE uci = NEW.uci AND passed = 1),
+      (SELECT max(time) FROM verdicts WHERE uci = NEW.uci AND passed = 1 AND slot IS NOT DISTINCT FROM here));
+    RETURN NULL;
+  END $$;
+CREATE TRIGGER events_verdict AFTER INSERT ON events FOR EACH ROW
+  WHEN (NEW.kind IN ('{_FAIL}', '{_PASS}') AND NEW.uci IS NOT NULL) EXECUTE FUNCTION station_verdict();
+CREATE FUNCTION station_count_verdict() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    INSERT INTO verdict_counts VALUES (coalesce(NEW.slot, ''), station_quarter(NEW.time), NEW.passed,
+      station_quarter(NEW.prev), station_quarter(NEW.prev_here), station_quarter(NEW.prev_pass),
+      station_quarter(NEW.prev_pass_here), 1)
+      ON CONFLICT (slot, quarter, passed, prev, prev_here, prev_pass, prev_pass_here)
+      DO UPDATE SET n = verdict_counts.n + 1;
+    IF NEW.passed = 0 THEN
+      INSERT INTO failure_counts VALUES (coalesce(NEW.slot, ''), station_quarter(NEW.time), coalesce(NEW.step, ''),
+        coalesce(NEW.reason, ''), 1)
+        ON CONFLICT (slot, quarter, step, reason) DO UPDATE SET n = failure_counts.n + 1;
+    END IF;
+    RETURN NULL;
+  END $$;
+CREATE TRIGGER verdicts_counted AFTER INSERT ON verdicts FOR EACH ROW EXECUTE FUNCTION station_count_verdict();
+"""
+BASELINE_VERSION = 12
+# Each later version's SQL for PostgreSQL, by the version it makes (SQLite's are in db/schema.py).
+MIGRATIONS: dict[int, str] = {}
+
+
+class PostgresEngine:
+    """One connection of the pool to the registry, reconnected when it was lost."""
+
+    error = psycopg.Error
+    request_errors = (psycopg.IntegrityError, psycopg.ProgrammingError, psycopg.DataError)
+
+    def __init__(self, url: str, timeout: float, *, migrate: bool = False) -> None:
+        self.url = url
+        self.location = redacted(url)
+        self.timeout = timeout
+        self.migrated_from: int | None = None
+        self._pool = _pool(url)
+        self._raw: psycopg.Connection[Any] | None = None
+        self._writes = 0
+        self._closed = False
+        try:
+            self._connect()
+            self._check(migrate)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- the connection
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        """A live connection: the one held, or a new one of the pool (within ``timeout``), its waits bounded."""
+        raw = self._raw
+        if raw is not None and not raw.closed and not raw.broken:
+            return raw
+        if raw is not None:
+            self._raw = None
+            self._pool.putconn(raw)  # a broken one is discarded by the pool
+        try:
+            raw = self._pool.getconn(timeout=max(self.timeout, 1.0))
+        except PoolTimeout:
+            raise Unavailable(f"the registry {self.location} cannot be reached ({self._why()}); check that its server "
+                              f"runs and takes connections: the station reconnects by itself once it does") from None
+        try:
+            wait = int(self.timeout * 1000)
+            raw.execute(f"SET lock_timeout = {wait}; SET idle_in_transaction_session_timeout = {max(wait * 12, 60000)}")
+        except psycopg.Error as exc:
+            self._pool.putconn(raw)
+            raise self.translate(exc) from exc
+        self._raw = raw
+        return raw
+
+    def _why(self) -> str:
+        """Why a new connection fails, in the server's or the network's words."""
+        try:
+            psycopg.connect(self.url, connect_timeout=3).close()
+        except psycopg.Error as exc:
+            return str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        return "every connection of this station's pool is in use"
+
+    @property
+    def conn(self) -> Connection:
+        return PgConnection(self._connect())
+
+    def close(self) -> None:
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            if not raw.closed and not raw.broken and raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                self._rollback(raw)
+            self._pool.putconn(raw)
+        if not self._closed:
+            self._closed = True
+            _release(self.url)
+
+    # -- the schema
+
+    def _version(self, raw: psycopg.Connection[Any]) -> int | None:
+        """The registry's schema version; None while it has no station schema."""
+        if raw.execute("SELECT to_regclass('station_schema')").fetchone() == (None,):
+            others = raw.execute("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()").fetchone()
+            if others and others[0]:
+                raise NotAStationDatabase(f"the database {self.location} holds another program's tables: give the "
+                                          f"station a database of its own (CREATE DATABASE)")
+            return None
+        row = raw.execute("SELECT application, version FROM station_schema").fetchone()
+        if row is None or row[0] != APPLICATION_ID:
+            raise NotAStationDatabase(f"the database {self.location} is not a station registry")
+        return int(row[1])
+
+    def _check(self, migrate: bool) -> None:
+        try:
+            raw = self._connect()
+            version = self._version(raw)
+            if version is not None and version > SCHEMA_VERSION:
+                raise NotAStationDatabase(f"the registry {self.location} has schema version {version}, newer than this "
+                                          f"station's {SCHEMA_VERSION}; upgrade station")
+            if version == SCHEMA_VERSION:
+                return
+            if not migrate:
+                raise NotAStationDatabase(
+                    f"the registry {self.location} " + ("has no station schema yet" if version is None else
+                                                         f"has schema version {version}, older than this station's "
+                                                         f"{SCHEMA_VERSION}") + ": run `station db migrate` once")
+            raw.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")  # one station migrates, the others wait
+            try:
+                version = self._version(raw)  # another station may have migrated meanwhile
+                if version is not None and version > SCHEMA_VERSION:
+                    raise NotAStationDatabase(f"the registry {self.location} has schema version {version}, newer than "
+                                              f"this station's {SCHEMA_VERSION}; upgrade station")
+                if version != SCHEMA_VERSION:
+                    self.migrated_from = version or 0
+                    if version is None:
+                        raw.execute(BASELINE)
+                        raw.execute(f"INSERT INTO station_schema VALUES ({APPLICATION_ID}, {BASELINE_VERSION})")
+                        version = BASELINE_VERSION
+                    for step in range(version + 1, SCHEMA_VERSION + 1):
+                        raw.execute(MIGRATIONS[step])
+                    raw.execute(f"UPDATE station_schema SET version = {SCHEMA_VERSION}")
+                raw.execute("COMMIT")
+            except BaseException:
+                self._rollback(raw)
+                raise
+        except psycopg.Error as exc:
+            raise self.translate(exc) from exc
+
+    # -- transactions and queries
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """BEGIN, the registry's write lock and this transaction's commit token, ... COMMIT; a commit whose
+        connection dropped is looked up before anything is answered from it."""
+        raw = self._connect()
+        token = secrets.token_hex(16)
+        begin = f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK}); INSERT INTO commits VALUES ('{token}', '{now()}')"
+        self._writes += 1
+        if self._writes % SWEEP_EVERY == 0:
+            begin += f"; DELETE FROM commits WHERE time < '{stored(datetime.now(UTC) - TOKENS_KEPT)}'"
+        try:
+            raw.execute(begin)
+        except psycopg.Error as exc:
+            self._rollback(raw)
+            raise self.translate(exc) from exc
+        try:
+            yield PgConnection(raw)
+        except psycopg.Error as exc:
+            self._rollback(raw)
+            raise self.translate(exc) from exc
+        except BaseException:
+            self._rollback(raw)
+            raise
+        if raw.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:  # an error was swallowed: never COMMIT
+            self._rollback(raw)
+            raise StationError(f"a statement failed in a transaction on {self.location}; nothing was stored")
+        try:
+            raw.execute("COMMIT")
+        except psycopg.Error as exc:
+            if not self._stored(token, exc):
+                raise Unavailable(f"the registry {self.location} dropped the connection before the commit was "
+                                  f"stored ({_first_line(exc)}): nothing was stored; try again") from exc
+
+    def _rollback(self, raw: psycopg.Connection[Any]) -> None:
+        if not raw.closed and not raw.broken:
+            try:
+                raw.rollback()
+            except psycopg.Error:
+                pass
+
+    def _stored(self, token: str, failure: psycopg.Error) -> bool:
+        """Whether the transaction whose COMMIT got no answer was stored: its token, looked up under the write lock
+        (which it held until it ended) on a new connection, retried until the registry answers."""
+        deadline = time.monotonic() + max(self.timeout, LOOK_MIN)
+        while True:
+            try:
+                raw = self._connect()
+                raw.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+                found = raw.execute("SELECT 1 FROM commits WHERE token = %s", (token,)).fetchone() is not None
+                raw.execute("COMMIT")
+                return found
+            except (psycopg.Error, Unavailable) as exc:
+                if self._raw is not None:
+                    self._rollback(self._raw)
+                if time.monotonic() > deadline:
+                    raise Unavailable(
+                        f"the registry {self.location} dropped the connection during a commit ({_first_line(failure)}) "
+                        f"and cannot be reached to tell whether it was stored ({exc}); nothing was answered from it: "
+                        f"try again once the registry is back") from exc
+                time.sleep(0.2)
+
+    def query(self, sql: str, params: Any = ()) -> Iterator[dict[str, Any]]:
+        try:
+            with self._connect().cursor(row_factory=dict_row) as cursor:
+                cursor.execute(placeholders(sql) if params else sql, params or None)
+                yield from cursor
+        except psycopg.Error as exc:
+            raise self.translate(exc) from exc
+
+    def translate(self, exc: Exception) -> StationError:
+        where = f"the registry {self.location}"
+        if isinstance(exc, pg_errors.LockNotAvailable | pg_errors.QueryCanceled):
+            return Unavailable(f"{where} is locked by another station: its write lock was held for longer than "
+                               f"{self.timeout:g} s (database_timeout); nothing was stored, try again")
+        if isinstance(exc, pg_errors.DiskFull | pg_errors.OutOfMemory):
+            return Unavailable(f"{where} is out of space ({_first_line(exc)}): nothing was stored; ask its operator")
+        if isinstance(exc, pg_errors.InsufficientPrivilege):
+            return Unavailable(f"the station's role may not do this on {where} ({_first_line(exc)}); grant it the "
+                               f"rights the README's Shared registry section lists")
+        if isinstance(exc, pg_errors.UndefinedTable | pg_errors.UndefinedColumn | pg_errors.UndefinedFunction):
+            return NotAStationDatabase(f"{where} lacks part of the station's schema ({_first_line(exc)}): run "
+                                       f"`station db migrate`")
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            return Unavailable(f"{where} is unreachable ({_first_line(exc)}); the station reconnects by itself once "
+                               f"it is back: try again then")
+        if isinstance(exc, StationError):
+            return exc
+        return StationError(f"database error on {where}: {_first_line(exc)}")
+
+    # -- what differs from SQLite
+
+    def insert_devices(self, conn: Connection, codes: Sequence[str], product: str, batch: int) -> int:
+        """COPY into a temporary table, then one sorted INSERT that skips the UCIs held already."""
+        raw = self._connect()
+        raw.execute('CREATE TEMPORARY TABLE IF NOT EXISTS new_devices (uci text COLLATE "C") ON COMMIT DELETE ROWS')
+        raw.execute("TRUNCATE new_devices")
+        with raw.cursor() as cursor, cursor.copy("COPY new_devices (uci) FROM STDIN") as copy:
+            copy.write("\n".join(codes) + "\n")  # claim IDs are Crockford symbols: nothing to escape
+        return raw.execute("INSERT INTO devices(uci, product, batch, state) SELECT uci, %s, %s, 'issued' FROM "
+                           "new_devices ORDER BY uci ON CONFLICT DO NOTHING", (product, batch)).rowcount
+
+    def bulk(self) -> nullcontext[None]:
+        return nullcontext()
+
+    def contended(self, conn: Connection) -> bool:
+        """Whether another station waits for the write lock now."""
+        return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND "
+                                 f"objid = {WRITE_LOCK} AND NOT granted)").fetchone()[0])
+
+    def warm(self) -> None:
+        """The server keeps its own cache."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
