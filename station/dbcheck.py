@@ -1,6 +1,8 @@
 """`station db check` and `station db migrate`: whether the station's database is fit to serve a line (there,
-a station's, at this station's schema, in WAL, writable, owner-only, with room on its disk, whole), each finding
-with what to do; and an explicit migration, which SQLite otherwise runs when the station first opens it."""
+a station's, at this station's schema, in WAL, writable, owner-only, with room on its disk, whole; for a shared
+registry: reachable, a station's, at this station's schema, its write lock and the role's rights), each finding
+with what to do; and an explicit migration, which SQLite otherwise runs when the station first opens it and a
+registry needs once per upgrade (every station on it must run the same version)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from . import config as config_mod
 from .config import Config
 from .core.errors import NotFound, StationError
+from .db.location import is_url, shown
 from .db.sqlite import inspect
 from .store import SCHEMA_VERSION, Store
 
@@ -30,6 +33,8 @@ class Finding:
 def check(config: Config, *, integrity: bool = False) -> list[Finding]:
     """Every check of the station's database; each failed one says what to do. Nothing is created, migrated or
     changed: the write lock is taken for a moment and a write in it undone."""
+    if is_url(config.database):
+        return _registry(config)
     path = config.db_path
     if not path.is_file():
         return [Finding("database", False, f"there is no database at {path}: point --data-dir at the station's data "
@@ -60,6 +65,39 @@ def check(config: Config, *, integrity: bool = False) -> list[Finding]:
         findings.append(Finding("integrity", found.integrity == "ok", "every page checked" if found.integrity == "ok"
                                 else f"{found.integrity}: restore the last backup, or ask SQLite's .recover"))
     return findings
+
+
+def _registry(config: Config) -> list[Finding]:
+    """The checks of a shared registry; the data directory's own files still hold the session key and the logs."""
+    from .db import postgres  # psycopg is loaded only by stations that use a registry
+
+    url = str(config.database)
+    location = shown(url)
+    around = [_permissions(config), _disk(config)]
+    try:
+        found = postgres.inspect(url, timeout=min(config.database_timeout, 5.0))
+    except StationError as exc:
+        return [Finding("database", False, str(exc)), *around]
+    if not found.station:
+        return [Finding("database", False, f"{location} holds another program's tables: give the station a database "
+                                           f"of its own (CREATE DATABASE)"), *around]
+    findings = [Finding("database", True, f"{location} (PostgreSQL {found.server})")]
+    if found.version is None:
+        return [*findings, Finding("schema", False, "none yet: run `station db migrate` once"), *around]
+    if found.version > SCHEMA_VERSION:
+        findings.append(Finding("schema", False, f"version {found.version}, newer than this station's {SCHEMA_VERSION}: "
+                                                 f"upgrade station"))
+    elif found.version < SCHEMA_VERSION:
+        findings.append(Finding("schema", False, f"version {found.version}, older than this station's {SCHEMA_VERSION}: "
+                                                 f"run `station db migrate` (once, for every station on the registry)"))
+    else:
+        findings.append(Finding("schema", True, f"version {found.version}, this station's"))
+    findings.append(Finding("write lock", found.writable is None, "taken, and a write undone" if found.writable is None
+                            else found.writable))
+    findings.append(Finding("rights", not found.missing, f"the role may {postgres.RIGHTS} on every table"
+                            if not found.missing else f"the role lacks {', '.join(found.missing[:6])}: GRANT "
+                            f"{postgres.RIGHTS} ON ALL TABLES IN SCHEMA public TO it (the README's Shared registry)"))
+    return findings + around
 
 
 def _permissions(config: Config) -> Finding:
@@ -95,7 +133,7 @@ def _disk(config: Config) -> Finding:
 
 def migrate(config: Config) -> tuple[int, int]:
     """Bring the database to this station's schema now: its version before and after."""
-    if not config.db_path.is_file():
+    if not is_url(config.database) and not config.db_path.is_file():
         raise NotFound(f"there is no database at {config.db_path}: point --data-dir at the station's data directory")
-    with Store.configured(config) as store:
+    with Store.configured(config, migrate=True) as store:
         return (SCHEMA_VERSION if store.migrated_from is None else store.migrated_from), SCHEMA_VERSION

@@ -4,17 +4,20 @@ others may read, a damaged page) fails its check with what to do and exit 1; an 
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from station import config as config_mod
 from station import dbcheck
-from station.store import SCHEMA_VERSION, Store
-from tests.conftest import PRODUCT
+from station.store import SCHEMA_VERSION, NotAStationDatabase, Store
+from tests.conftest import PRODUCT, write_lock
+from tests.postgres_servers import Cluster, drop_database, free_port, fresh_database
 from tests.web.conftest import STATION
 
 
@@ -142,3 +145,52 @@ def test_the_check_changes_nothing(tmp_path: Path) -> None:
     assert oct(db.stat().st_mode & 0o777) == "0o640"  # not tightened by the check
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION - 1  # nor migrated
+
+
+def registry_dir(tmp_path: Path, url: str, **settings: object) -> Path:
+    """A station's data directory whose station.json5 names the registry at ``url``."""
+    (tmp_path / "station.json5").write_text(json.dumps({"database": url, **settings}))
+    return tmp_path
+
+
+def test_a_registry_is_checked_migrated_once_and_then_passes(tmp_path: Path) -> None:
+    url = fresh_database()
+    try:
+        data_dir = registry_dir(tmp_path, url)
+        done = run(data_dir, "check")
+        assert done.returncode == 1 and "FAILED schema: none yet: run `station db migrate` once" in done.stdout
+        with pytest.raises(NotAStationDatabase, match="run `station db migrate` once"):  # a station never makes one
+            Store.configured(config_mod.load(data_dir))
+        done = run(data_dir, "migrate")
+        assert done.returncode == 0 and done.stdout.strip() == f"{url}: schema version 0 -> {SCHEMA_VERSION}"
+        assert run(data_dir, "migrate").stdout.strip() == f"{url}: schema version {SCHEMA_VERSION}, already"
+        done = run(data_dir, "check")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert [line.split(":")[0].split(None, 1)[1] for line in done.stdout.splitlines()] == [
+            "database", "schema", "write lock", "rights", "permissions", "disk"]
+        assert "PostgreSQL" in done.stdout and "password" not in done.stdout
+    finally:
+        drop_database(url)
+
+
+def test_a_registry_that_cannot_be_reached_names_it_without_its_password(tmp_path: Path) -> None:
+    data_dir = registry_dir(tmp_path, f"postgresql://station:s3cret-pw@127.0.0.1:{free_port()}/station")
+    done = run(data_dir, "check")
+    assert done.returncode == 1 and "FAILED database: the registry postgresql://station@127.0.0.1:" in done.stdout
+    assert "cannot be reached" in done.stdout and "s3cret-pw" not in done.stdout + done.stderr
+
+
+def test_a_role_without_the_rights_and_a_held_lock_fail_their_checks(tmp_path: Path) -> None:
+    with Cluster() as cluster:
+        url = cluster.create_database()
+        Store.open(url, migrate=True).close()
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute("CREATE ROLE reader LOGIN")
+            admin.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader")
+        reader = url.replace("station@", "reader@", 1)
+        problems = failed(dbcheck.check(config_mod.load(registry_dir(tmp_path, reader))))
+        assert set(problems) == {"write lock", "rights"}
+        assert "may not do this" in problems["write lock"] and "lacks batches: INSERT" in problems["rights"]
+        with write_lock(url):
+            problems = failed(dbcheck.check(config_mod.load(registry_dir(tmp_path, url, database_timeout=0.2))))
+        assert set(problems) == {"write lock"} and "locked by another station" in problems["write lock"]

@@ -7,6 +7,7 @@ import click
 from .. import config as config_mod
 from .. import dbcheck
 from ..core.errors import StationError
+from ..db.location import shown
 from .base import Station, pass_station
 
 
@@ -35,8 +36,10 @@ def check(station: Station, integrity: bool) -> None:
 @db.command()
 @pass_station
 def migrate(station: Station) -> None:
-    """Bring the database to this station's schema now (the station also does it when it first opens it)."""
+    """Bring the database to this station's schema now (SQLite is also migrated when the station first opens it; a
+    shared registry only by this command)."""
     config = config_mod.load(station.data_dir, create=False)
     before, after = dbcheck.migrate(config)
-    click.echo(f"{config.db_path}: schema version {after}, already" if before == after else
-               f"{config.db_path}: schema version {before} -> {after}")
+    where = shown(config.database)
+    click.echo(f"{where}: schema version {after}, already" if before == after else
+               f"{where}: schema version {before} -> {after}")

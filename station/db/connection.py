@@ -11,17 +11,10 @@ from typing import Any, Self
 from ..core import fields
 from ..core.errors import NotAStationDatabase
 from .engine import Connection, Engine
+from .location import Location, is_url
 from .sqlite import APPLICATION_ID, SqliteEngine
 
 __all__ = ["APPLICATION_ID", "Database", "NotAStationDatabase", "is_url", "open_engine"]
-
-Location = str | Path  # a SQLite file, or a postgresql:// URL
-
-
-def is_url(location: Location) -> bool:
-    """Whether the location names a PostgreSQL server rather than a file."""
-    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
-
 
 def open_engine(location: Location, *, timeout: float, migrate: bool = False) -> Engine:
     """The engine of the location, connected and at this station's schema. SQLite migrates itself; a shared

@@ -21,10 +21,10 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -36,25 +36,15 @@ from ..core.errors import NotAStationDatabase, StationError, Unavailable
 from ..core.lifecycle import Kind
 from ..core.models import now, stored
 from .engine import Connection, Cursor
+from .location import shown
 from .schema import SCHEMA_VERSION
 from .sqlite import APPLICATION_ID
 
-SCHEMES = ("postgresql://", "postgres://")
 WRITE_LOCK = APPLICATION_ID  # the advisory lock every write transaction holds: one writer at a time, as on SQLite
 POOL_SIZE = 32  # connections per process and registry: the writer, the request threads' readers, the rig's slots
 TOKENS_KEPT = timedelta(days=1)  # commit tokens older than this are swept: a dropped commit is resolved in seconds
 SWEEP_EVERY = 1000  # write transactions of a connection between two sweeps of old tokens
 LOOK_MIN = 10.0  # s a station keeps trying to reach the registry to resolve a dropped commit (at least)
-
-
-def redacted(url: str) -> str:
-    """The URL as messages may name it: without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 _PLACES = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|::|\?|:([A-Za-z_]\w*)|%")
@@ -233,7 +223,7 @@ class PostgresEngine:
 
     def __init__(self, url: str, timeout: float, *, migrate: bool = False) -> None:
         self.url = url
-        self.location = redacted(url)
+        self.location = shown(url)
         self.timeout = timeout
         self.migrated_from: int | None = None
         self._pool = _pool(url)
@@ -416,10 +406,15 @@ class PostgresEngine:
             raise self.translate(exc) from exc
 
     def translate(self, exc: Exception) -> StationError:
-        where = f"the registry {self.location}"
+        return self.translate_for(self.location, self.timeout, exc)
+
+    @staticmethod
+    def translate_for(location: str, timeout: float, exc: Exception) -> StationError:
+        """A driver's error on the registry as a message a user can act on."""
+        where = f"the registry {location}"
         if isinstance(exc, pg_errors.LockNotAvailable | pg_errors.QueryCanceled):
             return Unavailable(f"{where} is locked by another station: its write lock was held for longer than "
-                               f"{self.timeout:g} s (database_timeout); nothing was stored, try again")
+                               f"{timeout:g} s (database_timeout); nothing was stored, try again")
         if isinstance(exc, pg_errors.DiskFull | pg_errors.OutOfMemory):
             return Unavailable(f"{where} is out of space ({_first_line(exc)}): nothing was stored; ask its operator")
         if isinstance(exc, pg_errors.InsufficientPrivilege):
@@ -457,6 +452,54 @@ class PostgresEngine:
 
     def warm(self) -> None:
         """The server keeps its own cache."""
+
+
+# The rights a station's role needs on each table: it reads and writes rows, and never changes the schema.
+RIGHTS = "SELECT, INSERT, UPDATE, DELETE"
+
+
+@dataclass(frozen=True)
+class RegistryInspection:
+    """What a registry is, seen without changing it (``station db check``)."""
+
+    server: str  # the server's version, as it names it
+    version: int | None  # its station schema version; None while it has none
+    station: bool  # a station's registry (or an empty database a migration will make one of)
+    writable: str | None  # None when the write lock was taken and a write undone within the wait, else why not
+    missing: tuple[str, ...]  # "table: right" the role lacks
+
+
+def inspect(url: str, *, timeout: float) -> RegistryInspection:
+    """Look at the registry without migrating it: its server, schema, write lock and the role's rights."""
+    location = shown(url)
+    try:
+        raw = psycopg.connect(url, autocommit=True, connect_timeout=max(int(timeout), 1))
+    except psycopg.Error as exc:
+        raise Unavailable(f"the registry {location} cannot be reached ({_first_line(exc)}); check the URL (database in "
+                          f"station.json5, or STATION_DATABASE_URL), the server and its pg_hba.conf") from exc
+    try:
+        server = str(raw.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+        tables = [row[0] for row in raw.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")]
+        if "station_schema" not in tables:
+            return RegistryInspection(server, None, not tables, None, ())
+        row = raw.execute("SELECT application, version FROM station_schema").fetchone()
+        station = row is not None and row[0] == APPLICATION_ID
+        version = int(row[1]) if row else 0
+        missing = tuple(f"{table}: {right}" for table in sorted(tables) for right in RIGHTS.split(", ")
+                        if not raw.execute("SELECT has_table_privilege(%s, %s)", (table, right)).fetchone()[0])  # type: ignore[index]
+        try:  # a write, undone: the lock within the wait, and a row the role may insert
+            raw.execute(f"SET lock_timeout = {int(timeout * 1000)}")
+            with raw.transaction(force_rollback=True):
+                raw.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+                raw.execute("INSERT INTO commits VALUES ('station db check', '')")
+            writable = None
+        except psycopg.Error as exc:
+            writable = str(PostgresEngine.translate_for(location, timeout, exc))
+        return RegistryInspection(server, version, station, writable, missing)
+    except psycopg.Error as exc:
+        raise PostgresEngine.translate_for(location, timeout, exc) from exc
+    finally:
+        raw.close()
 
 
 def _first_line(exc: BaseException) -> str:
