@@ -81,10 +81,18 @@
     countsTimer = setTimeout(refreshCounts, 300);
   }
 
+  // The database (a shared registry, above all) may be down: the banner says so and names it, the tiles keep
+  // their units, and the page keeps asking until the station has reconnected by itself.
   async function refreshCounts() {
-    const response = await fetch("/line/state", { credentials: "same-origin" });
-    if (!response.ok) return;
-    const state = await response.json();
+    let state, response;
+    try {
+      response = await fetch("/line/state", { credentials: "same-origin" });
+      state = await response.json();
+    } catch (error) { return; /* the station restarts: the next look tries again */ }
+    const down = response.ok ? state.database : (response.status === 503 && state.error);  // the session's look-up too
+    $("database-down").textContent = down || "";
+    $("database-down").hidden = !down;
+    if (!response.ok || !state.today) return;
     const all = state.today[""] || { pass: 0, fail: 0 };
     $("count-pass").textContent = all.pass + " passed";
     $("count-fail").textContent = all.fail + " failed";
@@ -153,6 +161,7 @@
     };
   }
   follow();
+  setInterval(refreshCounts, 5000);
 
   // Units that serialized themselves (/ioto/serialize): the page asks every few seconds, so a unit shows soon
   // after its agent got its ID. A label that did not print says why, and its Print button prints it on the

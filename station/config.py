@@ -279,12 +279,13 @@ class Config:
         return Windows(repeat_window=self.get("repeat_window"), idempotency_window=self.get("idempotency_window"))
 
 
-def secure_files(path: Path) -> None:
+def secure_files(path: Path, *, database: bool = True) -> None:
     """The station's files in the data directory owner-only (0600): the database holds password and token
     hashes. The database is created here, empty, so that SQLite gives its -wal and -shm files the same mode;
     the log and the session key are made owner-only where they are written, and tightened here when a
-    station of before left them open."""
-    files.private_file(path / DB_NAME)
+    station of before left them open. A station whose registry is a server (``database`` False) makes no file."""
+    if database:
+        files.private_file(path / DB_NAME)
     for name in PRIVATE_FILES:
         for found in path.glob(name):
             files.tighten(found)
@@ -322,7 +323,7 @@ def load(data_dir: str | os.PathLike[str] | None = None, create: bool = True) ->
         values = check(loaded, config_file)
     if create:  # only on a configuration that reads: a refused one leaves nothing behind
         try:
-            secure_files(path)
+            secure_files(path, database=isinstance(Config(path, values).database, Path))
         except OSError as exc:
             raise Invalid(f"cannot create the station database in {path}: {exc.strerror}; check the data directory's "
                           f"permissions or choose another with --data-dir") from exc

@@ -70,14 +70,17 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
 
 
 def setup(level: int = logging.WARNING, file: Path | None = None) -> None:
-    """Send the station's logs to stderr, and to a rotating file when one is named."""
+    """Send the station's logs to stderr, and to a rotating file when one is named; psycopg's (its pool's failed
+    connections to a registry) go the same way, as structured lines, from warnings up."""
     _lean()
-    root = logging.getLogger("station")
-    root.setLevel(level)
-    root.handlers.clear()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if file is not None:
         handlers.append(PrivateRotatingFileHandler(file, maxBytes=5_000_000, backupCount=5, encoding="utf-8"))
     for handler in handlers:
         handler.setFormatter(JsonFormatter())
-        root.addHandler(handler)
+    for name, least in (("station", level), ("psycopg", max(level, logging.WARNING))):
+        logger = logging.getLogger(name)
+        logger.setLevel(least)
+        logger.handlers.clear()
+        for handler in handlers:
+            logger.addHandler(handler)

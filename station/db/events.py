@@ -38,11 +38,12 @@ class EventsTable(Database):
             return self._event(conn, kind, actor, details, code=code)
 
     def counts_by_slot(self, kinds: tuple[str, ...], since: str) -> list[dict[str, Any]]:
-        """How many events of each of ``kinds`` each slot (``details.slot``, None without one) had since ``since``."""
+        """How many events of each of ``kinds`` each slot (``details.slot``, None without one) of this station had since
+        ``since``: on a shared registry, a line counts its own."""
         marks = ", ".join("?" * len(kinds))
         return list(self._query(
             f"SELECT details ->> 'slot' AS slot, kind, count(*) AS n FROM events "
-            f"WHERE kind IN ({marks}) AND time >= ? GROUP BY slot, kind", (*kinds, since)))
+            f"WHERE kind IN ({marks}) AND time >= ? AND station = ? GROUP BY slot, kind", (*kinds, since, self.station)))
 
     def events(self, code: str) -> list[Event]:
         """A device's history, with the event of the batch it was issued in."""

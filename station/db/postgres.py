@@ -14,12 +14,13 @@ The schema is created and migrated only by ``station db migrate``: many stations
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -86,6 +87,10 @@ def _configure(raw: psycopg.Connection[Any]) -> None:
     raw.adapters.register_loader("json", TextLoader)
     raw.adapters.register_loader("jsonb", TextLoader)
 
+
+# The pool's every failed attempt while a registry is down would be a line of its own: the station says it once per
+# request that fails (Unavailable, naming the registry and why), so the pool speaks only of its own faults.
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 _pools: dict[tuple[int, str], tuple[ConnectionPool, int]] = {}  # per process and URL: the pool, its engines
 _pools_lock = threading.Lock()
@@ -340,17 +345,12 @@ class PostgresEngine:
     def transaction(self) -> Iterator[Connection]:
         """BEGIN, the registry's write lock and this transaction's commit token, ... COMMIT; a commit whose
         connection dropped is looked up before anything is answered from it."""
-        raw = self._connect()
         token = secrets.token_hex(16)
         begin = f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK}); INSERT INTO commits VALUES ('{token}', '{now()}')"
         self._writes += 1
         if self._writes % SWEEP_EVERY == 0:
             begin += f"; DELETE FROM commits WHERE time < '{stored(datetime.now(UTC) - TOKENS_KEPT)}'"
-        try:
-            raw.execute(begin)
-        except psycopg.Error as exc:
-            self._rollback(raw)
-            raise self.translate(exc) from exc
+        raw = self._fresh(lambda raw: raw.execute(begin))
         try:
             yield PgConnection(raw)
         except psycopg.Error as exc:
@@ -397,10 +397,34 @@ class PostgresEngine:
                         f"try again once the registry is back") from exc
                 time.sleep(0.2)
 
+    def _fresh(self, first: Callable[[psycopg.Connection[Any]], object]) -> psycopg.Connection[Any]:
+        """The connection, after ``first`` ran on it; a connection the server dropped while it was idle (a restart,
+        a failover) shows it only now, before anything of this work was sent: then once more on a new one."""
+        for attempt in (1, 2):
+            raw = self._connect()
+            try:
+                first(raw)
+                return raw
+            except psycopg.Error as exc:
+                self._rollback(raw)
+                if attempt == 2 or not raw.broken:
+                    raise self.translate(exc) from exc
+        raise AssertionError("unreachable")
+
     def query(self, sql: str, params: Any = ()) -> Iterator[dict[str, Any]]:
+        cursors: list[psycopg.Cursor[dict[str, Any]]] = []
+
+        def execute(raw: psycopg.Connection[Any]) -> None:
+            cursors[:] = [raw.cursor(row_factory=dict_row)]
+            cursors[0].execute(placeholders(sql) if params else sql, params or None)
+
+        in_transaction = self._raw is not None and self._raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
         try:
-            with self._connect().cursor(row_factory=dict_row) as cursor:
-                cursor.execute(placeholders(sql) if params else sql, params or None)
+            if in_transaction:  # inside a write: never on another connection
+                execute(self._connect())
+            else:
+                self._fresh(execute)
+            with cursors[0] as cursor:
                 yield from cursor
         except psycopg.Error as exc:
             raise self.translate(exc) from exc

@@ -310,15 +310,24 @@ def _field(name: str) -> str:
 @bp.get("/")
 @signed_in("watch")
 def page() -> ResponseReturnValue:
-    store = runtime().reader()
-    return render_template("line.html", products=[p for p in store.products() if p.enabled],
-                           printers=sorted(runtime().config.get("printers")), slots=list(line().tiles))
+    try:
+        products, down = [p for p in runtime().reader().products() if p.enabled], None
+    except Unavailable as exc:  # the registry is down: the page and its slots still show, with why
+        products, down = [], str(exc)
+    return render_template("line.html", products=products, printers=sorted(runtime().config.get("printers")),
+                           slots=list(line().tiles), database_down=down)
 
 
 @bp.get("/line/state")
 @signed_in("watch", api=True)
 def state() -> ResponseReturnValue:
-    return jsonify(tiles=line().snapshot(), today=line().today(runtime().reader()))
+    """The tiles (kept by the station, whatever the database does), today's counts, and ``database``: None, or why
+    the database cannot be reached (the page's banner), while the station reconnects by itself."""
+    try:
+        today, down = line().today(runtime().reader()), None
+    except Unavailable as exc:
+        today, down = None, str(exc)
+    return jsonify(tiles=line().snapshot(), today=today, database=down)
 
 
 @bp.get("/line/events")
