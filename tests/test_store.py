@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
 from station.core import fields, lifecycle, uci
 from station.core.errors import Conflict, Invalid, NotFound, Unavailable
@@ -399,16 +400,28 @@ def test_every_event_names_the_station_that_wrote_it(tmp_path: Path) -> None:
         assert [e.station for e in unnamed.events(code)] == ["line-2", fields.host_station()]
 
 
+def at_version(path: Path, version: int) -> sqlite3.Connection:
+    """A station's database as a station of schema ``version`` made it: the migrations up to it, and nothing after."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for migrate in schema.MIGRATIONS[:version]:
+        migrate(sqlite_utils.Database(conn))
+    conn.execute(f"PRAGMA application_id={connection.APPLICATION_ID}")
+    conn.execute(f"PRAGMA user_version={version}")
+    return conn
+
+
 def test_events_of_before_names_keep_none_and_new_ones_get_it(tmp_path: Path) -> None:
-    with Store.open(tmp_path / "station.db", station="line-2") as line:
-        line.add_product(PRODUCT, "Blank", "Blank-01")
-        code = line.issue(PRODUCT)[0].uci
-        line.conn.execute("ALTER TABLE events DROP COLUMN station")  # the tables of schema v10
-        line.conn.execute("ALTER TABLE webhooks DROP COLUMN ahead")
-        line.conn.execute("PRAGMA user_version=10")
+    old = at_version(tmp_path / "station.db", 10)
+    old.execute("INSERT INTO products(id, name, model, created) VALUES (?, 'Blank', 'Blank-01', ?)", (PRODUCT, now()))
+    old.execute("INSERT INTO devices(uci, product, state, created) VALUES ('0000000000000001', ?, 'issued', ?)",
+                (PRODUCT, now()))
+    old.execute("INSERT INTO events(time, uci, kind, actor, details) VALUES (?, '0000000000000001', 'issued', 'cli', '{}')",
+                (now(),))
+    old.close()
     with Store.open(tmp_path / "station.db", station="line-3") as upgraded:
-        upgraded.void(code, "dropped", actor="test")
-        assert [e.station for e in upgraded.events(code)] == [None, "line-3"]
+        upgraded.void("0000000000000001", "dropped", actor="test")
+        assert [e.station for e in upgraded.events("0000000000000001")] == [None, "line-3"]
+        assert upgraded.device("0000000000000001").station is None  # issued before stations had names
 
 
 def test_the_host_name_as_a_station_name() -> None:
@@ -442,3 +455,38 @@ def test_a_newer_station_migrating_meanwhile_is_never_stamped_down(tmp_path: Pat
         other.join()
     assert newer.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION + 1
     newer.close()
+
+
+def test_stations_on_one_database_see_the_whole_registry_and_count_their_own_line(database: str | Path) -> None:
+    """Two stations on one database (a shared registry, or one file): lists, stats and exports see every device, with
+    a station filter; each line's counts and production figures are its own, even on slots of the same name."""
+    with Store.open(database, station="line-1") as one, Store.open(database, station="line-2") as two:
+        one.add_product(PRODUCT, "Blank", "Blank-01")
+        mine = one.issue(IssueRequest(PRODUCT, serial="SN-1"))[0]
+        theirs = two.issue(IssueRequest(PRODUCT, serial="SN-2"))[0]
+        two.generate_batch(PRODUCT, 3, name="b2")
+        assert (mine.station, theirs.station) == ("line-1", "line-2")
+        assert one.stations() == ["line-1", "line-2"]
+        assert [d.uci for d in one.devices(station="line-1")] == [mine.uci]
+        assert {d.station for d in two.devices()} == {"line-1", "line-2"} and len(list(two.devices())) == 5
+        assert len(list(one.devices(station="line-2"))) == 4  # its single device and its batch's
+        assert one.listing(station="line-2", limit=10)[1] == 4
+        assert sum(row["devices"] for row in one.stats("line-2")) == 4 and sum(r["devices"] for r in one.stats()) == 5
+        with pytest.raises(Invalid, match="a station filter"):
+            one.stats("no such; station")
+        for store, code, passed in ((one, mine.uci, True), (two, theirs.uci, False)):
+            with store.transaction() as conn:
+                store._event(conn, lifecycle.Kind.LINE_PASS if passed else lifecycle.Kind.LINE_FAIL, "operator:olga",
+                             {"slot": "A", "step": None if passed else "flash", "reason": "" if passed else "no answer"},
+                             code=code)
+        since = "2000-01-01T00:00:00.000Z"
+        assert [(r["slot"], r["kind"], r["n"]) for r in one.counts_by_slot(("line-pass", "line-fail"), since)] == [
+            ("A", "line-pass", 1)]
+        assert [(r["slot"], r["kind"], r["n"]) for r in two.counts_by_slot(("line-pass", "line-fail"), since)] == [
+            ("A", "line-fail", 1)]
+        end = now()
+        assert [(r["slot"], r["verdicts"], r["passed"]) for r in one.verdict_figures(since, end)] == [
+            (None, 1, 1), ("A", 1, 1)]
+        assert [(r["slot"], r["verdicts"], r["passed"]) for r in two.verdict_figures(since, end)] == [
+            (None, 1, 0), ("A", 1, 0)]
+        assert one.failures_by_step(since, end) == [] and len(two.failures_by_step(since, end)) == 1

@@ -40,12 +40,14 @@ def void(station: Station, code: str, reason: str) -> None:
 @click.option("--product", default=None)
 @click.option("--batch", default=None)
 @click.option("--state", type=click.Choice(lifecycle.ALL_STATES), default=None)
+@click.option("--station", "issued_by", default=None, help="Only the devices this station issued (a shared registry).")
 @click.option("--format", "fmt", type=click.Choice(manifest.FORMATS), default="csv", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="File to write [default: stdout].")
 @pass_station
-def export(station: Station, product: str | None, batch: str | None, state: str | None, fmt: str, out: str | None) -> None:
+def export(station: Station, product: str | None, batch: str | None, state: str | None, issued_by: str | None, fmt: str,
+           out: str | None) -> None:
     """Export devices as CSV or JSON."""
-    devices = station.store.devices(product=product, batch=batch, state=state)
+    devices = station.store.devices(product=product, batch=batch, state=state, station=issued_by)
     if out:
         count = manifest.write_file(devices, out, fmt, station.config.zone)
         click.echo(f"wrote {count} devices to {out}", err=True)
@@ -54,10 +56,11 @@ def export(station: Station, product: str | None, batch: str | None, state: str 
 
 
 @click.command()
+@click.option("--station", "issued_by", default=None, help="Only the devices this station issued (a shared registry).")
 @pass_station
-def stats(station: Station) -> None:
+def stats(station: Station, issued_by: str | None) -> None:
     """Device counts by product, batch and state, and the batches that are incomplete."""
-    rows = [(r["product"], r["batch"] or "-", r["state"], str(r["devices"])) for r in station.store.stats()]
+    rows = [(r["product"], r["batch"] or "-", r["state"], str(r["devices"])) for r in station.store.stats(issued_by)]
     echo_table(("product", "batch", "state", "devices"), rows)
     for unsettled in station.store.batches():
         if not unsettled.complete:

@@ -77,6 +77,7 @@ class Device:
     hwkey: str | None = None
     display: str = ""
     provisioning: str | None = None  # Xively's state, derived (core/credentials.provisioning_state), never stored
+    station: str | None = None  # the station that issued it (a batch's device: its batch's); None before names
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,6 +117,7 @@ class Batch:
     cloud: str | None = None
     complete: bool = True  # False while a batch's chunks are being committed, or when that was interrupted
     issued: int = 0  # UCIs stored so far: ``count`` once complete
+    station: str | None = None  # the station that made it; None before stations had names
 
     def incomplete(self) -> str:
         """Why an incomplete batch cannot be used yet, and what finishes it (refusals and `station stats` say it)."""

@@ -87,9 +87,10 @@ class BatchesTable(DevicesTable):
         if conn.execute("SELECT 1 FROM batches WHERE name = ?", (name,)).fetchone():
             raise Conflict(f"batch name {name!r} is already used; choose another with --batch")
         batch_id = conn.execute(
-            "INSERT INTO batches(name, product, count, created, actor, complete, issued, account, cloud) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (name, product.id, count, created, actor, int(complete), count if complete else 0, account, cloud)).fetchall()
+            "INSERT INTO batches(name, product, count, created, actor, complete, issued, account, cloud, station) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (name, product.id, count, created, actor, int(complete), count if complete else 0, account, cloud,
+             self.station)).fetchall()
         return int(batch_id[0][0]), name
 
     def generate_for_serials(self, product_id: str, serials: Sequence[tuple[int, str]], *, name: str | None = None,

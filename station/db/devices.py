@@ -54,7 +54,7 @@ class DevicesTable(ProductsTable):
     _DEVICE_SELECT = (
         "SELECT d.uci, d.product, d.state, coalesce(d.created, b.created) AS created, "
         "coalesce(d.updated, d.created, b.created) AS updated, b.name AS batch, d.serial, d.hwkey, "
-        "p.check_symbol, EXISTS (SELECT 1 FROM secrets s WHERE s.uci = d.uci) "
+        "coalesce(d.station, b.station) AS station, p.check_symbol, EXISTS (SELECT 1 FROM secrets s WHERE s.uci = d.uci) "
         "OR EXISTS (SELECT 1 FROM certificates c WHERE c.uci = d.uci) AS credentialed "
         "FROM devices d JOIN products p ON p.id = d.product LEFT JOIN batches b ON b.id = d.batch"
     )
@@ -93,9 +93,11 @@ class DevicesTable(ProductsTable):
         raise NotFound(f"no device has claim code {typed.strip()!r}; check it against the label")
 
     def devices(self, *, product: str | None = None, batch: str | None = None, state: str | None = None,
-                serial: str | None = None, limit: int | None = None, offset: int = 0) -> Iterator[Device]:
-        """Devices in issue order, filtered; an iterator, so that exports of millions stream."""
-        where, params = self._where(product, batch, state, serial)
+                serial: str | None = None, station: str | None = None, limit: int | None = None,
+                offset: int = 0) -> Iterator[Device]:
+        """Devices in issue order, filtered (``station``: issued by that station); an iterator, so that exports of
+        millions stream."""
+        where, params = self._where(product, batch, state, serial, station)
         sql = self._DEVICE_SELECT + where + " ORDER BY d.rowid"
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
@@ -103,41 +105,42 @@ class DevicesTable(ProductsTable):
         return (self._device(row) for row in self._query(sql, params))  # the filters are checked before the first row
 
     def listing(self, *, sort: str = "issued", descending: bool = True, product: str | None = None,
-                batch: str | None = None, state: str | None = None, limit: int, offset: int = 0) -> tuple[list[Device], int]:
+                batch: str | None = None, state: str | None = None, station: str | None = None, limit: int,
+                offset: int = 0) -> tuple[list[Device], int]:
         """One page of the devices page's list, sorted by a column of LIST_SORTS, and how many devices the filters
         match. Newest first (issue order backwards) and by claim ID walk the table's own keys, so a page of a
         registry of millions costs a page; the total is one count over the same filters."""
         if sort not in LIST_SORTS:
             raise Invalid(f"unknown sort {sort!r}: sort by one of {', '.join(LIST_SORTS)}")
-        where, params = self._where(product, batch, state, None)
+        where, params = self._where(product, batch, state, None, station)
         way = " DESC" if descending else ""
         nulls = (" NULLS LAST" if descending else " NULLS FIRST") if sort in NULLABLE else ""  # as SQLite, on every engine
         order = LIST_SORTS[sort] + way + nulls + ("" if sort in ("issued", "claim") else f", d.rowid{way}")  # ties: issue order
         page = [self._device(row) for row in self._query(
             self._DEVICE_SELECT + where + f" ORDER BY {order} LIMIT ? OFFSET ?", [*params, limit, offset])]
-        return page, self._total(product, batch, state)
+        return page, self._total(product, batch, state, station)
 
-    def _total(self, product: str | None, batch: str | None, state: str | None) -> int:
+    def _total(self, product: str | None, batch: str | None, state: str | None, station: str | None) -> int:
         """How many devices the filters match: every one, less those of batches still being made (few, by the
         batch index). Counted without the join, the count of a registry of millions reads an index, not the table."""
-        clauses, params = self._filters(product, batch, state, None)
+        clauses, params = self._filters(product, batch, state, None, station)
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
         unfinished = " AND ".join([*clauses, "d.batch IN (SELECT id FROM batches WHERE complete = 0)"])
         return int(next(iter(self._query(
             f"SELECT (SELECT count(*) FROM devices d{where}) - (SELECT count(*) FROM devices d WHERE {unfinished}) AS n",
             params * 2)))["n"])
 
-    def _where(self, product: str | None, batch: str | None, state: str | None,
-               serial: str | None) -> tuple[str, list[str | int]]:
+    def _where(self, product: str | None, batch: str | None, state: str | None, serial: str | None,
+               station: str | None = None) -> tuple[str, list[str | int]]:
         """The WHERE clause of the device filters (over ``devices d`` and ``batches b``), each value checked; a
         batch is all or nothing: none of its devices is listed before it is complete."""
-        clauses, params = self._filters(product, batch, state, serial)
+        clauses, params = self._filters(product, batch, state, serial, station)
         if not batch:  # a named batch is a usable one (_filters)
             clauses.append("(d.batch IS NULL OR b.complete = 1)")
         return " WHERE " + " AND ".join(clauses), params
 
-    def _filters(self, product: str | None, batch: str | None, state: str | None,
-                 serial: str | None) -> tuple[list[str], list[str | int]]:
+    def _filters(self, product: str | None, batch: str | None, state: str | None, serial: str | None,
+                 station: str | None = None) -> tuple[list[str], list[str | int]]:
         """The terms of the device filters over ``devices d`` and their values, each value checked."""
         clauses: list[str] = []
         params: list[str | int] = []
@@ -154,6 +157,9 @@ class DevicesTable(ProductsTable):
         if serial:
             clauses.append("d.serial = ?")
             params.append(serial)
+        if station:  # a device issued alone names its station; a batch's, by its batch
+            clauses.append("(d.station = ? OR d.batch IN (SELECT id FROM batches WHERE station = ?))")
+            params += [fields.station_name("a station filter", station), station]
         return clauses, params
 
     def issue(self, request: IssueRequest | str) -> tuple[Device, bool]:
@@ -275,8 +281,9 @@ class DevicesTable(ProductsTable):
         for _ in range(TRIES):
             code = uci.generate(product.bits)
             if conn.execute(  # a UCI held already (by this station or another) is drawn again
-                    "INSERT INTO devices(uci, product, state, serial, hwkey, created) VALUES (?, ?, 'issued', ?, ?, ?) "
-                    "ON CONFLICT (uci) DO NOTHING RETURNING uci", (code, product.id, serial, hwkey, stamp)).fetchall():
+                    "INSERT INTO devices(uci, product, state, serial, hwkey, created, station) "
+                    "VALUES (?, ?, 'issued', ?, ?, ?, ?) ON CONFLICT (uci) DO NOTHING RETURNING uci",
+                    (code, product.id, serial, hwkey, stamp, self.station)).fetchall():
                 break
         else:
             raise used_up(product)
@@ -301,8 +308,8 @@ class DevicesTable(ProductsTable):
             if held is not None:
                 raise Conflict(f"{product.display(code)} is held by the station already (product {held[0]}): "
                                f"`station show {code}` shows it")
-            conn.execute("INSERT INTO devices(uci, product, state, created) VALUES (?, ?, 'issued', ?)",
-                         (code, product.id, stamp))
+            conn.execute("INSERT INTO devices(uci, product, state, created, station) VALUES (?, ?, 'issued', ?, ?)",
+                         (code, product.id, stamp, self.station))
             self._event(conn, Kind.ADOPTED, actor, details, code=code, time=stamp)
             if registered:
                 self._step(conn, code, Kind.REGISTERED, lambda current: lifecycle.advance(current, "registered"),
@@ -425,11 +432,21 @@ class DevicesTable(ProductsTable):
             return [self._issue_one(conn, request, products, stamp) for request in requests]
 
 
-    def stats(self) -> list[dict[str, Any]]:
-        """Device counts by product, batch and state."""
+    def stats(self, station: str | None = None) -> list[dict[str, Any]]:
+        """Device counts by product, batch and state; of the devices one station issued, or of the whole registry."""
+        clauses, params = self._filters(None, None, None, None, station)
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
         return list(self._query(
-            "SELECT d.product, b.name AS batch, d.state, count(*) AS devices FROM devices d "
-            "LEFT JOIN batches b ON b.id = d.batch GROUP BY d.product, d.batch, b.name, d.state "
-            "ORDER BY d.product, d.batch NULLS FIRST, d.state"
-        ))
+            f"SELECT d.product, b.name AS batch, d.state, count(*) AS devices FROM devices d "
+            f"LEFT JOIN batches b ON b.id = d.batch{where} GROUP BY d.product, d.batch, b.name, d.state "
+            f"ORDER BY d.product, d.batch NULLS FIRST, d.state", params))
+
+    def stations(self) -> list[str]:
+        """The stations that issued devices or batches here: one seek per station along their indexes."""
+        found = {row["station"] for row in self._query(
+            "WITH RECURSIVE s(station) AS (SELECT min(station) FROM devices UNION ALL "
+            "SELECT (SELECT min(station) FROM devices WHERE station > s.station) FROM s WHERE s.station IS NOT NULL) "
+            "SELECT station FROM s WHERE station IS NOT NULL UNION SELECT DISTINCT station FROM batches "
+            "WHERE station IS NOT NULL")}
+        return sorted(found)
 

@@ -216,8 +216,62 @@ CREATE FUNCTION station_count_verdict() RETURNS trigger LANGUAGE plpgsql AS $$
 CREATE TRIGGER verdicts_counted AFTER INSERT ON verdicts FOR EACH ROW EXECUTE FUNCTION station_count_verdict();
 """
 BASELINE_VERSION = 12
-# Each later version's SQL for PostgreSQL, by the version it makes (SQLite's are in db/schema.py).
-MIGRATIONS: dict[int, str] = {}
+_COUNTED = ("station, slot, quarter, passed, prev, prev_here, prev_pass, prev_pass_here", "station, slot, quarter, step, reason")
+# Each later version's SQL for PostgreSQL, by the version it makes (SQLite's, and why, are in db/schema.py).
+MIGRATIONS: dict[int, str] = {13: f"""
+ALTER TABLE devices ADD COLUMN station {T};
+ALTER TABLE batches ADD COLUMN station {T};
+UPDATE batches SET station = (SELECT e.station FROM events e WHERE e.batch = batches.id AND e.uci IS NULL
+  ORDER BY e.id LIMIT 1);
+UPDATE devices SET station = (SELECT e.station FROM events e WHERE e.uci = devices.uci
+  AND e.kind IN ('{Kind.ISSUED.value}', '{Kind.ADOPTED.value}') ORDER BY e.id LIMIT 1) WHERE batch IS NULL;
+CREATE INDEX idx_devices_station ON devices(station) WHERE station IS NOT NULL;
+CREATE INDEX idx_batches_station ON batches(station);
+ALTER TABLE verdicts ADD COLUMN station {T};
+UPDATE verdicts SET station = (SELECT station FROM events WHERE id = verdicts.id);
+DROP INDEX idx_verdicts_uci;
+CREATE INDEX idx_verdicts_uci ON verdicts(uci, station, slot, passed, time);
+ALTER TABLE verdict_counts ADD COLUMN station {T} NOT NULL DEFAULT '';
+ALTER TABLE verdict_counts DROP CONSTRAINT verdict_counts_pkey;
+ALTER TABLE verdict_counts ADD PRIMARY KEY ({_COUNTED[0]});
+ALTER TABLE failure_counts ADD COLUMN station {T} NOT NULL DEFAULT '';
+ALTER TABLE failure_counts DROP CONSTRAINT failure_counts_pkey;
+ALTER TABLE failure_counts ADD PRIMARY KEY ({_COUNTED[1]});
+TRUNCATE verdict_counts, failure_counts;
+INSERT INTO verdict_counts({_COUNTED[0]}, n) SELECT coalesce(station, ''), coalesce(slot, ''), station_quarter(time),
+  passed, station_quarter(prev), station_quarter(prev_here), station_quarter(prev_pass), station_quarter(prev_pass_here),
+  count(*) FROM verdicts GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
+INSERT INTO failure_counts({_COUNTED[1]}, n) SELECT coalesce(station, ''), coalesce(slot, ''), station_quarter(time),
+  coalesce(step, ''), coalesce(reason, ''), count(*) FROM verdicts WHERE passed = 0 GROUP BY 1, 2, 3, 4, 5;
+CREATE OR REPLACE FUNCTION station_verdict() RETURNS trigger LANGUAGE plpgsql AS $$
+  DECLARE here text := NEW.details ->> 'slot';
+  BEGIN
+    INSERT INTO verdicts(id, time, uci, slot, passed, step, reason, prev, prev_here, prev_pass, prev_pass_here, station)
+    VALUES (NEW.id, NEW.time, NEW.uci, here, (NEW.kind = '{_PASS}')::int, NEW.details ->> 'step',
+      NEW.details ->> 'reason',
+      (SELECT max(time) FROM verdicts WHERE uci = NEW.uci AND station IS NOT DISTINCT FROM NEW.station),
+      (SELECT max(time) FROM verdicts WHERE uci = NEW.uci AND station IS NOT DISTINCT FROM NEW.station
+        AND slot IS NOT DISTINCT FROM here),
+      (SELECT max(time) FROM verdicts WHERE uci = NEW.uci AND station IS NOT DISTINCT FROM NEW.station AND passed = 1),
+      (SELECT max(time) FROM verdicts WHERE uci = NEW.uci AND station IS NOT DISTINCT FROM NEW.station AND passed = 1
+        AND slot IS NOT DISTINCT FROM here),
+      NEW.station);
+    RETURN NULL;
+  END $$;
+CREATE OR REPLACE FUNCTION station_count_verdict() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    INSERT INTO verdict_counts({_COUNTED[0]}, n) VALUES (coalesce(NEW.station, ''), coalesce(NEW.slot, ''),
+      station_quarter(NEW.time), NEW.passed, station_quarter(NEW.prev), station_quarter(NEW.prev_here),
+      station_quarter(NEW.prev_pass), station_quarter(NEW.prev_pass_here), 1)
+      ON CONFLICT ({_COUNTED[0]}) DO UPDATE SET n = verdict_counts.n + 1;
+    IF NEW.passed = 0 THEN
+      INSERT INTO failure_counts({_COUNTED[1]}, n) VALUES (coalesce(NEW.station, ''), coalesce(NEW.slot, ''),
+        station_quarter(NEW.time), coalesce(NEW.step, ''), coalesce(NEW.reason, ''), 1)
+        ON CONFLICT ({_COUNTED[1]}) DO UPDATE SET n = failure_counts.n + 1;
+    END IF;
+    RETURN NULL;
+  END $$;
+"""}
 
 
 class PostgresEngine:

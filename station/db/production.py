@@ -2,8 +2,8 @@
 span of time, counted per slot and for the station. station/production.py turns the rows into figures.
 
 Every query sums rows of ``verdict_counts`` or ``failure_counts`` (schema v10: kept by a trigger as each verdict
-is written), one row per quarter hour, slot and kind of verdict, so a span's cost follows its quarters, not its
-verdicts. A verdict is its unit's first in the span where the one before it is older than the span's start (its
+is written), one row per station, quarter hour, slot and kind of verdict, so a span's cost follows its quarters, not
+its verdicts; a station sees its own (a shared registry holds many lines', whose slots may share names). A verdict is its unit's first in the span where the one before it is older than the span's start (its
 quarter is earlier: spans start on quarter hours), and its first ever where there is none (quarter 0). A
 span's end counts up to the end of its quarter: the views end now, and no verdict is later than now.
 """
@@ -36,9 +36,12 @@ def _figures(prev: str, prev_pass: str, prefix: str = "") -> str:
             f"{where('prev = 0')} AS {prefix}first_units, {where('prev = 0 AND passed = 1')} AS {prefix}first_passed")
 
 
-# The slots that ever had a verdict, one seek each along the counts (SQLite has no loose index scan).
-_SLOTS = ("WITH RECURSIVE s(slot) AS (SELECT min(slot) FROM verdict_counts UNION ALL "
-          "SELECT (SELECT min(slot) FROM verdict_counts WHERE slot > s.slot) FROM s WHERE s.slot IS NOT NULL) "
+# This station's counts (schema v13): its own, and those written before stations had names (station ''), which
+# only a station's own file holds.
+_HERE = "station IN (:station, '')"
+# The slots of this station that ever had a verdict, one seek each along the counts (no loose index scan in SQLite).
+_SLOTS = (f"WITH RECURSIVE s(slot) AS (SELECT min(slot) FROM verdict_counts WHERE {_HERE} UNION ALL "
+          f"SELECT (SELECT min(slot) FROM verdict_counts WHERE {_HERE} AND slot > s.slot) FROM s WHERE s.slot IS NOT NULL) "
           "SELECT slot FROM s WHERE slot IS NOT NULL")
 
 
@@ -54,15 +57,15 @@ def quarter(stamp: str, *, up: bool = False) -> int:
     return -int(-seconds // QUARTER) if up else int(seconds // QUARTER)
 
 
-def _span(start: str, end: str, slot: str | None) -> tuple[str, dict[str, Any]]:
-    """The condition and parameters of the counts from ``start`` (a quarter hour) up to ``end``: a range of each
-    slot's, or of ``slot``'s."""
+def _span(start: str, end: str, slot: str | None, station: str) -> tuple[str, dict[str, Any]]:
+    """The condition and parameters of the counts of ``station`` from ``start`` (a quarter hour) up to ``end``: a
+    range of each slot's, or of ``slot``'s."""
     first = quarter(start)
     if first * QUARTER != datetime.fromisoformat(start.replace("Z", "+00:00")).timestamp():
         raise Invalid(f"the production figures count by quarter hours: a span must start on one, not at {start}")
     slots = "slot = :slot" if slot is not None else f"slot IN ({_SLOTS})"
-    return f"{slots} AND quarter >= :start AND quarter < :end", {"start": first, "end": quarter(end, up=True),
-                                                                  "slot": slot or ""}
+    return (f"{_HERE} AND {slots} AND quarter >= :start AND quarter < :end",
+            {"start": first, "end": quarter(end, up=True), "slot": slot or "", "station": station})
 
 
 class ProductionTable(EventsTable):
@@ -73,7 +76,7 @@ class ProductionTable(EventsTable):
         those, passes). The first row (``slot`` None) is of ``slot``'s verdicts, or of all; without a ``slot``, one
         row per slot with verdicts in the span follows. One pass over each slot's range: a verdict is on one slot,
         so the station's sums are the slots' sums of its own kind."""
-        where, params = _span(start, end, slot)
+        where, params = _span(start, end, slot, self.station)
         rows = list(self._query(f"SELECT slot, {_figures(*HERE)}, {_figures(*STATION, 'station_')} "
                                 f"FROM verdict_counts WHERE {where} GROUP BY slot ORDER BY slot", params))
         station = {key: sum(row[f"station_{key}"] for row in rows) for key in FIGURES}
@@ -86,7 +89,7 @@ class ProductionTable(EventsTable):
         the span's hours), each counted once, at its first pass since ``start``."""
         if len(bounds) < 2:
             return []
-        where, params = _span(start, bounds[-1], slot)
+        where, params = _span(start, bounds[-1], slot, self.station)
         prev_pass = "prev_pass_here" if slot is not None else "prev_pass"
         by_quarter = {row["quarter"]: int(row["passed"]) for row in self._query(
             f"SELECT quarter, sum(n) AS passed FROM verdict_counts WHERE {where} AND passed = 1 AND {prev_pass} < :start "
@@ -101,7 +104,7 @@ class ProductionTable(EventsTable):
 
     def failures_by_step(self, start: str, end: str, slot: str | None = None) -> list[dict[str, Any]]:
         """FAIL verdicts from ``start`` up to ``end`` per ``step`` and ``reason`` (``failures``), most first."""
-        where, params = _span(start, end, slot)
+        where, params = _span(start, end, slot, self.station)
         return [{"step": row["step"] or None, "reason": row["reason"], "failures": int(row["failures"])}
                 for row in self._query(
                     f"SELECT step, reason, sum(n) AS failures FROM failure_counts WHERE {where} "

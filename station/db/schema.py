@@ -240,9 +240,79 @@ def _v12(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE webhooks ADD COLUMN ahead TEXT NOT NULL DEFAULT '[]'")
 
 
+def _v13(db: sqlite_utils.Database) -> None:
+    """One registry for many stations: each device and batch names the station that issued it (a filter of the
+    pages, the API and the exports; batch devices by their batch's), and the production view counts each station's
+    own verdicts (``station`` leads the counts' keys; the units' earlier verdicts are looked up at the same station).
+    What was written before stations had names counts as station '': every station's own, since a station's file
+    had no other."""
+    db.execute("ALTER TABLE devices ADD COLUMN station TEXT")
+    db.execute("ALTER TABLE batches ADD COLUMN station TEXT")
+    db.execute("UPDATE batches SET station = (SELECT e.station FROM events e WHERE e.batch = batches.id AND e.uci IS NULL "
+               "ORDER BY e.id LIMIT 1)")
+    db.execute(f"UPDATE devices SET station = (SELECT e.station FROM events e WHERE e.uci = devices.uci AND e.kind IN "
+               f"('{Kind.ISSUED}', '{Kind.ADOPTED}') ORDER BY e.id LIMIT 1) WHERE batch IS NULL")
+    db.execute("CREATE INDEX idx_devices_station ON devices(station) WHERE station IS NOT NULL")  # the stations, seeks
+    db.execute("CREATE INDEX idx_batches_station ON batches(station)")
+    for trigger in ("events_verdict", "verdicts_counted"):
+        db.execute(f"DROP TRIGGER {trigger}")
+    db.execute("ALTER TABLE verdicts ADD COLUMN station TEXT")
+    db.execute("UPDATE verdicts SET station = (SELECT station FROM events WHERE id = verdicts.id)")
+    db.execute("DROP INDEX idx_verdicts_uci")
+    db.execute("CREATE INDEX idx_verdicts_uci ON verdicts(uci, station, slot, passed, time)")
+    for table in ("verdict_counts", "failure_counts"):
+        db.execute(f"ALTER TABLE {table} RENAME TO {table}_v12")
+    db.execute(
+        "CREATE TABLE verdict_counts (station TEXT NOT NULL, slot TEXT NOT NULL, quarter INTEGER NOT NULL, "
+        "passed INTEGER NOT NULL, prev INTEGER NOT NULL, prev_here INTEGER NOT NULL, prev_pass INTEGER NOT NULL, "
+        "prev_pass_here INTEGER NOT NULL, n INTEGER NOT NULL, "
+        "PRIMARY KEY (station, slot, quarter, passed, prev, prev_here, prev_pass, prev_pass_here)) WITHOUT ROWID")
+    db.execute(
+        "CREATE TABLE failure_counts (station TEXT NOT NULL, slot TEXT NOT NULL, quarter INTEGER NOT NULL, "
+        "step TEXT NOT NULL, reason TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (station, slot, quarter, step, reason)) "
+        "WITHOUT ROWID")
+    verdict_keys, failure_keys = _counted("")
+    db.execute(f"INSERT INTO verdict_counts({COUNTED[0]}, n) SELECT {verdict_keys}, count(*) FROM verdicts "
+               f"GROUP BY 1, 2, 3, 4, 5, 6, 7, 8")
+    db.execute(f"INSERT INTO failure_counts({COUNTED[1]}, n) SELECT {failure_keys}, count(*) FROM verdicts WHERE NOT passed "
+               f"GROUP BY 1, 2, 3, 4, 5")
+    for table in ("verdict_counts", "failure_counts"):
+        db.execute(f"DROP TABLE {table}_v12")
+    new_slot = "json_extract(NEW.details, '$.slot')"
+    # ``+``: only the unit's entries of idx_verdicts_uci are read (a planner with no statistics might walk others).
+    before = "SELECT max(time) FROM verdicts WHERE uci = NEW.uci AND +station IS NEW.station"
+    db.execute(
+        f"CREATE TRIGGER events_verdict AFTER INSERT ON events "
+        f"WHEN NEW.kind IN ('{Kind.LINE_FAIL}', '{Kind.LINE_PASS}') AND NEW.uci IS NOT NULL BEGIN "
+        f"INSERT INTO verdicts(id, time, uci, slot, passed, step, reason, prev, prev_here, prev_pass, prev_pass_here, "
+        f"station) VALUES (NEW.id, NEW.time, NEW.uci, {new_slot}, NEW.kind = '{Kind.LINE_PASS}', "
+        f"json_extract(NEW.details, '$.step'), json_extract(NEW.details, '$.reason'), "
+        f"({before}), ({before} AND +slot IS {new_slot}), ({before} AND +passed), "
+        f"({before} AND +passed AND +slot IS {new_slot}), NEW.station); END")
+    new_verdict, new_failure = _counted("NEW.")
+    db.execute(
+        f"CREATE TRIGGER verdicts_counted AFTER INSERT ON verdicts BEGIN "
+        f"INSERT INTO verdict_counts({COUNTED[0]}, n) VALUES ({new_verdict}, 1) ON CONFLICT ({COUNTED[0]}) DO UPDATE SET n = n + 1; "
+        f"INSERT INTO failure_counts({COUNTED[1]}, n) SELECT {new_failure}, 1 WHERE NOT NEW.passed "
+        f"ON CONFLICT ({COUNTED[1]}) DO UPDATE SET n = n + 1; END")
+
+
+# The keys of the counts (schema v13): the station first, then as v10 had them.
+COUNTED = ("station, slot, quarter, passed, prev, prev_here, prev_pass, prev_pass_here", "station, slot, quarter, step, reason")
+
+
+def _counted(row: str) -> tuple[str, str]:
+    """The keys of a verdict ``row`` (NEW., or the table's own columns) in each counts table, as of v13."""
+    return (f"coalesce({row}station, ''), coalesce({row}slot, ''), {_quarter(f'{row}time')}, {row}passed, "
+            f"{_quarter(f'{row}prev')}, {_quarter(f'{row}prev_here')}, {_quarter(f'{row}prev_pass')}, "
+            f"{_quarter(f'{row}prev_pass_here')}",
+            f"coalesce({row}station, ''), coalesce({row}slot, ''), {_quarter(f'{row}time')}, coalesce({row}step, ''), "
+            f"coalesce({row}reason, '')")
+
+
 # Each migration moves the schema one version up; they run in order inside one transaction.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10,
-                                                             _v11, _v12]
+                                                             _v11, _v12, _v13]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -103,7 +103,7 @@ def batch(name: str) -> ResponseReturnValue:
 def devices() -> ResponseReturnValue:
     limit = query_int(request.args, "limit", PAGE, 1, MAX_PAGE)
     offset = query_int(request.args, "offset", 0, 0, 10**9)
-    filters = {key: request.args.get(key) or None for key in ("product", "batch", "state", "serial")}
+    filters = {key: request.args.get(key) or None for key in ("product", "batch", "state", "serial", "station")}
     page = [d.to_dict() for d in runtime().reader().devices(**filters, limit=limit, offset=offset)]
     return jsonify(devices=page, limit=limit, offset=offset, next=offset + limit if len(page) == limit else None)
 
@@ -154,7 +154,7 @@ def _reason() -> str:
 @bp.get("/stats")
 @needs("read")
 def stats() -> ResponseReturnValue:
-    return jsonify(stats=runtime().reader().stats())
+    return jsonify(stats=runtime().reader().stats(request.args.get("station") or None))
 
 
 def json_object() -> dict[str, Any]:

@@ -62,7 +62,7 @@ def listing() -> ResponseReturnValue:
     """Search by any typed form of a claim code or a serial, or list by batch, state and product, sorted and paged."""
     store = runtime().reader()
     q = request.args.get("q", "").strip()
-    filters = {key: request.args.get(key) or None for key in ("product", "batch", "state")}
+    filters = {key: request.args.get(key) or None for key in ("product", "batch", "state", "station")}
     sort, order, page, total = DEFAULT_SORT, first_order(DEFAULT_SORT), 1, 0
     error, status = None, 200
     found: list[Any] = []
@@ -93,7 +93,7 @@ def listing() -> ResponseReturnValue:
         "devices.html", devices=found, total=total, page=page, pages=max(1, -(-total // PAGE)), size=PAGE, q=q,
         error=error, filters=filters, sort=sort, order=order, kept=kept, columns=COLUMNS, first_order=first_order,
         names={p.id: p.name for p in products}, products=products, batches=store.batches(),
-        states=lifecycle.ALL_STATES,
+        states=lifecycle.ALL_STATES, stations=store.stations(),
     ), status
 
 

@@ -133,6 +133,7 @@ SCHEMAS: dict[str, Any] = {
                        "account": {**_NULLABLE_TEXT, "description": "Pre-claimed batch: the Ioto account ID its "
                                    "device files carry (over the product's)."},
                        "cloud": {**_NULLABLE_TEXT, "description": "Pre-claimed batch: the Ioto cloud ID."},
+                       "station": {**_NULLABLE_TEXT, "description": "The station that made it (null: before names)."},
                        "complete": {"type": "boolean", "description": "False until every claim ID is stored; "
                                     "an incomplete batch's devices cannot be used yet."},
                        "issued": {"type": "integer", "description": "Claim IDs stored so far (count once complete)."}},
@@ -148,6 +149,7 @@ SCHEMAS: dict[str, Any] = {
             "provisioning": {"type": "string", "nullable": True,
                              "enum": [credentials.DEFINED, credentials.ACTIVATED, credentials.ASSOCIATED, None],
                              "description": "Xively's provisioning state, derived (null for a void unit)."},
+            "station": {**_NULLABLE_TEXT, "description": "The station that issued it (a batch's device: its batch's)."},
         },
     },
     "Event": {
@@ -389,6 +391,7 @@ DOCUMENT: dict[str, Any] = {
                                   _param("batch", "query", "Batch name."),
                                   _param("state", "query", "Life-cycle state.", schema={"type": "string", "enum": list(lifecycle.ALL_STATES)}),
                                   _param("serial", "query", "Manufacturer serial."),
+                                  _param("station", "query", "Only devices this station issued (name in station.json5)."),
                                   _param("limit", "query", "Page size.", schema={"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
                                   _param("offset", "query", "Devices to skip.", schema={"type": "integer", "minimum": 0}),
                               ], action="read"),
@@ -418,7 +421,9 @@ DOCUMENT: dict[str, Any] = {
                                  {200: ("Claim", "The unit, registered again.")}, (404, 409), body="Void",
                                  params=[_CODE], action="release"),
         },
-        "/api/v1/stats": {"get": _operation("Device counts by product, batch and state", {200: ("Stats", "The counts.")}, (), action="read")},
+        "/api/v1/stats": {"get": _operation("Device counts by product, batch and state", {200: ("Stats", "The counts.")}, (400,),
+                                            params=[_param("station", "query", "Only devices this station issued.")],
+                                            action="read")},
         "/": {"get": _page("The line: scan units, follow each slot's cycle")},
         "/signin": {
             "get": {**_page("The sign-in form", params=[_param("next", "query", "The page to go to after signing in.")]),

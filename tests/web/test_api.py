@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from station.core import uci
+from station.core import fields, uci
 from station.store import Store
 from tests.conftest import PRODUCT, dump
 from tests.web.conftest import OTHER, Server, count, station
@@ -164,3 +164,19 @@ def test_one_log_line_a_request_and_no_secrets(server: Server, token: str) -> No
     assert mine and mine[-1]["status"] == 200 and mine[-1]["logger"] == "station.web"
     assert token not in text and "authorization" not in text.lower() and "bearer" not in text.lower()
     assert token not in Path(server.log).read_text()
+
+
+def test_devices_and_stats_filter_by_the_station_that_issued_them(server: Server, token: str) -> None:
+    issued = server.call("POST", "/api/v1/devices", {"product": PRODUCT, "serial": "SN-BY-STATION"}, auth(token))
+    assert issued.status == 201, issued.raw
+    code = issued.json["uci"]
+    here = fields.host_station()  # the server's station has no name of its own: the host's
+    mine = server.call("GET", f"/api/v1/devices?station={here}&serial=SN-BY-STATION", headers=auth(token)).json
+    assert [(d["uci"], d["station"]) for d in mine["devices"]] == [(code, here)]
+    elsewhere = server.call("GET", "/api/v1/devices?station=line-elsewhere&serial=SN-BY-STATION", headers=auth(token))
+    assert elsewhere.status == 200 and elsewhere.json["devices"] == []
+    assert server.call("GET", "/api/v1/stats?station=line-elsewhere", headers=auth(token)).json["stats"] == []
+    assert sum(row["devices"] for row in server.call("GET", f"/api/v1/stats?station={here}", headers=auth(token))
+               .json["stats"]) >= 1
+    bad = server.call("GET", "/api/v1/stats?station=no%20such;station", headers=auth(token))
+    assert bad.status == 400 and "a station filter" in bad.json["error"]
