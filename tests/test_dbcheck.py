@@ -149,6 +149,7 @@ def test_the_check_changes_nothing(tmp_path: Path) -> None:
 
 def registry_dir(tmp_path: Path, url: str, **settings: object) -> Path:
     """A station's data directory whose station.json5 names the registry at ``url``."""
+    tmp_path.mkdir(exist_ok=True)
     (tmp_path / "station.json5").write_text(json.dumps({"database": url, **settings}))
     return tmp_path
 
@@ -194,3 +195,31 @@ def test_a_role_without_the_rights_and_a_held_lock_fail_their_checks(tmp_path: P
         with write_lock(url):
             problems = failed(dbcheck.check(config_mod.load(registry_dir(tmp_path, url, database_timeout=0.2))))
         assert set(problems) == {"write lock"} and "locked by another station" in problems["write lock"]
+
+
+def test_the_least_rights_of_the_readme_serve_a_line(tmp_path: Path) -> None:
+    """The README's set-up of a shared registry, on a private cluster (whose superuser is "station"): an owner that
+    migrates, and a role that only reads and writes rows, which issues, makes a batch through COPY and passes
+    every check."""
+    with Cluster() as cluster:
+        with psycopg.connect(cluster.url("postgres"), autocommit=True) as su:
+            su.execute("CREATE ROLE registry_admin LOGIN")
+            su.execute("CREATE DATABASE registry OWNER registry_admin ENCODING 'UTF8' TEMPLATE template0")
+            su.execute("CREATE ROLE line LOGIN")
+        with psycopg.connect(cluster.url("registry"), autocommit=True) as su:
+            su.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+            su.execute("GRANT USAGE ON SCHEMA public TO line")
+            su.execute("ALTER DEFAULT PRIVILEGES FOR ROLE registry_admin IN SCHEMA public "
+                       "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO line")
+            su.execute("ALTER DEFAULT PRIVILEGES FOR ROLE registry_admin IN SCHEMA public GRANT USAGE ON SEQUENCES TO line")
+        admin = cluster.url("registry").replace("station@", "registry_admin@", 1)
+        assert run(registry_dir(tmp_path / "admin", admin), "migrate").returncode == 0
+        data_dir = registry_dir(tmp_path / "line", admin.replace("registry_admin@", "line@", 1), name="line-1")
+        with Store.configured(config_mod.load(data_dir)) as store:
+            store.add_product(PRODUCT, "Blank", "Blank-01")
+            store.issue(PRODUCT)
+            assert store.generate_batch(PRODUCT, 1000, name="b1").issued == 1000
+            with pytest.raises(store.engine.error, match="permission denied|must be owner"):
+                store.conn.execute("DROP TABLE events")  # the line's role cannot change the schema
+        done = run(data_dir, "check")
+        assert done.returncode == 0, done.stdout + done.stderr
