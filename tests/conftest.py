@@ -9,8 +9,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import sqlite_utils
 
 from station.config import DATABASE_ENV
+from station.db import connection, schema
 from station.db.postgres import WRITE_LOCK
 from station.store import Store, is_url
 from tests.postgres_servers import drop_database, fresh_database
@@ -39,6 +41,16 @@ def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "station-data"
     path.mkdir()
     return path
+
+
+def at_version(path: Path, version: int) -> sqlite3.Connection:
+    """A station's database as a station of schema ``version`` made it: the migrations up to it, and nothing after."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for migrate in schema.MIGRATIONS[:version]:
+        migrate(sqlite_utils.Database(conn))
+    conn.execute(f"PRAGMA application_id={connection.APPLICATION_ID}")
+    conn.execute(f"PRAGMA user_version={version}")
+    return conn
 
 
 @contextmanager

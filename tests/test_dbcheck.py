@@ -16,7 +16,7 @@ import pytest
 from station import config as config_mod
 from station import dbcheck
 from station.store import SCHEMA_VERSION, NotAStationDatabase, Store
-from tests.conftest import PRODUCT, write_lock
+from tests.conftest import PRODUCT, at_version, write_lock
 from tests.postgres_servers import Cluster, drop_database, free_port, fresh_database
 from tests.web.conftest import STATION
 
@@ -104,10 +104,8 @@ def test_a_damaged_page_fails_the_integrity_check(tmp_path: Path) -> None:
 
 
 def test_an_older_schema_is_migrated_on_demand(tmp_path: Path) -> None:
-    db = healthy(tmp_path)
-    with sqlite3.connect(db) as conn:  # the webhooks table as schema 11 had it
-        conn.execute("ALTER TABLE webhooks DROP COLUMN ahead")
-        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION - 1}")
+    db = tmp_path / "station.db"
+    at_version(db, SCHEMA_VERSION - 1).close()  # as the station of the schema before made it
     assert "migrated to" in run(tmp_path, "check").stdout
     done = run(tmp_path, "migrate")
     assert done.returncode == 0 and done.stdout.strip().endswith(f"schema version {SCHEMA_VERSION - 1} -> {SCHEMA_VERSION}")

@@ -9,14 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
-import sqlite_utils
 
 from station.core import fields, lifecycle, uci
 from station.core.errors import Conflict, Invalid, NotFound, Unavailable
 from station.core.models import now
 from station.db import connection, devices, schema
 from station.store import Ambiguous, IssueRequest, NotAStationDatabase, Store, is_url
-from tests.conftest import PRODUCT, dump, sqlite_only
+from tests.conftest import PRODUCT, at_version, dump, sqlite_only
 
 
 def test_new_database_is_marked_and_migrated(store: Store) -> None:
@@ -398,16 +397,6 @@ def test_every_event_names_the_station_that_wrote_it(tmp_path: Path) -> None:
     with Store.open(tmp_path / "station.db") as unnamed:
         unnamed.void(code, "dropped", actor="test")
         assert [e.station for e in unnamed.events(code)] == ["line-2", fields.host_station()]
-
-
-def at_version(path: Path, version: int) -> sqlite3.Connection:
-    """A station's database as a station of schema ``version`` made it: the migrations up to it, and nothing after."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    for migrate in schema.MIGRATIONS[:version]:
-        migrate(sqlite_utils.Database(conn))
-    conn.execute(f"PRAGMA application_id={connection.APPLICATION_ID}")
-    conn.execute(f"PRAGMA user_version={version}")
-    return conn
 
 
 def test_events_of_before_names_keep_none_and_new_ones_get_it(tmp_path: Path) -> None:

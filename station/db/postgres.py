@@ -43,6 +43,7 @@ from .sqlite import APPLICATION_ID
 
 WRITE_LOCK = APPLICATION_ID  # the advisory lock every write transaction holds: one writer at a time, as on SQLite
 POOL_SIZE = 32  # connections per process and registry: the writer, the request threads' readers, the rig's slots
+POOL_WAIT = 1.0  # s a connection is waited for from the pool before one of its own is made
 TOKENS_KEPT = timedelta(days=1)  # commit tokens older than this are swept: a dropped commit is resolved in seconds
 SWEEP_EVERY = 1000  # write transactions of a connection between two sweeps of old tokens
 LOOK_MIN = 10.0  # s a station keeps trying to reach the registry to resolve a dropped commit (at least)
@@ -287,6 +288,7 @@ class PostgresEngine:
         self.migrated_from: int | None = None
         self._pool = _pool(url)
         self._raw: psycopg.Connection[Any] | None = None
+        self._own = False  # the connection held is not the pool's (its pool could not give one in time)
         self._writes = 0
         self._closed = False
         try:
@@ -299,34 +301,42 @@ class PostgresEngine:
     # -- the connection
 
     def _connect(self) -> psycopg.Connection[Any]:
-        """A live connection: the one held, or a new one of the pool (within ``timeout``), its waits bounded."""
+        """A live connection: the one held, else one of the pool, else one of its own (the pool's reconnection backs
+        off for up to minutes after an outage: a station must be back as soon as the registry is); waits bounded."""
         raw = self._raw
         if raw is not None and not raw.closed and not raw.broken:
             return raw
         if raw is not None:
             self._raw = None
-            self._pool.putconn(raw)  # a broken one is discarded by the pool
+            self._give_back(raw)
+        own = False
         try:
-            raw = self._pool.getconn(timeout=max(self.timeout, 1.0))
+            raw = self._pool.getconn(timeout=min(self.timeout, POOL_WAIT))
         except PoolTimeout:
-            raise Unavailable(f"the registry {self.location} cannot be reached ({self._why()}); check that its server "
-                              f"runs and takes connections: the station reconnects by itself once it does") from None
+            try:
+                raw = psycopg.connect(self.url, autocommit=True, connect_timeout=max(int(self.timeout), 2))
+            except psycopg.Error as exc:
+                raise Unavailable(f"the registry {self.location} cannot be reached ({_first_line(exc)}); check that its "
+                                  f"server runs and takes connections: the station reconnects by itself once it does") \
+                    from None
+            _configure(raw)
+            own = True
         try:
             wait = int(self.timeout * 1000)
             raw.execute(f"SET lock_timeout = {wait}; SET idle_in_transaction_session_timeout = {max(wait * 12, 60000)}")
         except psycopg.Error as exc:
-            self._pool.putconn(raw)
+            self._own = own
+            self._give_back(raw)
             raise self.translate(exc) from exc
-        self._raw = raw
+        self._raw, self._own = raw, own
         return raw
 
-    def _why(self) -> str:
-        """Why a new connection fails, in the server's or the network's words."""
-        try:
-            psycopg.connect(self.url, connect_timeout=3).close()
-        except psycopg.Error as exc:
-            return str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        return "every connection of this station's pool is in use"
+    def _give_back(self, raw: psycopg.Connection[Any]) -> None:
+        """Back to the pool (which discards a broken one), or closed when it was this engine's own."""
+        if self._own:
+            raw.close()
+        else:
+            self._pool.putconn(raw)
 
     @property
     def conn(self) -> Connection:
@@ -337,7 +347,7 @@ class PostgresEngine:
         if raw is not None:
             if not raw.closed and not raw.broken and raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 self._rollback(raw)
-            self._pool.putconn(raw)
+            self._give_back(raw)
         if not self._closed:
             self._closed = True
             _release(self.url)

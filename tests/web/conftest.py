@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -56,6 +58,14 @@ class Reply:
     @property
     def json(self) -> Any:
         return json.loads(self.raw)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def read_reply(sock: socket.socket) -> Reply:
@@ -116,8 +126,20 @@ class Server:
         return self.proc.wait(30)
 
     def kill(self) -> None:
+        """SIGKILL of `station serve` alone (its server process notices it is orphaned and stops)."""
         self.proc.kill()
         self.proc.wait(30)
+
+    def crash(self) -> None:
+        """SIGKILL of every process of the station at once, the writer's among them: a power cut, as far as the
+        station can tell."""
+        for pid in self.pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.proc.wait(30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(_alive(pid) for pid in self.pids):
+            time.sleep(0.05)
 
     def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Reply:
         """One request on a new connection, as a tool would send it (a body that is not bytes goes as JSON)."""
