@@ -48,14 +48,9 @@ def check(config: Config, *, integrity: bool = False) -> list[Finding]:
         return [Finding("database", False, f"{path} is a SQLite database of another program: point --data-dir at a "
                                            f"station's data directory"), *around]
     findings = [Finding("database", True, str(path))]
-    if found.version > SCHEMA_VERSION:
-        findings.append(Finding("schema", False, f"version {found.version}, newer than this station's {SCHEMA_VERSION}: "
-                                                 f"upgrade station"))
-    elif found.version < SCHEMA_VERSION:
-        findings.append(Finding("schema", True, f"version {found.version}: migrated to {SCHEMA_VERSION} when the station "
-                                                f"next opens it (or now: station db migrate)"))
-    else:
-        findings.append(Finding("schema", True, f"version {found.version}, this station's"))
+    findings.append(_schema(found.version, Finding("schema", True, f"version {found.version}: migrated to "
+                                                   f"{SCHEMA_VERSION} when the station next opens it (or now: station db "
+                                                   f"migrate)")))
     findings.append(Finding("journal", True, "WAL" if found.journal == "wal" else
                             f"{found.journal}: the station sets WAL when it next opens the database"))
     findings.append(Finding("write lock", found.writable is None, "taken, and a write undone" if found.writable is None
@@ -65,6 +60,15 @@ def check(config: Config, *, integrity: bool = False) -> list[Finding]:
         findings.append(Finding("integrity", found.integrity == "ok", "every page checked" if found.integrity == "ok"
                                 else f"{found.integrity}: restore the last backup, or ask SQLite's .recover"))
     return findings
+
+
+def _schema(version: int, older: Finding) -> Finding:
+    """The schema's finding: this station's, newer (upgrade), or older (``older`` says what happens to it)."""
+    if version > SCHEMA_VERSION:
+        return Finding("schema", False, f"version {version}, newer than this station's {SCHEMA_VERSION}: upgrade station")
+    if version < SCHEMA_VERSION:
+        return older
+    return Finding("schema", True, f"version {version}, this station's")
 
 
 def _registry(config: Config) -> list[Finding]:
@@ -84,14 +88,9 @@ def _registry(config: Config) -> list[Finding]:
     findings = [Finding("database", True, f"{location} (PostgreSQL {found.server})")]
     if found.version is None:
         return [*findings, Finding("schema", False, "none yet: run `station db migrate` once"), *around]
-    if found.version > SCHEMA_VERSION:
-        findings.append(Finding("schema", False, f"version {found.version}, newer than this station's {SCHEMA_VERSION}: "
-                                                 f"upgrade station"))
-    elif found.version < SCHEMA_VERSION:
-        findings.append(Finding("schema", False, f"version {found.version}, older than this station's {SCHEMA_VERSION}: "
-                                                 f"run `station db migrate` (once, for every station on the registry)"))
-    else:
-        findings.append(Finding("schema", True, f"version {found.version}, this station's"))
+    findings.append(_schema(found.version, Finding("schema", False, f"version {found.version}, older than this "
+                                                   f"station's {SCHEMA_VERSION}: run `station db migrate` (once, for "
+                                                   f"every station on the registry)")))
     findings.append(Finding("write lock", found.writable is None, "taken, and a write undone" if found.writable is None
                             else found.writable))
     findings.append(Finding("rights", not found.missing, f"the role may {postgres.RIGHTS} on every table"

@@ -60,7 +60,7 @@ class Reply:
         return json.loads(self.raw)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -138,7 +138,7 @@ class Server:
                 os.kill(pid, signal.SIGKILL)
         self.proc.wait(30)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and any(_alive(pid) for pid in self.pids):
+        while time.monotonic() < deadline and any(alive(pid) for pid in self.pids):
             time.sleep(0.05)
 
     def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Reply:

@@ -9,17 +9,9 @@ import signal
 import time
 from pathlib import Path
 
-from tests.web.conftest import IOTO_BODY, Server, count, prepare
+from tests.web.conftest import IOTO_BODY, Server, alive, count, prepare
 
 WAIT = 30.0  # seconds any one change of processes may take, at most
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def serving_lines(server: Server) -> list[dict[str, object]]:
