@@ -479,3 +479,17 @@ def test_stations_on_one_database_see_the_whole_registry_and_count_their_own_lin
         assert [(r["slot"], r["verdicts"], r["passed"]) for r in two.verdict_figures(since, end)] == [
             (None, 1, 0), ("A", 1, 0)]
         assert one.failures_by_step(since, end) == [] and len(two.failures_by_step(since, end)) == 1
+
+
+def test_details_that_no_engine_stores_as_they_are_are_stored_shown(store: Store) -> None:
+    """NUL and lone surrogates in an event's details (PostgreSQL's json refuses both) are kept as escapes, the same
+    on both engines; characters beyond the BMP and backslashes stay as they are."""
+    device, _ = store.issue(PRODUCT)
+    details = {"nul": "a\x00b", "lone": "\ud800", "emoji": "\U0001f600", "slash": "\\u0000 is text", "\x00key": 1}
+    store.record(device.uci, lifecycle.Kind.REFUSED, "test", details)
+    [kept] = [e.details for e in store.events(device.uci) if e.kind == "refused"]
+    assert kept == {"nul": "a\\u0000b", "lone": "\\ud800", "emoji": "\U0001f600", "slash": "\\u0000 is text",
+                    "\\u0000key": 1}
+    store.record(device.uci, lifecycle.Kind.REFUSED, "test", {"emoji": "\U0001f600", "slash": "\\u0000 is text"})
+    assert [e.details for e in store.events(device.uci) if e.kind == "refused"][1] == {
+        "emoji": "\U0001f600", "slash": "\\u0000 is text"}

@@ -65,6 +65,20 @@ def shown(value: Any) -> str:
     return out + ("..." if len(text) > SHOWN_MAX else "")
 
 
+def storable_tree(value: Any) -> Any:
+    """A JSON value whose every string and field name is storable on every engine (``shown`` where it was not):
+    what an event keeps of details that would not store, NUL and lone surrogates being refused by PostgreSQL's
+    json as by its text."""
+    if isinstance(value, str):
+        return value if storable(value) else shown(value)
+    if isinstance(value, dict):
+        return {(key if not isinstance(key, str) or storable(key) else shown(key)): storable_tree(child)
+                for key, child in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable_tree(child) for child in value]
+    return value
+
+
 def check_tree(value: Any, where: str = "the body") -> None:
     """Refuse a JSON value holding a string or a field name that SQLite cannot store, naming where it is."""
     stack: list[tuple[Any, str]] = [(value, "")]

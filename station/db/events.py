@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from ..core import fields, lifecycle
@@ -12,8 +13,17 @@ from .connection import Database
 from .engine import Connection
 
 _DETAILS = json.JSONEncoder(sort_keys=True)  # an event's details as stored (json.dumps would build one each time)
+# A NUL or a surrogate in the encoded details (an escape whose backslash is not itself escaped): a character beyond
+# the BMP is a pair, which stores, but PostgreSQL's json refuses NUL and a lone surrogate, so details holding such a
+# string are stored as fields.storable_tree makes them, on every engine alike.
+_UNSTORABLE = re.compile(r"(?<!\\)(?:\\\\)*\\u(?:0000|[dD][89abAB][0-9a-fA-F]{2}|[dD][c-fC-F][0-9a-fA-F]{2})")
 _KINDS = frozenset(lifecycle.Kind)
 log = logging.getLogger("station.store")
+
+
+def _encoded(details: dict[str, Any]) -> str:
+    text = _DETAILS.encode(details)
+    return _DETAILS.encode(fields.storable_tree(details)) if "\\u" in text and _UNSTORABLE.search(text) else text
 
 
 class EventsTable(Database):
@@ -24,7 +34,7 @@ class EventsTable(Database):
             raise ValueError(f"{kind!r} is not an event kind of station/core/lifecycle.py (Kind)")
         return int(conn.execute(
             "INSERT INTO events(time, uci, batch, kind, actor, details, station) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (time or now(), code, batch, str(kind), actor, _DETAILS.encode(details or {}), self.station),
+            (time or now(), code, batch, str(kind), actor, _encoded(details or {}), self.station),
         ).fetchall()[0][0])
 
     def record(self, code: str | None, kind: str, actor: str, details: dict[str, Any] | None = None) -> int:
