@@ -9,13 +9,23 @@ pragmas, through one plain `executemany` and commit. Prints medians of several r
 once with plain SQL and reused, copied cold for each run), in the same runs, and prints its time against the
 batch into the empty station: a line that serializes for years must not slow down.
 
-    python bench/generate.py [--count 1000000] [--runs 3] [--registry 9000000]
+--database URL (a PostgreSQL server and a role that may CREATE DATABASE, such as
+postgresql://station_test:station_test@127.0.0.1:5432/station_test) also times the same batch into a shared
+registry, in the same runs: for each run a fresh database of that server (bench/pgregistry.py, dropped at the
+end), migrated, named by the station.json5 of a fresh data directory; the child is the same, so the batch goes
+through COPY as on a real registry. Prints its time against the SQLite station's (postgres/sqlite, target
+<= 2), the child's peak memory (target < 400 MB), and a plain baseline on the same server: the rows the station
+stored, through one COPY into a table of the same columns and indexes (LIKE devices INCLUDING ALL, which has no
+foreign keys, as the SQLite baseline checks none).
+
+    python bench/generate.py [--count 1000000] [--runs 3] [--registry 9000000] [--database URL]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import statistics
 import subprocess
@@ -24,7 +34,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import psycopg
+
+from station.config import DATABASE_ENV
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pgregistry  # noqa: E402  (bench/pgregistry.py, beside this file)
 import registry  # noqa: E402  (bench/registry.py, beside this file)
 
 PRODUCT = "01H4R15D3478JD26YDYK408XE6"
@@ -45,12 +60,15 @@ print("PEAK_KB", next(line.split()[1] for line in open("/proc/self/status") if l
 """
 
 
-def station_run(count: int, workdir: Path, template: Path | None = None) -> tuple[float, float, Path]:
-    """Seconds and peak MB of one `station generate` in a child process, and its database: a fresh station, or
-    a cold copy of the registry ``template``."""
+def station_run(count: int, workdir: Path, template: Path | None = None,
+                database: str | None = None) -> tuple[float, float, Path]:
+    """Seconds and peak MB of one `station generate` in a child process, and its SQLite file: a fresh station, a
+    cold copy of the registry ``template``, or (the file unused) a station on the empty registry at ``database``."""
     data = workdir / "data"
     if template:
         registry.cold_copy(template, data)
+    if database:
+        pgregistry.point(data, pgregistry.migrated(database))
     out = subprocess.run([sys.executable, "-c", CHILD, str(data), PRODUCT, str(count), "registry" if template else "new"],
                          capture_output=True, text=True, check=True).stdout
     figures = dict(line.split() for line in out.splitlines() if line.startswith(("ELAPSED", "PEAK_KB")))
@@ -78,15 +96,33 @@ def baseline_run(station_db: Path, workdir: Path) -> float:
     return elapsed
 
 
+def copy_baseline(url: str) -> float:
+    """Seconds for the rows the station stored in the registry at ``url`` through one plain COPY, committed, into a
+    table of the same columns and indexes."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE plain_devices (LIKE devices INCLUDING ALL)")
+        rows = conn.execute("SELECT uci, product, batch, state FROM devices ORDER BY rowid").fetchall()
+        start = time.perf_counter()
+        with conn.transaction(), conn.cursor() as cursor, \
+                cursor.copy("COPY plain_devices (uci, product, batch, state) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--registry", type=int, default=0, metavar="N",
                         help="also time the batch into a station that already holds N devices")
+    parser.add_argument("--database", metavar="URL",
+                        help="also time the batch into a fresh database of this PostgreSQL server, for each run")
     args = parser.parse_args()
     template = registry.template(args.registry) if args.registry else None
+    os.environ.pop(DATABASE_ENV, None)  # each data directory's station.json5 says where its station's database is
     station_s, baseline_s, peaks, registry_s = [], [], [], []
+    postgres_s, copy_s, postgres_peaks = [], [], []
     for run in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="station-bench-") as tmp:
             elapsed, peak, db = station_run(args.count, Path(tmp))
@@ -101,6 +137,14 @@ def main() -> None:
             registry_s.append(into)
             peaks.append(peak)
             line += f", station into {args.registry:,} devices {into:.2f} s ({into / elapsed:.2f}x)"
+        if args.database:
+            with tempfile.TemporaryDirectory(prefix="station-bench-") as tmp, pgregistry.fresh(args.database) as url:
+                on_pg, peak, _ = station_run(args.count, Path(tmp), database=url)
+                plain = copy_baseline(url)
+            postgres_s.append(on_pg)
+            copy_s.append(plain)
+            postgres_peaks.append(peak)
+            line += f", postgres {on_pg:.2f} s ({on_pg / elapsed:.2f}x, {peak:.0f} MB), plain COPY {plain:.2f} s"
         print(line, flush=True)
     s, b = statistics.median(station_s), statistics.median(baseline_s)
     result = {
@@ -119,6 +163,17 @@ def main() -> None:
         result.update(registry=args.registry, registry_s=round(r, 3), registry_over_empty=round(r / s, 3))
         print(f"into a registry of {args.registry:,} devices (cold): {r:.2f} s median, {r / s:.2f} times the empty "
               f"station's (target <= 1.3)")
+    if postgres_s:
+        p, c = statistics.median(postgres_s), statistics.median(copy_s)
+        result.update(postgres_s=round(p, 3), postgres_ucis_per_s=round(args.count / p), copy_baseline_s=round(c, 3),
+                      time_ratio_postgres_over_sqlite=round(p / s, 3), time_ratio_postgres_over_copy=round(p / c, 3),
+                      postgres_peak_rss_mb=round(max(postgres_peaks), 1))
+        print(f"station generate on PostgreSQL: {result['postgres_ucis_per_s']:,} UCIs/s ({p:.2f} s median of "
+              f"{args.runs})")
+        print(f"plain COPY baseline on the same server: {round(args.count / c):,} UCIs/s ({c:.2f} s); time ratio "
+              f"postgres station/plain COPY: {result['time_ratio_postgres_over_copy']}")
+        print(f"time ratio postgres/sqlite station: {result['time_ratio_postgres_over_sqlite']} (target <= 2)")
+        print(f"peak memory of a postgres station run: {result['postgres_peak_rss_mb']} MB (target < 400)")
     print(json.dumps(result))
 
 
