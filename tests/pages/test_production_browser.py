@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 
 from station import accounts, times
 from station.store import Store
-from tests.pages.conftest import ADMIN, PASSWORD, Line, screenshot, sign_in
+from tests.pages.conftest import ADMIN, PASSWORD, STATION_NAME, Line, screenshot, sign_in
 from tests.web.test_production_api import VERDICTS, write_verdicts
 
 DISPLAY = "dora"
@@ -18,7 +18,7 @@ DISPLAY = "dora"
 @pytest.fixture(scope="module")
 def known(line: Line) -> Line:
     """The line with a display account and the known verdicts of three units (two passed, in one hour)."""
-    with Store.open(line.server.db) as db:
+    with Store.open(line.server.db, station=STATION_NAME) as db:  # the line's own verdicts, as its station wrote them
         accounts.add_user(db, DISPLAY, "display", PASSWORD)
         write_verdicts(db, VERDICTS, times.zone(None))  # the station's zone: no timezone is configured
     return line
