@@ -24,6 +24,7 @@ from .core import fields
 from .core.errors import Invalid
 from .core.models import IDEMPOTENCY_WINDOW, REPEAT_WINDOW
 from .core.webhooks import endpoints
+from .db.location import shown
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 DEFAULT_DATA_DIR = "station-data"
@@ -105,7 +106,7 @@ def _database_url(where: str, value: Any) -> str | None:
         return None
     if not isinstance(value, str) or not re.fullmatch(r"postgres(ql)?://[^\s/?#]*(/[^\s?#]*)?(\?\S*)?", value):
         raise Invalid(f"{where} must be a PostgreSQL URL such as \"postgresql://station@registry.example/station\" "
-                      f"(or null for the embedded SQLite file), not {value!r}")
+                      f"(or null for the embedded SQLite file), not {shown(value) if isinstance(value, str) else value!r}")
     return value
 
 

@@ -3,11 +3,15 @@ without its password."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 Location = str | Path  # a SQLite file, or a postgresql:// URL
 SCHEMES = ("postgresql://", "postgres://")
+# libpq's URL: scheme://[user[:password]@]host[:port][,host[:port]...][/dbname][?param=value&...]
+_URL = re.compile(r"(?P<scheme>[a-z]+://)(?:(?P<user>[^:@/?#]*)(?::[^@/?#]*)?@)?(?P<rest>[^?#]*)(?P<query>\?[^#]*)?(?:#.*)?",
+                  re.DOTALL)
+_SECRET_PARAMS = re.compile(r"(?i)(?:^|&)(?:password|sslpassword)=[^&]*")
 
 
 def is_url(location: Location) -> bool:
@@ -16,11 +20,13 @@ def is_url(location: Location) -> bool:
 
 
 def shown(location: Location) -> str:
-    """The location as messages and logs may name it: a registry's URL without its password."""
+    """The location as messages and logs may name it: a registry's URL without its password, wherever libpq
+    takes one (after the user name, or as a parameter); hosts and ports as they were written."""
     if not is_url(location):
         return str(location)
-    parts = urlsplit(str(location))
-    if parts.password is None:
-        return str(location)
-    netloc = f"{parts.username}@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    found = _URL.fullmatch(str(location))
+    if found is None:  # not a URL at all: nothing of it is shown
+        return "a PostgreSQL URL"
+    user = f"{found['user']}@" if found["user"] is not None else ""
+    query = _SECRET_PARAMS.sub("", (found["query"] or "")[1:]).lstrip("&")
+    return f"{found['scheme']}{user}{found['rest']}" + (f"?{query}" if query else "")

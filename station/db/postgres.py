@@ -44,6 +44,10 @@ from .sqlite import APPLICATION_ID
 WRITE_LOCK = APPLICATION_ID  # the advisory lock every write transaction holds: one writer at a time, as on SQLite
 POOL_SIZE = 32  # connections per process and registry: the writer, the request threads' readers, the rig's slots
 POOL_WAIT = 1.0  # s a connection is waited for from the pool before one of its own is made
+# A registry that goes silent (a cut cable, a host gone without a reset) must fail a write in seconds, not when
+# the kernel gives up on the connection: connecting, and every unanswered write or keep-alive, is bounded.
+SILENCE: dict[str, Any] = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
+           "tcp_user_timeout": 15000}
 TOKENS_KEPT = timedelta(days=1)  # commit tokens older than this are swept: a dropped commit is resolved in seconds
 SWEEP_EVERY = 1000  # write transactions of a connection between two sweeps of old tokens
 LOOK_MIN = 10.0  # s a station keeps trying to reach the registry to resolve a dropped commit (at least)
@@ -103,7 +107,7 @@ def _pool(url: str) -> ConnectionPool:
     with _pools_lock:
         pool, users = _pools.get(key) or (None, 0)
         if pool is None:
-            pool = ConnectionPool(url, min_size=1, max_size=POOL_SIZE, kwargs={"autocommit": True, "connect_timeout": 5},
+            pool = ConnectionPool(url, min_size=1, max_size=POOL_SIZE, kwargs={"autocommit": True, **SILENCE},
                                   configure=_configure, check=ConnectionPool.check_connection, name="station-registry",
                                   open=True)
         _pools[key] = (pool, users + 1)
@@ -314,7 +318,7 @@ class PostgresEngine:
             raw = self._pool.getconn(timeout=min(self.timeout, POOL_WAIT))
         except PoolTimeout:
             try:
-                raw = psycopg.connect(self.url, autocommit=True, connect_timeout=max(int(self.timeout), 2))
+                raw = psycopg.connect(self.url, autocommit=True, **SILENCE)
             except psycopg.Error as exc:
                 raise Unavailable(f"the registry {self.location} cannot be reached ({_first_line(exc)}); check that its "
                                   f"server runs and takes connections: the station reconnects by itself once it does") \
@@ -322,8 +326,12 @@ class PostgresEngine:
             _configure(raw)
             own = True
         try:
+            # The write lock's wait; a transaction left idle (a stalled station) ends before others wait long; READ
+            # COMMITTED whatever the server's default, so that a statement after the lock sees what the lock's last
+            # holder committed (the commit token's look-up, a device's state); commits that wait for the disk.
             wait = int(self.timeout * 1000)
-            raw.execute(f"SET lock_timeout = {wait}; SET idle_in_transaction_session_timeout = {max(wait * 12, 60000)}")
+            raw.execute(f"SET lock_timeout = {wait}; SET idle_in_transaction_session_timeout = {max(wait * 4, 10000)}; "
+                        "SET default_transaction_isolation = 'read committed'; SET synchronous_commit = on")
         except psycopg.Error as exc:
             self._own = own
             self._give_back(raw)
@@ -536,7 +544,8 @@ class PostgresEngine:
     def contended(self, conn: Connection) -> bool:
         """Whether another station waits for the write lock now."""
         return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND "
-                                 f"objid = {WRITE_LOCK} AND NOT granted)").fetchone()[0])
+                                 f"objid = {WRITE_LOCK} AND NOT granted AND database = "
+                                 "(SELECT oid FROM pg_database WHERE datname = current_database()))").fetchone()[0])
 
     def warm(self) -> None:
         """The server keeps its own cache."""

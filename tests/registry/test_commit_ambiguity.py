@@ -22,7 +22,8 @@ from tests.postgres_servers import drop_database, fresh_database
 
 class CuttingProxy:
     """127.0.0.1 TCP proxy to a PostgreSQL server that, once armed, cuts the connection at the client's next
-    ``COMMIT``: ``after`` the server's answer to it (which the client never gets), or ``before`` the server gets it."""
+    ``COMMIT``: ``after`` the server's answer to it (which the client never gets), or ``before`` the server gets it;
+    or goes ``silent`` there: the connection stays open, and nothing more passes either way (a cable cut)."""
 
     def __init__(self, upstream: tuple[str, int]) -> None:
         self.upstream = upstream
@@ -53,27 +54,37 @@ class CuttingProxy:
             server = socket.create_connection(self.upstream, timeout=10)
             server.settimeout(None)
             committed = threading.Event()  # the COMMIT went to the server: its answer is the one to lose
-            threading.Thread(target=self._to_server, args=(client, server, committed), daemon=True).start()
-            threading.Thread(target=self._to_client, args=(server, client, committed), daemon=True).start()
+            silent = threading.Event()
+            threading.Thread(target=self._to_server, args=(client, server, committed, silent), daemon=True).start()
+            threading.Thread(target=self._to_client, args=(server, client, committed, silent), daemon=True).start()
 
-    def _to_server(self, client: socket.socket, server: socket.socket, committed: threading.Event) -> None:
+    def _to_server(self, client: socket.socket, server: socket.socket, committed: threading.Event,
+                   silent: threading.Event) -> None:
         while data := _recv(client):
             if b"COMMIT" in data and self.mode:
                 mode = self._take()
                 if mode == "before":
                     _close(client, server)
                     return
-                committed.set()
+                if mode == "silent":
+                    silent.set()
+                else:
+                    committed.set()
+            if silent.is_set():
+                continue
             try:
                 server.sendall(data)
             except OSError:
                 break
         _close(client, server)
 
-    def _to_client(self, server: socket.socket, client: socket.socket, committed: threading.Event) -> None:
+    def _to_client(self, server: socket.socket, client: socket.socket, committed: threading.Event,
+                   silent: threading.Event) -> None:
         while data := _recv(server):
             if committed.is_set():  # the server answered the COMMIT: it is stored, and the client never hears so
                 break
+            if silent.is_set():
+                continue
             try:
                 client.sendall(data)
             except OSError:
@@ -159,3 +170,32 @@ def test_a_group_whose_commit_answer_was_lost_answers_every_request(registry: tu
     answered = [result[0] for result in results if isinstance(result, tuple)]
     assert len(answered) == 20
     assert [devices(url, f"SN-GROUP-{n}") for n in range(20)] == [[code] for code in answered]
+
+
+def test_a_lost_answer_is_found_stored_whatever_isolation_the_server_defaults_to(
+        registry: tuple[str, CuttingProxy]) -> None:
+    """The look-up after the lock must see what the lock's last holder committed: READ COMMITTED, set by the station
+    on each connection, even where the database defaults to SERIALIZABLE."""
+    url, proxy = registry
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"ALTER DATABASE {urlsplit(url).path.lstrip('/')} SET default_transaction_isolation = 'serializable'")
+    with Store.open(through(url, proxy)) as store:
+        assert store.conn.execute("SHOW transaction_isolation").fetchone()[0] == "read committed"
+        proxy.arm("after")
+        device, created = store.issue(IssueRequest(PRODUCT, hwkey="mac:serializable"))
+        assert proxy.cuts == 1 and created and devices(url, "mac:serializable") == [device.uci]
+
+
+def test_a_registry_that_goes_silent_during_a_commit_fails_it_in_bounded_time(
+        registry: tuple[str, CuttingProxy]) -> None:
+    """A cable cut: the connection neither answers nor closes. The commit fails within the TCP user timeout, the
+    server ends the orphaned transaction (idle in transaction) and frees the write lock, and the station, having
+    looked its token up, says nothing was stored; the unit's retry stores it once."""
+    url, proxy = registry
+    with Store.open(through(url, proxy), timeout=2) as store:
+        proxy.arm("silent")
+        with pytest.raises(Unavailable, match="nothing was stored; try again"):
+            store.issue(IssueRequest(PRODUCT, hwkey="mac:silent"))
+        assert proxy.cuts == 1 and devices(url, "mac:silent") == []
+        device, created = store.issue(IssueRequest(PRODUCT, hwkey="mac:silent"))
+        assert created and devices(url, "mac:silent") == [device.uci]
