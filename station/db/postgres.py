@@ -42,7 +42,7 @@ from .schema import SCHEMA_VERSION
 from .sqlite import APPLICATION_ID
 
 WRITE_LOCK = APPLICATION_ID  # the advisory lock every write transaction holds: one writer at a time, as on SQLite
-POOL_SIZE = 32  # connections per process and registry: the writer, the request threads' readers, the rig's slots
+POOL_SIZE = 20  # connections a station keeps open at most (more wait, then connect for a moment): size max_connections to it
 POOL_WAIT = 1.0  # s a connection is waited for from the pool before one of its own is made
 # A registry that goes silent (a cut cable, a host gone without a reset) must fail a write in seconds, not when
 # the kernel gives up on the connection: connecting, and every unanswered write or keep-alive, is bounded.

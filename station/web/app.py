@@ -54,6 +54,7 @@ def create_app(config: Config) -> Flask:
     app.register_blueprint(production.bp)
     app.before_request(_start_clock)
     app.after_request(_log_request)
+    app.teardown_appcontext(runtime.give_back)
     app.register_error_handler(StationError, _station_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
