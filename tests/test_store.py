@@ -493,3 +493,34 @@ def test_details_that_no_engine_stores_as_they_are_are_stored_shown(store: Store
     store.record(device.uci, lifecycle.Kind.REFUSED, "test", {"emoji": "\U0001f600", "slash": "\\u0000 is text"})
     assert [e.details for e in store.events(device.uci) if e.kind == "refused"][1] == {
         "emoji": "\U0001f600", "slash": "\\u0000 is text"}
+
+
+def test_a_group_issues_fresh_ids_together_and_keyed_or_refused_requests_alone(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group's requests that only ask for a new UCI are stored together, a drawn UCI that is held already (or drawn
+    twice in one draw) drawn again; a unit with a key gets its own, and a refused request its refusal, each with its
+    event, as when they come alone."""
+    held = store.issue(PRODUCT)[0].uci
+    real = uci.generate
+    planned = [held, "DUPLICATEDUPLICA", "DUPLICATEDUPLICA"]  # the group's first draws
+
+    def drawing(bits: int = 80) -> str:
+        return planned.pop(0) if planned else real(bits)
+
+    monkeypatch.setattr(uci, "generate", drawing)
+    requests = [IssueRequest(PRODUCT, details={"remote": f"10.0.0.{n}"}) for n in range(4)]
+    requests[1:1] = [IssueRequest(PRODUCT, hwkey="mac:keyed"), IssueRequest("01NOPE"), IssueRequest(PRODUCT, serial="S1")]
+    results = store.issue_group(requests)
+    issued = [result[0] for result in results if isinstance(result, tuple)]
+    assert [type(result).__name__ if isinstance(result, Exception) else result[1] for result in results] == [
+        True, True, "NotFound", True, True, True, True]
+    assert len(set(issued)) == 6 and held not in issued and "DUPLICATEDUPLICA" in issued
+    for request, result in zip(requests, results, strict=True):
+        if isinstance(result, tuple):
+            [event] = store.events(result[0])
+            assert (event.kind, event.details) == ("issued", {**request.details, **(
+                {"serial": request.serial} if request.serial else {})})
+            assert store.device(result[0]).station == store.station
+    assert [e.kind for e in store.events("01NOPE")] == [] and store.conn.execute(
+        "SELECT count(*) FROM events WHERE kind = 'refused'").fetchone()[0] == 1
+    assert store.issue_group([IssueRequest(PRODUCT, hwkey="mac:keyed")])[0] == (issued[1], False)  # its repeat

@@ -11,7 +11,7 @@ from ..core.errors import Conflict, Invalid, NotFound, StationError, Unavailable
 from ..core.lifecycle import Kind
 from ..core.models import Batch, Device, IssueRequest, Product, ago, now
 from .engine import Connection
-from .events import log
+from .events import encoded, log
 from .products import ProductsTable
 
 RELEASED = "its claim ID was voided; the unit gets a new one"  # why a key leaves a void device
@@ -429,7 +429,52 @@ class DevicesTable(ProductsTable):
         products: dict[str, Product] = {}
         stamp = now()  # the group's one commit: one time for all its devices
         with self.transaction() as conn:
-            return [self._issue_one(conn, request, products, stamp) for request in requests]
+            results: list[tuple[str, bool] | Exception | None] = [None] * len(requests)
+            fresh = self._fresh_only(requests, products)
+            for i, code in self._issue_fresh(conn, fresh, products, stamp).items():
+                results[i] = (code, True)
+            return [self._issue_one(conn, requests[i], products, stamp) if result is None else result
+                    for i, result in enumerate(results)]
+
+    def _fresh_only(self, requests: list[IssueRequest], products: dict[str, Product]) -> dict[int, tuple[str, str, str]]:
+        """The requests of a group that only ask for a new UCI of an issuable product (no serial, hardware or
+        idempotency key: nothing to look up first), by position: ``(product ID, actor, details as stored)``. Any
+        other, or one whose check fails, goes the one-by-one way, which refuses it with its event."""
+        fresh: dict[int, tuple[str, str, str]] = {}
+        for i, request in enumerate(requests):
+            if request.serial is not None or request.hwkey is not None or request.idempotency_key is not None:
+                continue
+            try:
+                product_id = fields.product_id(request.product_id)
+                if product_id not in products:
+                    products[product_id] = self._issuable(product_id)
+                fresh[i] = (product_id, request.actor,
+                            encoded({k: v for k, v in request.details.items() if v is not None}))
+            except (StationError, TypeError, ValueError):
+                continue
+        return fresh
+
+    def _issue_fresh(self, conn: Connection, fresh: dict[int, tuple[str, str, str]], products: dict[str, Product],
+                     stamp: str) -> dict[int, str]:
+        """New UCIs for the requests ``_fresh_only`` found, with their ``issued`` events, in a statement or two each
+        for the lot (a registry's server answers each statement over the network): the UCI of each stored."""
+        issued: dict[int, str] = {}
+        pending = list(fresh)
+        for _ in range(TRIES):
+            if not pending:
+                break
+            drawn = {i: uci.generate(products[fresh[i][0]].bits) for i in pending}
+            unique = {code: i for i, code in drawn.items()}  # a UCI drawn twice in one draw: one of them draws again
+            marks = ", ".join(["(?, ?, 'issued', ?, ?)"] * len(unique))
+            stored = {row[0] for row in conn.execute(
+                f"INSERT INTO devices(uci, product, state, created, station) VALUES {marks} "
+                f"ON CONFLICT (uci) DO NOTHING RETURNING uci",
+                [value for code, i in unique.items() for value in (code, fresh[i][0], stamp, self.station)]).fetchall()}
+            issued.update((i, code) for code, i in unique.items() if code in stored)
+            pending = [i for i in pending if i not in issued]
+        if issued:
+            self._events(conn, Kind.ISSUED, [(issued[i], fresh[i][1], fresh[i][2]) for i in sorted(issued)], stamp)
+        return issued
 
 
     def stats(self, station: str | None = None) -> list[dict[str, Any]]:

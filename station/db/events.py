@@ -21,7 +21,8 @@ _KINDS = frozenset(lifecycle.Kind)
 log = logging.getLogger("station.store")
 
 
-def _encoded(details: dict[str, Any]) -> str:
+def encoded(details: dict[str, Any]) -> str:
+    """An event's details as stored."""
     text = _DETAILS.encode(details)
     return _DETAILS.encode(fields.storable_tree(details)) if "\\u" in text and _UNSTORABLE.search(text) else text
 
@@ -34,8 +35,17 @@ class EventsTable(Database):
             raise ValueError(f"{kind!r} is not an event kind of station/core/lifecycle.py (Kind)")
         return int(conn.execute(
             "INSERT INTO events(time, uci, batch, kind, actor, details, station) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (time or now(), code, batch, str(kind), actor, _encoded(details or {}), self.station),
+            (time or now(), code, batch, str(kind), actor, encoded(details or {}), self.station),
         ).fetchall()[0][0])
+
+    def _events(self, conn: Connection, kind: str, events: list[tuple[str, str, str]], time: str) -> None:
+        """Events of one kind at one time, ``(uci, actor, details as ``encoded`` made them)`` each, in one statement."""
+        if kind not in _KINDS:
+            raise ValueError(f"{kind!r} is not an event kind of station/core/lifecycle.py (Kind)")
+        marks = ", ".join(["(?, ?, NULL, ?, ?, ?, ?)"] * len(events))
+        conn.execute(f"INSERT INTO events(time, uci, batch, kind, actor, details, station) VALUES {marks}",
+                     [value for code, actor, details in events for value in (time, code, str(kind), actor, details,
+                                                                              self.station)])
 
     def record(self, code: str | None, kind: str, actor: str, details: dict[str, Any] | None = None) -> int:
         """Append an event that changes no state (a refusal, a failed attempt, a repeated request); its id.
