@@ -231,8 +231,9 @@ class BatchesTable(DevicesTable):
                             if issued < batch.count:
                                 part = draws.send(stored)
                         conn.execute("UPDATE batches SET issued = ? WHERE id = ?", (issued, batch.id))
-                        if issued == batch.count:
-                            conn.execute("UPDATE batches SET complete = 1 WHERE id = ?", (batch.id,))
+                        if issued == batch.count:  # (a batch begun before stations had names is the finisher's)
+                            conn.execute("UPDATE batches SET complete = 1, station = coalesce(station, ?) WHERE id = ?",
+                                         (self.station, batch.id))
                             self._event(conn, Kind.BATCH_ISSUED, actor, {"product": product.id, "count": batch.count,
                                                                       "redrawn": redrawn}, batch=batch.id)
                     if progress:
