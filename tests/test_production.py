@@ -6,19 +6,24 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 
 from station import production, times
 from station.core.errors import Invalid
 from station.core.lifecycle import Kind
 from station.core.models import stored
-from station.store import Store
-from tests.conftest import PRODUCT, sqlite_only
+from station.db import postgres
+from station.store import Store, is_url
+from tests.conftest import PRODUCT, at_version, sqlite_only
+from tests.postgres_servers import drop_database, fresh_database
 
 BERLIN = ZoneInfo("Europe/Berlin")
 AT = datetime(2026, 12, 3, 13, 30, tzinfo=BERLIN)  # in the early shift (06:00-14:00), CET (UTC+1)
@@ -260,3 +265,46 @@ def test_writing_a_verdict_reads_its_units_verdicts_only(store: Store) -> None:
 
     few, many = one_more(50), one_more(5000)
     assert many < few * 2, (few, many)
+
+
+# (time, unit, slot, passed, station): a unit tested on line-1, then on line-2, then again on line-1.
+ACROSS = [("2026-12-03T08:00:00.000Z", "U1", "A", 0, "line-1"), ("2026-12-03T08:10:00.000Z", "U1", "A", 1, "line-1"),
+          ("2026-12-03T09:00:00.000Z", "U1", "A", 1, "line-2"), ("2026-12-03T10:00:00.000Z", "U1", "B", 0, "line-1")]
+PREVS = "SELECT id, station, prev, prev_here, prev_pass, prev_pass_here FROM verdicts ORDER BY id"
+
+
+def test_the_upgrade_to_v13_counts_each_stations_verdicts_as_its_triggers_do(
+        database: str | Path, tmp_path: Path) -> None:
+    """Verdicts written before v13 looked their unit's earlier ones up at any station; the upgrade looks again at
+    each verdict's own, so the migrated rows and counts are those a v13 station writes for the same events."""
+    rows = [(time, unit, Kind.LINE_PASS.value if passed else Kind.LINE_FAIL.value,
+             json.dumps({"slot": slot}), station) for time, unit, slot, passed, station in ACROSS]
+    insert = "INSERT INTO events(time, uci, kind, actor, details, station) VALUES (?, ?, ?, 'test', ?, ?)"
+    if is_url(database):
+        old = fresh_database()
+        with psycopg.connect(old, autocommit=True) as conn:
+            conn.execute(postgres.BASELINE)
+            conn.execute(f"INSERT INTO station_schema VALUES ({postgres.APPLICATION_ID}, 12)")
+            conn.cursor().executemany(postgres.placeholders(insert), rows)
+    else:
+        old = str(tmp_path / "v12.db")
+        conn = at_version(Path(old), 12)
+        conn.executemany(insert, rows)
+        conn.close()
+    try:
+        with Store.open(old, migrate=True) as migrated, Store.open(database) as fresh:
+            with fresh.transaction() as conn:
+                for row in rows:
+                    conn.execute(insert, row)
+            for table, sql in (("verdicts", PREVS), ("verdict_counts", "SELECT * FROM verdict_counts"),
+                               ("failure_counts", "SELECT * FROM failure_counts")):
+                assert unnamed_ids(migrated._query(sql)) == unnamed_ids(fresh._query(sql)), table
+    finally:
+        if is_url(database):
+            drop_database(old)
+
+
+def unnamed_ids(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows in one order, without the event ids two databases number alike only by chance."""
+    return sorted(({key: value for key, value in row.items() if key != "id"} for row in rows),
+                  key=lambda row: [str(value) for value in row.values()])

@@ -38,7 +38,7 @@ from ..core.lifecycle import Kind
 from ..core.models import now, stored
 from .engine import Connection, Cursor
 from .location import shown
-from .schema import SCHEMA_VERSION
+from .schema import PREV_AT_STATION, SCHEMA_VERSION
 from .sqlite import APPLICATION_ID
 
 WRITE_LOCK = APPLICATION_ID  # the advisory lock every write transaction holds: one writer at a time, as on SQLite
@@ -234,6 +234,7 @@ CREATE INDEX idx_devices_station ON devices(station) WHERE station IS NOT NULL;
 CREATE INDEX idx_batches_station ON batches(station);
 ALTER TABLE verdicts ADD COLUMN station {T};
 UPDATE verdicts SET station = (SELECT station FROM events WHERE id = verdicts.id);
+{PREV_AT_STATION};
 DROP INDEX idx_verdicts_uci;
 CREATE INDEX idx_verdicts_uci ON verdicts(uci, station, slot, passed, time);
 ALTER TABLE verdict_counts ADD COLUMN station {T} NOT NULL DEFAULT '';

@@ -240,6 +240,18 @@ def _v12(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE webhooks ADD COLUMN ahead TEXT NOT NULL DEFAULT '[]'")
 
 
+_EARLIER = "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
+# v13, on both engines: each verdict's earlier times at its own station, as the v13 triggers write them (one pass).
+PREV_AT_STATION = (
+    "UPDATE verdicts SET prev = w.prev, prev_here = w.prev_here, prev_pass = w.prev_pass, "
+    "prev_pass_here = w.prev_pass_here FROM (SELECT id, "
+    f"max(time) OVER (PARTITION BY uci, station ORDER BY id {_EARLIER}) AS prev, "
+    f"max(time) OVER (PARTITION BY uci, station, slot ORDER BY id {_EARLIER}) AS prev_here, "
+    f"max(CASE WHEN passed = 1 THEN time END) OVER (PARTITION BY uci, station ORDER BY id {_EARLIER}) AS prev_pass, "
+    f"max(CASE WHEN passed = 1 THEN time END) OVER (PARTITION BY uci, station, slot ORDER BY id {_EARLIER}) "
+    "AS prev_pass_here FROM verdicts) AS w WHERE w.id = verdicts.id")
+
+
 def _v13(db: sqlite_utils.Database) -> None:
     """One registry for many stations: each device and batch names the station that issued it (a filter of the
     pages, the API and the exports; batch devices by their batch's), and the production view counts each station's
@@ -258,6 +270,7 @@ def _v13(db: sqlite_utils.Database) -> None:
         db.execute(f"DROP TRIGGER {trigger}")
     db.execute("ALTER TABLE verdicts ADD COLUMN station TEXT")
     db.execute("UPDATE verdicts SET station = (SELECT station FROM events WHERE id = verdicts.id)")
+    db.execute(PREV_AT_STATION)
     db.execute("DROP INDEX idx_verdicts_uci")
     db.execute("CREATE INDEX idx_verdicts_uci ON verdicts(uci, station, slot, passed, time)")
     for table in ("verdict_counts", "failure_counts"):
