@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,18 +58,18 @@ def test_concurrent_clients_get_unique_ucis_and_one_per_unit(server: Server) -> 
     assert {devices[next(iter(codes))] for codes in by_unit.values()} == {f"serial:SAME-{i}" for i in range(4)}
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_sigkill_mid_load_loses_no_uci_and_repeats_none(tmp_path: Path, engine: str) -> None:
-    url = fresh_database() if engine == "postgresql" else None
-    try:
-        sigkill_mid_load(tmp_path, url)
-    finally:
-        if url:
-            drop_database(url)
+@pytest.fixture(params=ENGINES)
+def registry(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None for the station's SQLite file, else a fresh database of the shared PostgreSQL server (dropped after)."""
+    url = fresh_database() if request.param == "postgresql" else None
+    yield url
+    if url:
+        drop_database(url)
 
 
-def sigkill_mid_load(tmp_path: Path, url: str | None) -> None:
-    """The SIGKILL test on the station's SQLite file (``url`` None) or on a registry's database."""
+def test_sigkill_mid_load_loses_no_uci_and_repeats_none(tmp_path: Path, registry: str | None) -> None:
+    """On the station's SQLite file, or on a registry's database."""
+    url = registry
     prepare(tmp_path, url)
     server = Server(tmp_path)
     received: list[tuple[str, str | None]] = []
