@@ -450,7 +450,7 @@ class DevicesTable(ProductsTable):
                     products[product_id] = self._issuable(product_id)
                 fresh[i] = (product_id, request.actor,
                             encoded({k: v for k, v in request.details.items() if v is not None}))
-            except (StationError, TypeError, ValueError):
+            except Exception:  # whatever it is, the one-by-one way refuses it alone (a bug, logged)
                 continue
         return fresh
 

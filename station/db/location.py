@@ -3,15 +3,12 @@ without its password."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
+from urllib.parse import unquote
 
 Location = str | Path  # a SQLite file, or a postgresql:// URL
 SCHEMES = ("postgresql://", "postgres://")
-# libpq's URL: scheme://[user[:password]@]host[:port][,host[:port]...][/dbname][?param=value&...]
-_URL = re.compile(r"(?P<scheme>[a-z]+://)(?:(?P<user>[^:@/?#]*)(?::[^@/?#]*)?@)?(?P<rest>[^?#]*)(?P<query>\?[^#]*)?(?:#.*)?",
-                  re.DOTALL)
-_SECRET_PARAMS = re.compile(r"(?i)(?:^|&)(?:password|sslpassword)=[^&]*")
+SECRET_PARAMETERS = ("password", "sslpassword")  # where else libpq takes a password: the URL's query
 
 
 def is_url(location: Location) -> bool:
@@ -21,12 +18,23 @@ def is_url(location: Location) -> bool:
 
 def shown(location: Location) -> str:
     """The location as messages and logs may name it: a registry's URL without its password, wherever libpq
-    takes one (after the user name, or as a parameter); hosts and ports as they were written."""
+    takes one (after the user name, or as a parameter, its name percent-encoded or not); hosts, ports and other
+    parameters as they were written. Whatever cannot be told apart from a password is left out."""
     if not is_url(location):
         return str(location)
-    found = _URL.fullmatch(str(location))
-    if found is None:  # not a URL at all: nothing of it is shown
-        return "a PostgreSQL URL"
-    user = f"{found['user']}@" if found["user"] is not None else ""
-    query = _SECRET_PARAMS.sub("", (found["query"] or "")[1:]).lstrip("&")
-    return f"{found['scheme']}{user}{found['rest']}" + (f"?{query}" if query else "")
+    scheme, _, rest = str(location).partition("://")
+    slash = rest.find("/")
+    authority, tail = (rest, "") if slash < 0 else (rest[:slash], rest[slash:])
+    if "@" in authority:  # user[:password]@hosts: a password may hold anything but "/"; the last "@" ends it
+        at = authority.rfind("@")
+        authority = f"{authority[:at].split(':', 1)[0]}@{authority[at + 1:]}"
+    elif "@" in tail:  # a password holding "/": where the user ends cannot be told
+        return f"{scheme}://(the URL is not shown: its password cannot be told from the rest)"
+    for mark in "?#":  # hosts end where the parameters or the fragment begin
+        if mark in authority:
+            authority, _, more = authority.partition(mark)
+            tail = mark + more + tail
+    path, _, query = tail.split("#", 1)[0].partition("?")
+    kept = [pair for pair in query.split("&")
+            if pair and unquote(pair.split("=", 1)[0]).strip().lower() not in SECRET_PARAMETERS]
+    return f"{scheme}://{authority}{path}" + (f"?{'&'.join(kept)}" if kept else "")

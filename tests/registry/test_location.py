@@ -21,6 +21,12 @@ from station.db.location import shown
     ("postgresql://station:s3cret@[::1]:5432/station", "postgresql://station@[::1]:5432/station"),
     ("postgres://station:s3cret@reg/station#s3cret", "postgres://station@reg/station"),
     ("postgresql://reg/station", "postgresql://reg/station"),
+    ("postgresql://u:s3?cret@h/db", "postgresql://u@h/db"),  # "?" and "#" may be in a password
+    ("postgresql://u:s3#cret@h/db", "postgresql://u@h/db"),
+    ("postgresql://u:s3cr@t@h/db", "postgresql://u@h/db"),
+    ("postgresql://u@h/db?passw%6Frd=s3cret&x=1", "postgresql://u@h/db?x=1"),  # libpq decodes parameter names
+    ("postgresql://u:p@h?password=s3cret&sslmode=require", "postgresql://u@h?sslmode=require"),
+    ("postgresql://u:s3/cret@h/db", "postgresql://(the URL is not shown: its password cannot be told from the rest)"),
 ])
 def test_a_registry_is_named_without_its_password(url: str, named: str) -> None:
     assert shown(url) == named and "s3cret" not in shown(url)
