@@ -524,3 +524,21 @@ def test_a_group_issues_fresh_ids_together_and_keyed_or_refused_requests_alone(
     assert [e.kind for e in store.events("01NOPE")] == [] and store.conn.execute(
         "SELECT count(*) FROM events WHERE kind = 'refused'").fetchone()[0] == 1
     assert store.issue_group([IssueRequest(PRODUCT, hwkey="mac:keyed")])[0] == (issued[1], False)  # its repeat
+
+
+def test_a_group_issues_new_units_by_their_keys_together_and_known_ones_alone(store: Store) -> None:
+    """Units that say who they are: a key no device holds is issued with the group's fresh ones; the same key twice
+    in one group gets one UCI (the second is its repeat); a key held already is that unit's repeat; a key held by a
+    void device is released, and the unit gets a new UCI."""
+    known = store.issue(IssueRequest(PRODUCT, hwkey="mac:known"))[0].uci
+    voided = store.void(store.issue(IssueRequest(PRODUCT, hwkey="mac:voided"))[0].uci, "dropped", "cli").uci
+    keys = ["mac:new-1", "mac:known", "mac:new-2", "mac:new-1", "mac:voided"]
+    results = store.issue_group([IssueRequest(PRODUCT, hwkey=key) for key in keys])
+    assert all(isinstance(result, tuple) for result in results)
+    codes = [result[0] for result in results if isinstance(result, tuple)]
+    assert [result[1] for result in results if isinstance(result, tuple)] == [True, False, True, False, True]
+    assert codes[0] == codes[3] and codes[1] == known and codes[4] != voided and len(set(codes)) == 4
+    assert [d.uci for d in store.devices() if d.hwkey == "mac:new-1"] == [codes[0]]
+    assert [e.kind for e in store.events(codes[0])] == ["issued", "issued-repeat"]
+    assert [e.kind for e in store.events(voided)][-1] == "key-released"
+    assert store.device(codes[4]).hwkey == "mac:voided" and store.device(voided).hwkey is None

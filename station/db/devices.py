@@ -4,7 +4,7 @@ the life cycle, and which batches and devices are usable."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..core import credentials, fields, lifecycle, uci
 from ..core.errors import Conflict, Invalid, NotFound, StationError, Unavailable
@@ -22,6 +22,15 @@ TRIES = 100  # draws (or bulk chunks) in a row that store nothing new before a p
 LIST_SORTS = {"issued": "d.rowid", "claim": "d.uci", "state": "d.state", "product": "p.name", "batch": "b.name",
               "serial": "d.serial"}
 NULLABLE = ("batch", "serial")  # sort keys a device may lack: listed first going up, last going down
+
+
+class Fresh(NamedTuple):
+    """A group's request for a new UCI that needs no look-up first (DevicesTable._fresh_only)."""
+
+    product: str
+    actor: str
+    details: str  # as stored (events.encoded)
+    hwkey: str | None
 
 
 class Ambiguous(Conflict):
@@ -430,31 +439,46 @@ class DevicesTable(ProductsTable):
         stamp = now()  # the group's one commit: one time for all its devices
         with self.transaction() as conn:
             results: list[tuple[str, bool] | Exception | None] = [None] * len(requests)
-            fresh = self._fresh_only(requests, products)
+            fresh = self._fresh_only(conn, requests, products)
             for i, code in self._issue_fresh(conn, fresh, products, stamp).items():
                 results[i] = (code, True)
             return [self._issue_one(conn, requests[i], products, stamp) if result is None else result
                     for i, result in enumerate(results)]
 
-    def _fresh_only(self, requests: list[IssueRequest], products: dict[str, Product]) -> dict[int, tuple[str, str, str]]:
-        """The requests of a group that only ask for a new UCI of an issuable product (no serial, hardware or
-        idempotency key: nothing to look up first), by position: ``(product ID, actor, details as stored)``. Any
-        other, or one whose check fails, goes the one-by-one way, which refuses it with its event."""
-        fresh: dict[int, tuple[str, str, str]] = {}
+    def _fresh_only(self, conn: Connection, requests: list[IssueRequest],
+                    products: dict[str, Product]) -> dict[int, Fresh]:
+        """The requests of a group that only ask for a new UCI of an issuable product, by position: no serial or
+        idempotency key, and a hardware key no device holds yet (looked up for the lot, one query per product),
+        the first of the group to bring it. Any other (a repeat, a released key, a refusal) goes the one-by-one way,
+        and so does one whose check fails in any way, which that way refuses alone, with its event."""
+        fresh: dict[int, Fresh] = {}
+        keyed: dict[tuple[str, str], int] = {}  # (product, hardware key): the first request to bring it
         for i, request in enumerate(requests):
-            if request.serial is not None or request.hwkey is not None or request.idempotency_key is not None:
+            if request.serial is not None or request.idempotency_key is not None:
                 continue
             try:
                 product_id = fields.product_id(request.product_id)
                 if product_id not in products:
                     products[product_id] = self._issuable(product_id)
-                fresh[i] = (product_id, request.actor,
-                            encoded({k: v for k, v in request.details.items() if v is not None}))
+                hwkey = None if request.hwkey is None else fields.hardware_key(request.hwkey)
+                details = encoded({k: v for k, v in request.details.items() if v is not None})
             except Exception:  # whatever it is, the one-by-one way refuses it alone (a bug, logged)
                 continue
+            if hwkey is not None:
+                if (product_id, hwkey) in keyed:
+                    continue  # its repeat, once the first is stored
+                keyed[product_id, hwkey] = i
+            fresh[i] = Fresh(product_id, request.actor, details, hwkey)
+        for product_id in {product for product, _ in keyed}:
+            keys = [hwkey for product, hwkey in keyed if product == product_id]
+            for start in range(0, len(keys), 500):
+                part = keys[start : start + 500]
+                for (held,) in conn.execute(f"SELECT hwkey FROM devices WHERE product = ? AND hwkey IN "
+                                            f"({', '.join('?' * len(part))})", [product_id, *part]).fetchall():
+                    del fresh[keyed[product_id, held]]
         return fresh
 
-    def _issue_fresh(self, conn: Connection, fresh: dict[int, tuple[str, str, str]], products: dict[str, Product],
+    def _issue_fresh(self, conn: Connection, fresh: dict[int, Fresh], products: dict[str, Product],
                      stamp: str) -> dict[int, str]:
         """New UCIs for the requests ``_fresh_only`` found, with their ``issued`` events, in a statement or two each
         for the lot (a registry's server answers each statement over the network): the UCI of each stored."""
@@ -463,17 +487,18 @@ class DevicesTable(ProductsTable):
         for _ in range(TRIES):
             if not pending:
                 break
-            drawn = {i: uci.generate(products[fresh[i][0]].bits) for i in pending}
+            drawn = {i: uci.generate(products[fresh[i].product].bits) for i in pending}
             unique = {code: i for i, code in drawn.items()}  # a UCI drawn twice in one draw: one of them draws again
-            marks = ", ".join(["(?, ?, 'issued', ?, ?)"] * len(unique))
+            marks = ", ".join(["(?, ?, 'issued', ?, ?, ?)"] * len(unique))
             stored = {row[0] for row in conn.execute(
-                f"INSERT INTO devices(uci, product, state, created, station) VALUES {marks} "
+                f"INSERT INTO devices(uci, product, state, hwkey, created, station) VALUES {marks} "
                 f"ON CONFLICT (uci) DO NOTHING RETURNING uci",
-                [value for code, i in unique.items() for value in (code, fresh[i][0], stamp, self.station)]).fetchall()}
+                [value for code, i in unique.items()
+                 for value in (code, fresh[i].product, fresh[i].hwkey, stamp, self.station)]).fetchall()}
             issued.update((i, code) for code, i in unique.items() if code in stored)
             pending = [i for i in pending if i not in issued]
         if issued:
-            self._events(conn, Kind.ISSUED, [(issued[i], fresh[i][1], fresh[i][2]) for i in sorted(issued)], stamp)
+            self._events(conn, Kind.ISSUED, [(issued[i], fresh[i].actor, fresh[i].details) for i in sorted(issued)], stamp)
         return issued
 
 
