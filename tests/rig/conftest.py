@@ -137,3 +137,12 @@ def openssl_verifies(chain: Path, certificate: Path) -> None:
     checked = subprocess.run(["openssl", "verify", "-CAfile", chain, certificate], capture_output=True, text=True,
                              timeout=30)
     assert checked.returncode == 0 and checked.stdout.strip().endswith(": OK"), checked.stdout + checked.stderr
+
+
+def last_registration(unit: Any) -> dict[str, Any]:
+    """The unit's last registration reply. The station records the registration before its answer reaches the unit,
+    so the cycle may end (seeing the record) before the unit has kept the reply: it is waited for, bounded."""
+    deadline = time.monotonic() + 10
+    while not unit.registrations and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return unit.registrations[-1]

@@ -7,23 +7,13 @@ import hashlib
 import json
 import re
 import threading
-import time
 
 import pytest
 
 from station.rig import registration
 from station.rig.flash import Progress, flash
 from station.rig.settings import from_mapping
-from tests.rig.conftest import PRODUCT, kinds, slot_for
-
-
-def last_registration(unit):
-    """The unit's last registration reply. The station records the registration before its answer reaches the unit,
-    so the cycle may end (seeing the record) before the unit has kept the reply: it is waited for, bounded."""
-    deadline = time.monotonic() + 10
-    while not unit.registrations and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return unit.registrations[-1]
+from tests.rig.conftest import PRODUCT, kinds, last_registration, slot_for
 
 
 def cycle(store, unit, device, **rig):

@@ -20,7 +20,7 @@ from station.simulator.agent import DATABASE, PROVISION
 from station.simulator.fs import MemoryFS
 from station.simulator.sh import Shell
 from tests.rig import test_real_shell
-from tests.rig.conftest import FAST, PASSWORD, PRODUCT, QUICK, kinds
+from tests.rig.conftest import FAST, PASSWORD, PRODUCT, QUICK, kinds, last_registration
 
 real_unit = test_real_shell.real_unit  # the fixture: /bin/sh on a pseudo-terminal
 PRODUCTION = b'{\n    api: {builder: "https://api.admin.embedthis.com/api"},\n    services: {serialize: "none"},\n}\n'
@@ -56,7 +56,7 @@ def test_a_finalized_unit_is_ship_ready(store, device, make_unit, tmp_path: Path
     result = flash(store, settings, settings.slot("A"), device.uci, progress=steps.append)
     assert result.passed, result.summary()
     assert result.reason.startswith(f"{device.display} flashed, verified, registered and finalized in ")
-    assert unit.registrations[-1]["id"] == device.uci  # the agent wrote provision.json5, and its database at start
+    assert last_registration(unit)["id"] == device.uci  # the agent wrote provision.json5, and its database at start
     assert unit.fs.files["/etc/ioto/ioto.json5"] == PRODUCTION
     assert not unit.fs.exists(PROVISION) and not unit.fs.exists(DATABASE) and not unit.fs.exists("/var/lib/ioto/db")
     data = store.product(PRODUCT).device_file(device.uci)

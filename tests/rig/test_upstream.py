@@ -13,7 +13,7 @@ from station.rig.flash import flash
 from station.simulator import Unit
 from station.store import IssueRequest, Store
 from tests.builder import Builder, builder_fixture  # noqa: F401 (the fixture `builder`)
-from tests.rig.conftest import FAST, PASSWORD, PRODUCT, kinds, slot_for
+from tests.rig.conftest import FAST, PASSWORD, PRODUCT, kinds, last_registration, slot_for
 from tests.web.conftest import Server
 
 
@@ -47,7 +47,7 @@ def test_the_flash_passes_through_the_builder_or_names_it(server: Server, builde
         result = flash(store, settings, slot, device.uci)
         if mode == "register":
             assert result.passed, result.summary()
-            assert unit.registrations[-1] == json.loads(builder.replies[-1])  # the Builder's reply reached the unit
+            assert last_registration(unit) == json.loads(builder.replies[-1])  # the Builder's reply reached the unit
             assert store.device(device.uci).state == "registered"
         else:
             assert not result.passed and result.step == "register" and builder.url in result.reason, result.summary()
