@@ -364,7 +364,7 @@ class PostgresEngine:
     # -- the schema
 
     def _version(self, raw: psycopg.Connection[Any]) -> int | None:
-        """The registry's schema version; None while it has no station schema."""
+        """The registry's schema version (at most this station's); None while it has no station schema."""
         if raw.execute("SELECT to_regclass('station_schema')").fetchone() == (None,):
             others = raw.execute("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()").fetchone()
             if others and others[0]:
@@ -374,15 +374,15 @@ class PostgresEngine:
         row = raw.execute("SELECT application, version FROM station_schema").fetchone()
         if row is None or row[0] != APPLICATION_ID:
             raise NotAStationDatabase(f"the database {self.location} is not a station registry")
+        if row[1] > SCHEMA_VERSION:  # a newer station's, read before and again under the lock: never stamped down
+            raise NotAStationDatabase(f"the registry {self.location} has schema version {row[1]}, newer than this "
+                                      f"station's {SCHEMA_VERSION}; upgrade station")
         return int(row[1])
 
     def _check(self, migrate: bool) -> None:
         try:
             raw = self._connect()
             version = self._version(raw)
-            if version is not None and version > SCHEMA_VERSION:
-                raise NotAStationDatabase(f"the registry {self.location} has schema version {version}, newer than this "
-                                          f"station's {SCHEMA_VERSION}; upgrade station")
             if version == SCHEMA_VERSION:
                 return
             if not migrate:
@@ -393,9 +393,6 @@ class PostgresEngine:
             raw.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")  # one station migrates, the others wait
             try:
                 version = self._version(raw)  # another station may have migrated meanwhile
-                if version is not None and version > SCHEMA_VERSION:
-                    raise NotAStationDatabase(f"the registry {self.location} has schema version {version}, newer than "
-                                              f"this station's {SCHEMA_VERSION}; upgrade station")
                 if version != SCHEMA_VERSION:
                     self.migrated_from = version or 0
                     if version is None:
