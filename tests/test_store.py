@@ -80,9 +80,9 @@ def test_colliding_ids_are_drawn_again_never_reused(store: Store, monkeypatch: p
     real = uci.generate_many
     planned: list[list[str]] = []
 
-    def drawing(count: int, bits: int = 80) -> list[str]:
+    def drawing(count: int, bits: int = 80, first: str = "") -> list[str]:
         # A batch draws its UCIs' first symbols, then the rest of each range's UCIs; planned draws come first.
-        return planned.pop(0)[:count] if planned else real(count, bits)
+        return planned.pop(0)[:count] if planned else real(count, bits, first)
 
     monkeypatch.setattr(uci, "generate_many", drawing)
     planned.append(["D" * 16])  # the first symbols: all five UCIs start with D
@@ -339,13 +339,14 @@ def test_a_batch_that_draws_only_stored_ids_gives_up(store: Store, monkeypatch: 
     real = uci.generate_many
     draws = []
 
-    def stale(count: int, bits: int = 80) -> list[str]:
-        # The first symbols of every UCI are D; the old batch's D range is drawn for real, every later one is stale.
+    def stale(count: int, bits: int = 80, first: str = "") -> list[str]:
+        # The first symbols of every UCI are D (odd draws); the old batch's D range is drawn for real, every later
+        # one is stale: each pass of the new batch draws its first symbols, then its D range.
         draws.append(count)
         assert len(draws) <= 1000, "the batch draws forever"
-        if len(draws) in (1, 3):
+        if len(draws) % 2:
             return ["D" * 16] * count
-        return real(count, bits) if len(draws) == 2 else old[:count]
+        return real(count, bits, first) if len(draws) == 2 else old[:count]
 
     monkeypatch.setattr(uci, "generate_many", stale)
     store.generate_batch(PRODUCT, 5, name="old")
@@ -353,7 +354,7 @@ def test_a_batch_that_draws_only_stored_ids_gives_up(store: Store, monkeypatch: 
     before = [line for line in dump(store.location) if "INSERT INTO \"devices\"" in line]
     with pytest.raises(Unavailable, match="run out of fresh claim IDs at 80 bits.*batch 'new' is incomplete"):
         store.generate_batch(PRODUCT, 3, name="new")
-    assert len(draws) == 3 + devices.TRIES
+    assert len(draws) == 2 + 2 * devices.TRIES
     assert [line for line in dump(store.location) if "INSERT INTO \"devices\"" in line] == before
     if not is_url(store.location):
         assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1

@@ -60,11 +60,12 @@ def generate(bits: int = DEFAULT_BITS) -> str:
     return generate_many(1, bits)[0]
 
 
-def generate_many(count: int, bits: int = DEFAULT_BITS) -> list[str]:
-    """``count`` fresh UCIs from one CSPRNG call, encoded at C speed (batch pre-generation)."""
-    n = symbols(bits)
+def generate_many(count: int, bits: int = DEFAULT_BITS, first: str = "") -> list[str]:
+    """``count`` fresh UCIs from one CSPRNG call, encoded at C speed (batch pre-generation); each begins with the
+    symbol ``first`` where given (a batch draws one range at a time), the rest being drawn."""
+    n = symbols(bits) - len(first)
     text = secrets.token_bytes(n * count).translate(_BYTE_TO_SYMBOL).decode("ascii")
-    return [text[i : i + n] for i in range(0, n * count, n)]
+    return [first + text[i : i + n] for i in range(0, n * count, n)]
 
 
 def value(uci: str) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from ..core import fields, lifecycle, uci
 from ..core.errors import BadRows, Conflict, Invalid, StationError
@@ -15,29 +15,34 @@ from .products import Owner, checked_owner
 
 CHUNK = 50_000  # UCIs per bulk insert (the engine's insert_devices), sorted for sequential B-tree inserts
 HOLD_SHARE = 3  # a batch holds the write lock for at most this fraction (1/3) of the busy timeout other writers wait
-GIVE_WAY = 0.12  # s a batch leaves the lock free between its transactions: longer than SQLite's longest busy poll (0.1 s)
 LIVE_HOLD = 0.25  # s a batch holds the lock at most while another process writes too (a live line waits no longer)
 
 
-def _draws(product: Product, count: int) -> Generator[list[str], int, None]:
-    """``count`` fresh UCIs in key order, as sorted lists of at most CHUNK; send back how many of each list were
-    stored, and the shortfall (UCIs already used, or drawn twice) is drawn again in the same range.
+def _draws(product: Product, count: int) -> Iterator[list[str]]:
+    """``count`` fresh UCIs in key order, as sorted lists of at most CHUNK; what a batch could not store of them
+    (UCIs already used, or drawn twice) is drawn again by a later pass of its own.
 
     Drawing how many UCIs start with each symbol (one CSPRNG symbol per UCI), then the rest of each UCI, gives
     the same UCIs as drawing them whole and sorting them (every symbol is uniform and independent, DESIGN.md 1),
-    with one range in memory at a time.
+    with one range in memory at a time. Nothing waits on a range being stored: an engine may store one while the
+    next is drawn.
     """
     firsts = "".join(uci.generate_many(-(-count // uci.symbols(product.bits)), product.bits))[:count]
     for symbol in uci.ALPHABET:
-        wanted, fruitless = firsts.count(symbol), 0
-        while wanted:
-            codes = sorted([symbol + code[1:] for code in uci.generate_many(wanted, product.bits)])
-            before = wanted
+        if wanted := firsts.count(symbol):
+            codes = sorted(uci.generate_many(wanted, product.bits, symbol))
             for i in range(0, len(codes), CHUNK):
-                wanted -= yield codes[i : i + CHUNK]
-            fruitless = 0 if wanted < before else fruitless + 1
-            if fruitless == TRIES:
-                raise used_up(product)
+                yield codes[i : i + CHUNK]
+
+
+def _taking(draws: Iterator[list[str]], deadline: float, room: int) -> Iterator[list[str]]:
+    """The parts of ``draws`` one insert stores: the first, then more until ``deadline`` (time.monotonic()), and
+    ``room`` codes at most (another command resuming the batch may have stored some)."""
+    for part in draws:
+        yield part[:room]
+        room -= len(part)
+        if room <= 0 or time.monotonic() >= deadline:
+            return
 
 
 def _listed(rows: Sequence[tuple[int, str]], read: Callable[[str], str],
@@ -133,7 +138,7 @@ class BatchesTable(DevicesTable):
             if problems or not lines:
                 raise BadRows(source, sorted(problems) or [(0, "no claim IDs")])
             batch_id, name = self._new_batch(conn, product, name, len(lines), actor, complete=True, owner=owner)
-            if self.engine.insert_devices(conn, sorted(lines), product.id, batch_id) != len(lines):
+            if self.engine.insert_devices(conn, [sorted(lines)], product.id, batch_id)[1] != len(lines):
                 raise Conflict("another command stored some of these claim IDs meanwhile; nothing was stored: try again")
             self._event(conn, Kind.BATCH_IMPORTED, actor, {"product": product.id, "count": len(lines),
                                                             "source": source}, batch=batch_id)
@@ -186,7 +191,7 @@ class BatchesTable(DevicesTable):
                     self._event(conn, Kind.BATCH_VOIDED, actor, {"reason": reason, "devices": voided,
                                                               "count": batch.count}, batch=batch.id)
                     return self.batch(name)
-            time.sleep(GIVE_WAY)
+            time.sleep(self.engine.give_way)
 
     def _hold(self, live: bool = False) -> float:
         """Seconds a batch may hold the write lock at a time: well inside the busy timeout other writers wait, and
@@ -205,15 +210,14 @@ class BatchesTable(DevicesTable):
 
     def _fill(self, batch: Batch, actor: str, progress: Callable[[int], None] | None) -> Batch:
         """Store the UCIs an incomplete batch lacks, in transactions of at most ``_hold()`` seconds each with a
-        pause of ``GIVE_WAY`` between them, so that the server's writer and the line get the lock in time
+        pause of the engine's ``give_way`` between them, so that the server's writer and the line get the lock in time
         (they wait ``database_timeout``); the last one marks the batch complete and writes ``batch-issued``.
 
         UCIs come in key order (``_draws``), so each transaction inserts into one range of the UCI index: the
         index is written about once per batch, not once per transaction, whatever the registry's size.
         """
         product = self._issuable(batch.product)
-        draws = _draws(product, batch.count - batch.issued)
-        part, redrawn = next(draws), 0
+        draws, fruitless, stored_by_pass, redrawn = _draws(product, batch.count - batch.issued), 0, 0, 0
         if batch.count - batch.issued >= CHUNK:  # a big batch touches most pages of the UCI index: read them in order first
             self.engine.warm()
         try:
@@ -222,14 +226,20 @@ class BatchesTable(DevicesTable):
                 while True:
                     with self.transaction() as conn:
                         issued = self._unsettled(conn, batch)
-                        hold = self._hold(live=self.engine.contended(conn))
-                        began, added = time.monotonic(), 0
-                        while issued < batch.count and time.monotonic() - began < hold:
-                            part = part[: batch.count - issued]  # another command resuming it may have added some
-                            stored = self.engine.insert_devices(conn, part, product.id, batch.id)
-                            issued, added, redrawn = issued + stored, added + stored, redrawn + len(part) - stored
-                            if issued < batch.count:
-                                part = draws.send(stored)
+                        deadline = time.monotonic() + self._hold(live=self.engine.contended(conn))
+                        added = 0
+                        while issued < batch.count:
+                            offered, stored = self.engine.insert_devices(
+                                conn, _taking(draws, deadline, batch.count - issued), product.id, batch.id)
+                            issued, added, redrawn = issued + stored, added + stored, redrawn + offered - stored
+                            stored_by_pass += stored
+                            if not offered:  # this pass is drawn and offered whole: draw what it could not store
+                                fruitless = 0 if stored_by_pass else fruitless + 1
+                                if fruitless == TRIES:
+                                    raise used_up(product)
+                                draws, stored_by_pass = _draws(product, batch.count - issued), 0
+                            elif time.monotonic() >= deadline:
+                                break
                         conn.execute("UPDATE batches SET issued = ? WHERE id = ?", (issued, batch.id))
                         if issued == batch.count:  # (a batch begun before stations had names is the finisher's)
                             conn.execute("UPDATE batches SET complete = 1, station = coalesce(station, ?) WHERE id = ?",
@@ -240,7 +250,7 @@ class BatchesTable(DevicesTable):
                         progress(added)
                     if issued == batch.count:
                         return self.batch(batch.name)
-                    time.sleep(GIVE_WAY)
+                    time.sleep(self.engine.give_way)
         except StationError as exc:
             try:  # say what is left to do, where something is (another command may have settled it meanwhile)
                 now_stored = self.batch(batch.name)

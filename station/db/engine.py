@@ -3,7 +3,7 @@ its SQL once, with ``?`` (and ``:name``) placeholders, and asks the engine only 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -33,6 +33,7 @@ class Engine(Protocol):
     location: str  # what messages name: a file, or a server's URL without its password
     timeout: float  # seconds a write waits for another's
     migrated_from: int | None  # the schema version this connection migrated from, if it did
+    give_way: float  # seconds a batch leaves the write lock free between its transactions, for the writers waiting
 
     @property
     def error(self) -> type[Exception]:
@@ -55,8 +56,9 @@ class Engine(Protocol):
     def translate(self, exc: Exception) -> StationError:
         """The driver's error as a message a user can act on."""
 
-    def insert_devices(self, conn: Connection, codes: Sequence[str], product: str, batch: int) -> int:
-        """Store sorted ``codes`` as issued devices of a batch, skipping those held already: how many were new."""
+    def insert_devices(self, conn: Connection, parts: Iterable[Sequence[str]], product: str, batch: int) -> tuple[int, int]:
+        """Store each part's sorted codes as issued devices of a batch, skipping those held already: how many codes
+        the parts held, and how many were new. The parts may be drawn as they are taken."""
 
     def bulk(self) -> AbstractContextManager[None]:
         """Around a batch's transactions: what checks per row can be left out (the batch row was checked)."""

@@ -20,7 +20,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -277,6 +277,60 @@ CREATE OR REPLACE FUNCTION station_count_verdict() RETURNS trigger LANGUAGE plpg
     END IF;
     RETURN NULL;
   END $$;
+""", 14: f"""
+ALTER TABLE devices DROP CONSTRAINT devices_product_fkey, DROP CONSTRAINT devices_batch_fkey;
+CREATE FUNCTION station_added_refs() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM pg_advisory_xact_lock({WRITE_LOCK});
+    IF EXISTS (SELECT 1 FROM (SELECT DISTINCT product, batch FROM added OFFSET 0) AS used
+               WHERE NOT EXISTS (SELECT 1 FROM products WHERE id = used.product)
+                 OR used.batch IS NOT NULL AND NOT EXISTS (SELECT 1 FROM batches WHERE id = used.batch)) THEN
+      RAISE foreign_key_violation USING MESSAGE = 'a device names a product or batch the registry does not hold';
+    END IF;
+    RETURN NULL;
+  END $$;
+CREATE TRIGGER devices_added_refs AFTER INSERT ON devices REFERENCING NEW TABLE AS added
+  FOR EACH STATEMENT EXECUTE FUNCTION station_added_refs();
+CREATE FUNCTION station_changed_refs() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM pg_advisory_xact_lock({WRITE_LOCK});
+    IF NOT EXISTS (SELECT 1 FROM products WHERE id = NEW.product)
+       OR NEW.batch IS NOT NULL AND NOT EXISTS (SELECT 1 FROM batches WHERE id = NEW.batch) THEN
+      RAISE foreign_key_violation USING MESSAGE = 'a device names a product or batch the registry does not hold';
+    END IF;
+    RETURN NEW;
+  END $$;
+CREATE TRIGGER devices_changed_refs BEFORE UPDATE OF product, batch ON devices FOR EACH ROW
+  WHEN (NEW.product IS DISTINCT FROM OLD.product OR NEW.batch IS DISTINCT FROM OLD.batch)
+  EXECUTE FUNCTION station_changed_refs();
+CREATE FUNCTION station_referred() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM pg_advisory_xact_lock({WRITE_LOCK});
+    IF TG_OP = 'TRUNCATE' THEN
+      IF EXISTS (SELECT 1 FROM devices) THEN
+        RAISE foreign_key_violation USING MESSAGE = format('devices refer to %s: it cannot be emptied', TG_TABLE_NAME);
+      END IF;
+      RETURN NULL;
+    ELSIF TG_TABLE_NAME = 'products' THEN
+      IF EXISTS (SELECT 1 FROM devices WHERE product = OLD.id) THEN
+        RAISE foreign_key_violation USING MESSAGE = format('devices refer to product %s', OLD.id);
+      END IF;
+    ELSIF EXISTS (SELECT 1 FROM devices WHERE batch = OLD.id) THEN
+      RAISE foreign_key_violation USING MESSAGE = format('devices refer to batch %s', OLD.id);
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+      RETURN OLD;
+    END IF;
+    RETURN NEW;
+  END $$;
+CREATE TRIGGER products_referred BEFORE DELETE ON products FOR EACH ROW EXECUTE FUNCTION station_referred();
+CREATE TRIGGER products_rekeyed BEFORE UPDATE OF id ON products FOR EACH ROW WHEN (NEW.id IS DISTINCT FROM OLD.id)
+  EXECUTE FUNCTION station_referred();
+CREATE TRIGGER products_emptied BEFORE TRUNCATE ON products FOR EACH STATEMENT EXECUTE FUNCTION station_referred();
+CREATE TRIGGER batches_referred BEFORE DELETE ON batches FOR EACH ROW EXECUTE FUNCTION station_referred();
+CREATE TRIGGER batches_rekeyed BEFORE UPDATE OF id ON batches FOR EACH ROW WHEN (NEW.id IS DISTINCT FROM OLD.id)
+  EXECUTE FUNCTION station_referred();
+CREATE TRIGGER batches_emptied BEFORE TRUNCATE ON batches FOR EACH STATEMENT EXECUTE FUNCTION station_referred();
 """}
 
 
@@ -285,6 +339,7 @@ class PostgresEngine:
 
     error = psycopg.Error
     request_errors = (psycopg.IntegrityError, psycopg.ProgrammingError, psycopg.DataError)
+    give_way = 0.0  # the server hands the lock to the writers queued for it as it is released, before a batch asks again
 
     def __init__(self, url: str, timeout: float, *, migrate: bool = False) -> None:
         self.url = url
@@ -526,26 +581,35 @@ class PostgresEngine:
 
     # -- what differs from SQLite
 
-    def insert_devices(self, conn: Connection, codes: Sequence[str], product: str, batch: int) -> int:
-        """COPY straight into ``devices`` under a savepoint; where a UCI is held already (rare: drawn at random from
-        80 bits or more), that is undone and the codes go through a temporary table and one sorted INSERT that
-        skips the held ones. Product IDs, batch ids and claim IDs hold nothing COPY's text format escapes."""
+    def insert_devices(self, conn: Connection, parts: Iterable[Sequence[str]], product: str,
+                       batch: int) -> tuple[int, int]:
+        """One COPY straight into ``devices`` under a savepoint, written part by part: the server stores a part
+        while the next is drawn. Where a UCI is held already (rare: drawn at random from 80 bits or more), that is
+        undone and the codes go through a temporary table and one sorted INSERT that skips the held ones. Product
+        IDs, batch ids and claim IDs hold nothing COPY's text format escapes."""
         raw = self._connect()
+        sent: list[Sequence[str]] = []
+        rest = f"\t{product}\t{batch}\tissued\n"
         raw.execute("SAVEPOINT copied")
         try:
             with raw.cursor() as cursor, cursor.copy("COPY devices (uci, product, batch, state) FROM STDIN") as copy:
-                copy.write("".join(f"{code}\t{product}\t{batch}\tissued\n" for code in codes))
+                for codes in parts:
+                    sent.append(codes)
+                    copy.write(rest.join(codes) + rest)
         except pg_errors.UniqueViolation:
             raw.execute("ROLLBACK TO SAVEPOINT copied")
         else:
             raw.execute("RELEASE SAVEPOINT copied")
-            return len(codes)
+            offered = sum(map(len, sent))
+            return offered, offered
         raw.execute('CREATE TEMPORARY TABLE IF NOT EXISTS new_devices (uci text COLLATE "C") ON COMMIT DELETE ROWS')
         raw.execute("TRUNCATE new_devices")
         with raw.cursor() as cursor, cursor.copy("COPY new_devices (uci) FROM STDIN") as copy:
-            copy.write("\n".join(codes) + "\n")
-        return raw.execute("INSERT INTO devices(uci, product, batch, state) SELECT uci, %s, %s, 'issued' FROM "
-                           "new_devices ORDER BY uci ON CONFLICT DO NOTHING", (product, batch)).rowcount
+            for codes in sent:
+                copy.write("".join(f"{code}\n" for code in codes))
+        return sum(map(len, sent)), raw.execute(
+            "INSERT INTO devices(uci, product, batch, state) SELECT uci, %s, %s, 'issued' FROM new_devices "
+            "ORDER BY uci ON CONFLICT DO NOTHING", (product, batch)).rowcount
 
     def bulk(self) -> nullcontext[None]:
         return nullcontext()

@@ -310,6 +310,12 @@ def _v13(db: sqlite_utils.Database) -> None:
         f"ON CONFLICT ({COUNTED[1]}) DO UPDATE SET n = n + 1; END")
 
 
+def _v14(db: sqlite_utils.Database) -> None:
+    """None on SQLite: on PostgreSQL, v14 checks the products and batches devices name once per statement instead
+    of once per row, so that a batch's COPY is not mostly foreign-key look-ups; SQLite's per-row checks stay, off
+    while a batch stores its devices (``SqliteEngine.bulk``)."""
+
+
 # The keys of the counts (schema v13): the station first, then as v10 had them.
 COUNTED = ("station, slot, quarter, passed, prev, prev_here, prev_pass, prev_pass_here", "station, slot, quarter, step, reason")
 
@@ -325,7 +331,7 @@ def _counted(row: str) -> tuple[str, str]:
 
 # Each migration moves the schema one version up; they run in order inside one transaction.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10,
-                                                             _v11, _v12, _v13]
+                                                             _v11, _v12, _v13, _v14]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

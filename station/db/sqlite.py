@@ -7,7 +7,7 @@ import json
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +114,7 @@ class SqliteEngine:
 
     error = sqlite3.Error
     request_errors = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.DataError)
+    give_way = 0.12  # longer than the longest poll of a writer waiting in SQLite's busy handler (0.1 s)
 
     def __init__(self, path: Path, timeout: float) -> None:
         self.path = path
@@ -210,11 +211,15 @@ class SqliteEngine:
     def translate(self, exc: Exception) -> StationError:
         return translate(exc, self.path) if isinstance(exc, sqlite3.Error) else StationError(str(exc))
 
-    def insert_devices(self, conn: Connection, codes: Sequence[str], product: str, batch: int) -> int:
-        """One JSON array bound once, the rows sorted by SQLite for sequential B-tree inserts."""
-        return conn.execute("INSERT INTO devices(uci, product, batch, state) SELECT value, ?, ?, 'issued' "
-                            "FROM json_each(?) ORDER BY value ON CONFLICT DO NOTHING",
-                            (product, batch, json.dumps(list(codes)))).rowcount
+    def insert_devices(self, conn: Connection, parts: Iterable[Sequence[str]], product: str, batch: int) -> tuple[int, int]:
+        """Each part as one JSON array bound once, the rows sorted by SQLite for sequential B-tree inserts."""
+        offered = stored = 0
+        for codes in parts:
+            offered += len(codes)
+            stored += conn.execute("INSERT INTO devices(uci, product, batch, state) SELECT value, ?, ?, 'issued' "
+                                   "FROM json_each(?) ORDER BY value ON CONFLICT DO NOTHING",
+                                   (product, batch, json.dumps(list(codes)))).rowcount
+        return offered, stored
 
     @contextmanager
     def bulk(self) -> Iterator[None]:
