@@ -18,8 +18,9 @@ def webhooks() -> None:
 @webhooks.command("list")
 @pass_station
 def list_(station: Station) -> None:
-    """Each endpoint's URL, kinds, backlog (events of its kinds not yet delivered), last delivery, failed
-    attempts at the event now waiting, and the last error."""
+    """Each endpoint's URL, kinds, backlog (events of its kinds not yet delivered), the station delivering them
+    (one of those that name the endpoint), last delivery, failed attempts at the event now waiting, and the last
+    error."""
     endpoints = station.config.get("webhooks")
     if not endpoints:
         click.echo(f"no webhooks configured; list them under webhooks in {station.config.config_path}")
@@ -28,9 +29,9 @@ def list_(station: Station) -> None:
     for endpoint, state in zip(endpoints, station.store.webhook_states(endpoints), strict=True):
         attempts = f"{state.attempts} (next {state.next_attempt})" if state.attempts else "0"
         error = f"{state.last_error} (at {state.last_error_at})" if state.last_error else "-"
-        rows.append((endpoint.name, endpoint.url, ",".join(endpoint.kinds), state.backlog,
+        rows.append((endpoint.name, endpoint.url, ",".join(endpoint.kinds), state.backlog, state.holder or "-",
                      state.last_delivered or "never", attempts, error))
-    echo_table(("endpoint", "url", "kinds", "backlog", "last delivered", "attempts", "last error"), rows)
+    echo_table(("endpoint", "url", "kinds", "backlog", "delivered by", "last delivered", "attempts", "last error"), rows)
 
 
 @webhooks.command("test")

@@ -331,6 +331,8 @@ CREATE TRIGGER batches_referred BEFORE DELETE ON batches FOR EACH ROW EXECUTE FU
 CREATE TRIGGER batches_rekeyed BEFORE UPDATE OF id ON batches FOR EACH ROW WHEN (NEW.id IS DISTINCT FROM OLD.id)
   EXECUTE FUNCTION station_referred();
 CREATE TRIGGER batches_emptied BEFORE TRUNCATE ON batches FOR EACH STATEMENT EXECUTE FUNCTION station_referred();
+""", 15: f"""
+ALTER TABLE webhooks ADD COLUMN holder {T}, ADD COLUMN held_until {T};
 """}
 
 

@@ -316,6 +316,13 @@ def _v14(db: sqlite_utils.Database) -> None:
     while a batch stores its devices (``SqliteEngine.bulk``)."""
 
 
+def _v15(db: sqlite_utils.Database) -> None:
+    """One deliverer per endpoint, however many stations name it: the station that holds an endpoint's row
+    (``holder``, until ``held_until``, renewed while it delivers) moves its cursor; the others wait to take over."""
+    db.execute("ALTER TABLE webhooks ADD COLUMN holder TEXT")
+    db.execute("ALTER TABLE webhooks ADD COLUMN held_until TEXT")
+
+
 # The keys of the counts (schema v13): the station first, then as v10 had them.
 COUNTED = ("station, slot, quarter, passed, prev, prev_here, prev_pass, prev_pass_here", "station, slot, quarter, step, reason")
 
@@ -331,7 +338,7 @@ def _counted(row: str) -> tuple[str, str]:
 
 # Each migration moves the schema one version up; they run in order inside one transaction.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10,
-                                                             _v11, _v12, _v13, _v14]
+                                                             _v11, _v12, _v13, _v14, _v15]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -6,7 +6,10 @@ lane one at a time and in event order. So a receiver's round trip does not bound
 still arrive in order, and no lock or thread hand-off costs a delivery anything.
 
 The events table is the outbox, so nothing is lost while a receiver is down or the station restarts: the
-cursor (moved on only past events that all got a 2xx) is where delivery resumes.
+cursor (moved on only past events that all got a 2xx) is where delivery resumes. Of the stations on one
+registry that name an endpoint, the one that holds its lease delivers (renewed every LEASE / 3 s); the others
+try to take it over every TAKE_OVER s, at once when the holder stops, within LEASE when it was killed or cut off
+(then, as after a restart, up to a second's events go out twice).
 The cursor is stored at most once a second while deliveries flow (a commit per event would cost the serialize
 path a commit each), with the events after it that the lanes have delivered (``ahead``: a restart skips them),
 so a station killed mid-delivery sends up to a second's events again: each carries its delivery id,
@@ -51,6 +54,8 @@ DB_WAIT = 1.0  # seconds a store of the cursor waits for another's write lock, a
 STOP_WAIT = 5.0  # seconds `close` waits for the thread, which sees the stop within STOP_POLL (plus a store)
 REPLY_MAX = 65536  # bytes of a receiver's reply read (and dropped); a longer one costs its connection
 USER_AGENT = "Station-Webhooks/1"
+LEASE = 15.0  # seconds a station holds an endpoint's deliveries without renewing them: then another may take over
+TAKE_OVER = 1.0  # seconds between a waiting station's attempts to take an endpoint's deliveries over
 TEST_KIND = "webhook-test"  # the kind of `station webhooks test`'s delivery, which no stored event has
 
 log = logging.getLogger("station.webhooks")
@@ -127,20 +132,24 @@ class _Lane:
 class Deliverer:
     """One endpoint's deliveries: its thread, its lanes, its window of events under way and its cursor."""
 
-    def __init__(self, endpoint: Endpoint, config: Config, cursor: int, station: str,
-                 ahead: frozenset[int] = frozenset()) -> None:
+    def __init__(self, endpoint: Endpoint, config: Config, station: str) -> None:
         self.endpoint = endpoint
         self._config = config
         self._station = station
+        self._holder = f"{station} #{secrets.token_hex(4)}"  # this deliverer, as the endpoint's row names its holder
+        self._held = False  # this deliverer holds the endpoint's lease: it delivers
+        self._hold_at = 0.0  # monotonic time to renew the lease, or to try to take it
+        self._lease_end = 0.0  # monotonic time the lease ends unless renewed
         self._stop = threading.Event()
         self._pending: deque[list[Any]] = deque()  # [event id, delivered], in event order: the window
-        self._read_to = cursor  # every event up to here is in the window, delivered, or not of the kinds
+        self._read_to = 0  # every event up to here is in the window, delivered, or not of the kinds
         self._read_at = -POLL  # monotonic time of the last read
         self._more = True  # the last read was cut by its limit: more events wait
-        self._ahead = set(ahead)  # events after the cursor delivered before a restart: not sent again
+        self._ahead: set[int] = set()  # events after the cursor delivered before a restart: not sent again
         self._deliveries = 0  # deliveries so far; the cursor's store records a delivery's time when it grew
         self._store: Store | None = None
-        self._saved, self._saved_ahead, self._saved_deliveries = cursor, sorted(ahead), 0
+        self._saved, self._saved_deliveries = 0, 0
+        self._saved_ahead: list[int] = []
         self._saved_at = time.monotonic()
         self._lanes = [_Lane(Sender(endpoint)) for _ in range(endpoint.concurrency)]
         self._running: dict[pycurl.Curl, _Lane] = {}  # the transfers under way
@@ -164,22 +173,76 @@ class Deliverer:
                     if self._store is None:
                         self._store = Store.open(self._config.database, station=self._config.station,
                                                  timeout=min(DB_WAIT, self._config.database_timeout))
-                    self._round(transfers)
+                    self._hold()
+                    if self._held:
+                        self._round(transfers)
+                    if not self._held:  # another station delivers (or took over: what was under way is its now)
+                        self._leave(transfers)
+                        self._stop.wait(max(0.0, self._hold_at - time.monotonic()))
                 except Exception:  # the database or libcurl failed: try again, never lose the thread
                     log.exception("webhook deliveries paused", extra={"endpoint": self.endpoint.name})
                     self._give_up(transfers)
                     self._stop.wait(FIRST_RETRY)
         finally:
             self._give_up(transfers)  # sent again after the restart
-            try:
-                self._save()
-            except Exception:  # the database refused the last store: the next start sends them again
-                log.warning("webhook cursor not stored", extra={"endpoint": self.endpoint.name, "cursor": self._saved})
+            if self._held:
+                try:
+                    self._save()
+                    self._store.webhook_release(self.endpoint.name, self._holder)  # type: ignore[union-attr]
+                except Exception:  # the database refused: the next holder sends them again, once the lease ends
+                    log.warning("webhook cursor not stored", extra={"endpoint": self.endpoint.name,
+                                                                    "cursor": self._saved})
             if self._store is not None:
                 self._store.close()
             for lane in self._lanes:
                 lane.sender.disconnect()
             transfers.close()
+
+    def _hold(self) -> None:
+        """Renew the endpoint's lease when it is time, or try to take it: taken, delivery starts at the stored
+        cursor (another station may have moved it); found with another station, this one stops delivering."""
+        asked = time.monotonic()
+        if asked < self._hold_at:
+            return
+        assert self._store is not None
+        try:
+            taken = self._store.webhook_hold(self.endpoint.name, self._holder, LEASE)
+        except Exception:
+            self._hold_at = asked + TAKE_OVER
+            if self._held and asked < self._lease_end:  # (a write lock held long) still this station's: it goes on
+                log.warning("webhook lease not renewed", extra={"endpoint": self.endpoint.name,
+                                                                "left_s": round(self._lease_end - asked, 1)})
+                return
+            self._held = False
+            raise
+        self._hold_at = asked + (LEASE / 3 if taken else TAKE_OVER)
+        if taken is None:
+            self._held = False
+            return
+        self._lease_end = asked + LEASE
+        if not self._held:
+            self._begin(*taken)
+
+    def _begin(self, cursor: int, ahead: frozenset[int]) -> None:
+        """Deliver from the stored cursor, the events after it delivered already left out."""
+        self._held, self._read_to, self._read_at, self._more, self._ahead = True, cursor, -POLL, True, set(ahead)
+        self._saved, self._saved_ahead, self._saved_deliveries = cursor, sorted(ahead), self._deliveries
+        self._saved_at = time.monotonic()
+        log.info("webhook deliveries started", extra={"endpoint": self.endpoint.name, "url": self.endpoint.url,
+                                                      "kinds": list(self.endpoint.kinds), "cursor": cursor,
+                                                      "holder": self._holder})
+
+    def _leave(self, transfers: _Transfers) -> None:
+        """What this station had under way is another's to deliver now: given up, the window emptied."""
+        if not (self._pending or self._running):
+            return
+        log.warning("webhook deliveries taken over by another station", extra={"endpoint": self.endpoint.name,
+                                                                               "cursor": self._saved})
+        self._give_up(transfers)
+        self._pending.clear()
+        for lane in self._lanes:
+            lane.queue.clear()
+            lane.attempts, lane.retry_at = 0, 0.0
 
     def _give_up(self, transfers: _Transfers) -> None:
         """End the transfers under way, unfinished: their events are tried again."""
@@ -278,7 +341,8 @@ class Deliverer:
         self._save_quietly()  # what was delivered before, so that a restart does not send it again
         try:
             assert self._store is not None
-            self._store.webhook_failed(self.endpoint.name, error, stored(datetime.now(UTC) + timedelta(seconds=wait)))
+            self._store.webhook_failed(self.endpoint.name, self._holder, error,
+                                       stored(datetime.now(UTC) + timedelta(seconds=wait)))
         except Exception:  # the list misses this attempt; the delivery is tried again all the same
             log.warning("webhook failure not stored", extra={"endpoint": self.endpoint.name, "event": event.id})
         log.warning("webhook delivery failed", extra={"endpoint": self.endpoint.name, "url": self.endpoint.url,
@@ -292,8 +356,10 @@ class Deliverer:
         ahead = sorted({entry[0] for entry in self._pending if entry[1]} | self._ahead)
         delivered = self._deliveries > self._saved_deliveries
         if (position > self._saved or ahead != self._saved_ahead) and self._store is not None:
-            self._store.webhook_delivered(self.endpoint.name, position, delivered, ahead,
-                                          recovered=delivered and not any(lane.attempts for lane in self._lanes))
+            if not self._store.webhook_delivered(self.endpoint.name, self._holder, position, delivered, ahead,
+                                                 recovered=delivered and not any(lane.attempts for lane in self._lanes)):
+                self._held, self._hold_at = False, 0.0  # another station took over: see whether it still holds
+                return
             self._saved, self._saved_ahead, self._saved_deliveries = position, ahead, self._deliveries
         self._saved_at = time.monotonic()
 
@@ -412,16 +478,13 @@ class Webhooks:
 
     def __init__(self, config: Config) -> None:
         endpoints: tuple[Endpoint, ...] = config.get("webhooks")
-        station = config.station
-        self.deliverers = []
+        self.deliverers: list[Deliverer] = []
         if not endpoints:
             return
         with Store.configured(config) as store:
-            starts = [store.webhook_start(e.name, e.start == "start") for e in endpoints]  # new ones start now
-        for endpoint, (cursor, ahead) in zip(endpoints, starts, strict=True):
-            self.deliverers.append(Deliverer(endpoint, config, cursor, station, ahead))
-            log.info("webhook deliveries started", extra={"endpoint": endpoint.name, "url": endpoint.url,
-                                                          "kinds": list(endpoint.kinds), "cursor": cursor})
+            for endpoint in endpoints:  # new ones start now
+                store.webhook_start(endpoint.name, endpoint.start == "start")
+        self.deliverers = [Deliverer(endpoint, config, config.station) for endpoint in endpoints]
 
     def close(self) -> None:
         """Stop every deliverer (each stores its cursor on the way out)."""

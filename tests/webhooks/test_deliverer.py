@@ -8,7 +8,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,17 +24,15 @@ from tests.webhooks.test_sender import Answers
 WITHIN = 30.0  # seconds any wait below may take: a bound, never a measurement
 
 
-def start(data_dir: Path, url: str, units: int, before: Callable[[], object] = lambda: None) -> Deliverer:
-    """A deliverer of every ``issued`` event of ``units`` new units to ``url``, from the first event on
-    (``before`` runs just before it starts)."""
+def start(data_dir: Path, url: str, units: int) -> Deliverer:
+    """A deliverer of every ``issued`` event of ``units`` new units to ``url``, from the first event on."""
     with Store.open(data_dir / "station.db") as store:
         store.add_product(PRODUCT, "Blank", "Blank-01")
         for _ in range(units):
             store.issue(PRODUCT)
-        cursor, ahead = store.webhook_start("erp", True)
-    before()
+        store.webhook_start("erp", True)
     endpoint = Endpoint("erp", url, ("issued",), SECRET, 30.0, "start", 4)
-    return Deliverer(endpoint, config_mod.load(data_dir), cursor, "line-1", ahead)
+    return Deliverer(endpoint, config_mod.load(data_dir), "line-1")
 
 
 def stops_in_time(deliverer: Deliverer, bound: float) -> None:
@@ -92,10 +90,14 @@ def test_a_stop_while_a_connection_is_never_accepted(tmp_path: Path) -> None:
 
 
 def test_a_stop_while_another_process_holds_the_write_lock(tmp_path: Path) -> None:
-    answers = Answers()
+    answers = Answers("hang")
     holder = sqlite3.connect(tmp_path / "station.db", isolation_level=None)
-    try:  # every store of the cursor must wait, and give up within DB_WAIT; the deliveries go on
-        deliverer = start(tmp_path, answers.url, 5, before=lambda: holder.execute("BEGIN IMMEDIATE"))
+    try:  # every store of the cursor (and of the lease) must wait, and give up within DB_WAIT; the deliveries go on
+        deliverer = start(tmp_path, answers.url, 5)
+        wait_for(lambda: len(answers.verified) >= 1, "a delivery under way: the deliverer holds the endpoint")
+        holder.execute("BEGIN IMMEDIATE")
+        answers.mode = "ok"
+        answers.release.set()
         wait_for(lambda: len(answers.verified) == 5, "the five events received")
         time.sleep(1.5)  # a periodic store is refused meanwhile
         stops_in_time(deliverer, STOP_WAIT)

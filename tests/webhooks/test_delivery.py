@@ -112,10 +112,12 @@ def test_deliveries_survive_failures_hangs_and_a_closed_port(tmp_path: Path, rec
             wait_for(lambda: store.webhook_states(store_endpoints(tmp_path))[0].attempts >= 2, "two refused attempts")
         listed = station(tmp_path, "webhooks", "list").stdout
         assert "erp" in listed and receiver.url in listed and "Connection refused" in listed and " 3 " in listed
+        assert f"{LINE} #" in listed  # the station that delivers them
         client = Browserless(f"http://127.0.0.1:{server.port}")
         assert client.sign_in(ADMIN, PASSWORD)[0] == 302
         status, _, page = client.request("GET", "/settings")
         assert status == 200 and b"Connection refused" in page and receiver.url.replace("&", "&amp;").encode() in page
+        assert f"<td>{LINE} #".encode() in page
         assert SECRET.encode() not in page
 
         receiver.open()
