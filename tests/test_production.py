@@ -216,6 +216,8 @@ def test_a_station_of_before_gets_its_verdicts_and_counts_from_its_events(line: 
         line.conn.execute(f"ALTER TABLE {table} DROP COLUMN station")
     line.conn.execute("ALTER TABLE events DROP COLUMN station")  # v11
     line.conn.execute("ALTER TABLE webhooks DROP COLUMN ahead")  # v12
+    for column in ("holder", "held_until"):  # v15
+        line.conn.execute(f"ALTER TABLE webhooks DROP COLUMN {column}")
     line.conn.execute("PRAGMA user_version=8")
     upgraded = Store.open(line.location)
     try:  # the same rows, but for their station: events of before names had none ('' in the counts)

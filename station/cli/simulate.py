@@ -51,8 +51,11 @@ def simulate(station_url: str, baud: int, faults: tuple[str, ...], user: str, pa
         click.echo(unit.path)
         click.echo(f"simulated unit on {unit.path} at {baud} baud, login {user}"
                    f"{' with a password' if password else ''}; registers with {station_url}; Ctrl-C stops it", err=True)
-        while not done.wait(0.5):
-            pass
+        registered = 0
+        while not done.wait(0.2):  # each registration said as the unit keeps its reply
+            for _ in unit.registrations[registered:]:
+                registered += 1
+                click.echo(f"registered with {station_url} ({registered} so far)", err=True)
         registered = len(unit.registrations)
     click.echo(f"stopped ({registered} registration{'s' if registered != 1 else ''})", err=True)
 

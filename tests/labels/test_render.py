@@ -22,8 +22,9 @@ EVERY_SIZE_WITH_AND_WITHOUT_URL = pytest.mark.parametrize(
     "bits,claim_url", [(bits, url) for bits in SIZES for url in (None, CLAIM_URL)])
 
 
-def label(bits: int, claim_url: str | None, serial: str = "SN-0001", name: str = "Blank") -> LabelData:
-    code = uci.generate(bits)
+def label(bits: int, claim_url: str | None, serial: str = "SN-0001", name: str = "Blank",
+          code: str | None = None) -> LabelData:
+    code = code or uci.generate(bits)
     return LabelData(uci=code, display_id=uci.display(code), product_name=name, model="Blank-01", serial=serial,
                      batch="B1", date="2026-01-31", claim_url=claim_url)
 
@@ -133,7 +134,8 @@ def test_start_at_outside_the_sheet_is_refused(start_at: int) -> None:
 
 def test_zpl_has_the_commands_and_payload() -> None:
     layout = layout_mod.load("thermal-50x25-203", REPO_LAYOUTS)
-    data = label(80, CLAIM_URL, serial="SN-0012345678")
+    # A claim ID whose check symbol ZPL takes as it is (a ~ goes escaped: test_zpl_escapes_field_data's case).
+    data = label(80, CLAIM_URL, serial="SN-0012345678", code="01H4R15D3478JD26")
     text = zpl.render(layout, data).decode("utf-8")
     assert text.startswith("^XA") and text.rstrip().endswith("^XZ")
     assert "^PW400^LL200" in text
@@ -156,6 +158,8 @@ def test_zpl_escapes_field_data() -> None:
     layout = layout_mod.load("thermal-50x25-203", REPO_LAYOUTS)
     text = zpl.render(layout, label(80, None, name="Caret^Tilde~Under_score")).decode()
     assert "^FDCaret_5ETilde_7EUnder_5Fscore^FS" in text
+    tilde = zpl.render(layout, label(80, None, code="HE0YRQ2KWE09M71S")).decode()  # its check symbol is ~
+    assert "^FH_^FDHE0Y-RQ2K-WE09-M71S-_7E^FS" in tilde
 
 
 def test_zpl_code128_escapes_zpl_characters() -> None:

@@ -6,6 +6,8 @@ import json
 import signal
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -134,16 +136,24 @@ def test_simulate_runs_a_unit_the_rig_can_flash(run, station, store, device) -> 
          "--baud", str(FAST), "--password", PASSWORD],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+    said: list[str] = []  # its stderr, line by line: a registration is said once the unit has kept its reply
+    reader = threading.Thread(target=lambda: said.extend(iter(process.stderr.readline, "")), daemon=True)
+    reader.start()
     try:
         path = process.stdout.readline().strip()
         assert path.startswith("/dev/pts/")
         result = run("rig", "flash", device.uci, "--port", path)
         assert result.exit_code == 0, result.output
+        deadline = time.monotonic() + 10
+        while not any(line.startswith("registered with") for line in said) and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=20)
+        process.wait(timeout=20)
+        reader.join(timeout=20)
     assert process.returncode == 0
-    assert "stopped (1 registration)" in err
+    assert f"registered with {station['url']} (1 so far)\n" in said
+    assert said[-1] == "stopped (1 registration)\n"
 
 
 def test_simulate_refuses_an_unknown_fault(run) -> None:
