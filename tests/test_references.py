@@ -156,3 +156,18 @@ def _catching(outcome: list[BaseException | None], call: Callable[..., object], 
         outcome.append(exc)
     else:
         outcome.append(None)
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)  # SQLite has one writer and no snapshots
+def test_a_writer_of_a_snapshot_isolation_is_refused(store: Store) -> None:
+    # Under REPEATABLE READ a check would read the rows of the transaction's start, not those committed last.
+    store.add_product(OTHER, "Other", "Other-01")
+    with psycopg.connect(str(store.location)) as pg:
+        pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        with pytest.raises(psycopg.errors.InvalidTransactionState, match="READ COMMITTED"):
+            pg.execute("INSERT INTO devices(uci, product, state) VALUES (%s, %s, 'issued')", (uci.generate(), OTHER))
+        pg.rollback()
+        pg.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+        with pytest.raises(psycopg.errors.InvalidTransactionState, match="READ COMMITTED"):
+            pg.execute("DELETE FROM products WHERE id = %s", (OTHER,))
+    assert count(store) == 0 and store.product(OTHER).name == "Other"

@@ -13,7 +13,8 @@ from .devices import TRIES, DevicesTable, used_up
 from .engine import Connection
 from .products import Owner, checked_owner
 
-CHUNK = 50_000  # UCIs per bulk insert (the engine's insert_devices), sorted for sequential B-tree inserts
+CHUNK = 50_000  # UCIs per part of a bulk insert (the engine's insert_devices), sorted for sequential B-tree inserts
+PARTS = 10  # parts per insert_devices call at most: what an engine keeps of them (PostgreSQL's, to redo a COPY) is bounded
 HOLD_SHARE = 3  # a batch holds the write lock for at most this fraction (1/3) of the busy timeout other writers wait
 LIVE_HOLD = 0.25  # s a batch holds the lock at most while another process writes too (a live line waits no longer)
 
@@ -230,7 +231,8 @@ class BatchesTable(DevicesTable):
                         added = 0
                         while issued < batch.count:
                             offered, stored = self.engine.insert_devices(
-                                conn, _taking(draws, deadline, batch.count - issued), product.id, batch.id)
+                                conn, _taking(draws, deadline, min(batch.count - issued, PARTS * CHUNK)), product.id,
+                                batch.id)
                             issued, added, redrawn = issued + stored, added + stored, redrawn + offered - stored
                             stored_by_pass += stored
                             if not offered:  # this pass is drawn and offered whole: draw what it could not store

@@ -279,9 +279,17 @@ CREATE OR REPLACE FUNCTION station_count_verdict() RETURNS trigger LANGUAGE plpg
   END $$;
 """, 14: f"""
 ALTER TABLE devices DROP CONSTRAINT devices_product_fkey, DROP CONSTRAINT devices_batch_fkey;
+CREATE FUNCTION station_refs_locked() RETURNS void LANGUAGE plpgsql AS $$
+  BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+      RAISE invalid_transaction_state USING MESSAGE = 'devices, products and batches are written under READ COMMITTED '
+        'only: the checks of their references read the rows committed last';
+    END IF;
+    PERFORM pg_advisory_xact_lock({WRITE_LOCK});
+  END $$;
 CREATE FUNCTION station_added_refs() RETURNS trigger LANGUAGE plpgsql AS $$
   BEGIN
-    PERFORM pg_advisory_xact_lock({WRITE_LOCK});
+    PERFORM station_refs_locked();
     IF EXISTS (SELECT 1 FROM (SELECT DISTINCT product, batch FROM added OFFSET 0) AS used
                WHERE NOT EXISTS (SELECT 1 FROM products WHERE id = used.product)
                  OR used.batch IS NOT NULL AND NOT EXISTS (SELECT 1 FROM batches WHERE id = used.batch)) THEN
@@ -293,7 +301,7 @@ CREATE TRIGGER devices_added_refs AFTER INSERT ON devices REFERENCING NEW TABLE 
   FOR EACH STATEMENT EXECUTE FUNCTION station_added_refs();
 CREATE FUNCTION station_changed_refs() RETURNS trigger LANGUAGE plpgsql AS $$
   BEGIN
-    PERFORM pg_advisory_xact_lock({WRITE_LOCK});
+    PERFORM station_refs_locked();
     IF NOT EXISTS (SELECT 1 FROM products WHERE id = NEW.product)
        OR NEW.batch IS NOT NULL AND NOT EXISTS (SELECT 1 FROM batches WHERE id = NEW.batch) THEN
       RAISE foreign_key_violation USING MESSAGE = 'a device names a product or batch the registry does not hold';
@@ -305,7 +313,7 @@ CREATE TRIGGER devices_changed_refs BEFORE UPDATE OF product, batch ON devices F
   EXECUTE FUNCTION station_changed_refs();
 CREATE FUNCTION station_referred() RETURNS trigger LANGUAGE plpgsql AS $$
   BEGIN
-    PERFORM pg_advisory_xact_lock({WRITE_LOCK});
+    PERFORM station_refs_locked();
     IF TG_OP = 'TRUNCATE' THEN
       IF EXISTS (SELECT 1 FROM devices) THEN
         RAISE foreign_key_violation USING MESSAGE = format('devices refer to %s: it cannot be emptied', TG_TABLE_NAME);

@@ -58,6 +58,9 @@ class WebhooksTable(EventsTable):
         """Take the endpoint's deliveries, or keep them, for ``lease`` seconds from now: while ``holder`` has them,
         the cursor and the events after it already delivered; None while another holder's lease runs."""
         stamp = now()
+        row = self.conn.execute("SELECT holder, held_until FROM webhooks WHERE name = ?", (name,)).fetchone()
+        if row is not None and row[0] not in (None, holder) and (row[1] or "") >= stamp:
+            return None  # another's, read without the write lock: a waiting station writes only to take over
         with self.transaction() as conn:
             if not conn.execute(
                     "UPDATE webhooks SET holder = ?, held_until = ? "

@@ -202,14 +202,16 @@ class Deliverer:
         """Renew the endpoint's lease when it is time, or try to take it: taken, delivery starts at the stored
         cursor (another station may have moved it); found with another station, this one stops delivering."""
         asked = time.monotonic()
+        if self._held and asked >= self._lease_end:  # not renewed in time: another station may deliver by now
+            self._held, self._hold_at = False, asked
         if asked < self._hold_at:
             return
         assert self._store is not None
         try:
             taken = self._store.webhook_hold(self.endpoint.name, self._holder, LEASE)
         except Exception:
-            self._hold_at = asked + TAKE_OVER
-            if self._held and asked < self._lease_end:  # (a write lock held long) still this station's: it goes on
+            self._hold_at = min(asked + TAKE_OVER, self._lease_end) if self._held else asked + TAKE_OVER
+            if self._held:  # (a write lock held long) still this station's until its lease ends: it goes on
                 log.warning("webhook lease not renewed", extra={"endpoint": self.endpoint.name,
                                                                 "left_s": round(self._lease_end - asked, 1)})
                 return
@@ -224,7 +226,9 @@ class Deliverer:
             self._begin(*taken)
 
     def _begin(self, cursor: int, ahead: frozenset[int]) -> None:
-        """Deliver from the stored cursor, the events after it delivered already left out."""
+        """Deliver from the stored cursor, the events after it delivered already left out (the window and the
+        lanes start empty: what they held when the lease was lost is read again from the cursor)."""
+        self._clear()
         self._held, self._read_to, self._read_at, self._more, self._ahead = True, cursor, -POLL, True, set(ahead)
         self._saved, self._saved_ahead, self._saved_deliveries = cursor, sorted(ahead), self._deliveries
         self._saved_at = time.monotonic()
@@ -239,6 +243,9 @@ class Deliverer:
         log.warning("webhook deliveries taken over by another station", extra={"endpoint": self.endpoint.name,
                                                                                "cursor": self._saved})
         self._give_up(transfers)
+        self._clear()
+
+    def _clear(self) -> None:
         self._pending.clear()
         for lane in self._lanes:
             lane.queue.clear()
