@@ -185,10 +185,10 @@ class Deliverer:
                     self._stop.wait(FIRST_RETRY)
         finally:
             self._give_up(transfers)  # sent again after the restart
-            if self._held:
+            if self._held and self._store is not None:
                 try:
                     self._save()
-                    self._store.webhook_release(self.endpoint.name, self._holder)  # type: ignore[union-attr]
+                    self._store.webhook_release(self.endpoint.name, self._holder)
                 except Exception:  # the database refused: the next holder sends them again, once the lease ends
                     log.warning("webhook cursor not stored", extra={"endpoint": self.endpoint.name,
                                                                     "cursor": self._saved})
